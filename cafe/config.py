@@ -1,0 +1,85 @@
+"""Configuration of one service instance, read from the JSON file given as `--config PATH`.
+
+The harness writes one file per replica. Fields not used by a service are ignored by it, so both
+shops are configured from the same shared values (brewers, brew time, capacity, timeouts, ...).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from cafe.brewing import BrewTime
+
+PUBLISH_MODES = ("outbox", "direct")
+QUEUE_TYPES = ("quorum", "classic")
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    name: str                      # instance name, e.g. "barista-2"
+    port: int                      # HTTP port on `host`
+    db: str                        # this instance's SQLite file
+    host: str = "127.0.0.1"
+    menu: str | None = None        # menu file; the packaged menu when None
+    # barista (both shops)
+    brewers: int = 1               # brews in parallel (one brewer = one barista's hands)
+    brew: BrewTime = field(default_factory=BrewTime)
+    # sync cashier
+    capacity: int = 8              # orders handled at once; more wait in line
+    queue_limit: int = 10_000      # customers waiting in line beyond which the cashier answers 503
+    barista_urls: tuple[str, ...] = ()
+    barista_timeout_s: float = 10.0
+    # async shop
+    amqp_url: str = ""
+    publish_mode: str = "outbox"   # outbox: transactional outbox + relay; direct: publish in the request
+    relay_batch: int = 100
+    prefetch: int = 1
+    idempotency: bool = True
+    queue_type: str = "quorum"
+    delivery_limit: int = 5        # deliveries before a message is dead-lettered
+    heartbeat_s: int = 10
+
+    def __post_init__(self) -> None:
+        if self.publish_mode not in PUBLISH_MODES:
+            raise ValueError(f"publish_mode: {self.publish_mode!r} is not one of {PUBLISH_MODES}")
+        if self.queue_type not in QUEUE_TYPES:
+            raise ValueError(f"queue_type: {self.queue_type!r} is not one of {QUEUE_TYPES}")
+        for name in ("brewers", "capacity", "prefetch", "delivery_limit", "relay_batch"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}: must be >= 1, got {getattr(self, name)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["barista_urls"] = list(self.barista_urls)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ServiceConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown config field {unknown[0]!r}")
+        values = dict(data)
+        if isinstance(values.get("brew"), dict):
+            values["brew"] = BrewTime.from_dict(values["brew"])
+        if "barista_urls" in values:
+            values["barista_urls"] = tuple(values["barista_urls"])
+        return cls(**values)
+
+    def write(self, path: Path) -> Path:
+        path.write_text(json.dumps(self.to_dict(), indent=2))
+        return path
+
+
+def load_from_argv(description: str, argv: list[str] | None = None) -> ServiceConfig:
+    """Parse `--config PATH` and load it; exit 2 with one clear line when the file is bad."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--config", required=True, type=Path, help="JSON service configuration")
+    args = parser.parse_args(argv)
+    try:
+        return ServiceConfig.from_dict(json.loads(args.config.read_text()))
+    except (OSError, ValueError, TypeError) as exc:
+        parser.exit(2, f"{args.config}: {exc}\n")

@@ -1,0 +1,190 @@
+"""Async shop, barista worker (B): consumes `CoffeeOrdered`, brews, records, publishes `CoffeeBrewed`, acks.
+
+Replicas share the queue `barista.orders` and the barista service's SQLite database. Up to
+`prefetch` orders are held unacked by a replica; `brewers` of them brew at once in worker threads
+while the connection thread keeps heartbeats going. With idempotency on (default) the processed
+order ids are stored in the same transaction as the brew, so a redelivered order is not brewed
+again: its `CoffeeBrewed` is published again with the same eventId. A malformed or unknown event is
+dead-lettered at once; a brew that raises is returned to the queue until the delivery limit.
+HTTP: GET /brews?after=&limit=, GET /health.
+Run: python systems/async/barista.py --config FILE.json
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from aiohttp import web
+
+from cafe.amqp import Consumer, Delivery
+from cafe.config import ServiceConfig, load_from_argv
+from cafe.events import Event, InvalidEvent, decode, new_event
+from cafe.store import Database, now
+from cafe.topology import ORDERS_QUEUE
+from cafe.web import paging, run_app
+
+log = logging.getLogger("cafe.barista")
+EVENT_NS = uuid.UUID("7f1c6a52-3b0e-4d0c-9a55-2f4f1c0de001")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS brews (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    brew_id TEXT NOT NULL UNIQUE,
+    order_id TEXT NOT NULL,
+    ref TEXT,
+    product TEXT NOT NULL,
+    size TEXT NOT NULL,
+    barista TEXT NOT NULL,
+    brew_ms REAL NOT NULL,
+    ordered_event_id TEXT NOT NULL,
+    brewed_event_id TEXT NOT NULL,
+    redelivered INTEGER NOT NULL,
+    started_at REAL NOT NULL,
+    brewed_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS processed (
+    order_id TEXT PRIMARY KEY,
+    brew_id TEXT NOT NULL
+);
+"""
+
+
+class Barista:
+    """The brewing logic of one replica, independent of HTTP."""
+
+    def __init__(self, config: ServiceConfig) -> None:
+        self.config = config
+        self.db = Database(config.db, SCHEMA)
+        self.hands = ThreadPoolExecutor(config.brewers, thread_name_prefix="brewer")
+        self.consumer = Consumer(f"{config.name}-consumer", config.amqp_url, ORDERS_QUEUE, self.on_delivery,
+                                 prefetch=config.prefetch, heartbeat_s=config.heartbeat_s,
+                                 queue_type=config.queue_type, delivery_limit=config.delivery_limit)
+        self.stats = {"brewing": 0, "brewed": 0, "duplicates_skipped": 0, "dead_lettered": 0, "failed": 0}
+
+    # connection thread --------------------------------------------------------
+    def on_delivery(self, delivery: Delivery) -> None:
+        try:
+            event = decode(delivery.body)
+            if event.event_type != "CoffeeOrdered":
+                raise InvalidEvent(f"eventType: barista consumes CoffeeOrdered, got {event.event_type}")
+        except InvalidEvent as exc:
+            log.warning("dead-lettering an invalid message: %s", exc)
+            self.stats["dead_lettered"] += 1
+            self.consumer.reject(delivery, requeue=False)
+            return
+        self.hands.submit(self.brew, event, delivery)
+
+    # brewer threads ---------------------------------------------------------------
+    def brew(self, event: Event, delivery: Delivery) -> None:
+        try:
+            brewed = self._brew(event, delivery)
+        except Exception:
+            log.exception("brew of order %s failed", event.order_id)
+            self.stats["failed"] += 1
+            requeue = self.config.queue_type == "quorum" or not delivery.redelivered
+            self.consumer.call_soon(lambda: self.consumer.reject(delivery, requeue=requeue))
+            return
+        self.consumer.call_soon(lambda: self._settle(delivery, brewed))
+
+    def _settle(self, delivery: Delivery, brewed: Event) -> None:
+        try:
+            self.consumer.ack(delivery, then_publish=brewed)
+        except Exception as exc:  # publish nacked or channel closed: the order comes back
+            log.warning("could not publish CoffeeBrewed for %s: %s", brewed.order_id, exc)
+
+    def _previous(self, order_id: str) -> Event | None:
+        rows = self.db.query("SELECT b.* FROM processed p JOIN brews b ON b.brew_id = p.brew_id"
+                             " WHERE p.order_id = ?", (order_id,))
+        return self._brewed_event(rows[0]) if rows else None
+
+    def _brew(self, event: Event, delivery: Delivery) -> Event:
+        if self.config.idempotency:
+            previous = self._previous(event.order_id)
+            if previous is not None:
+                self.stats["duplicates_skipped"] += 1
+                return previous
+        payload = event.payload
+        brew_ms = self.config.brew.sample(payload.get("ref") or event.order_id)
+        self.stats["brewing"] += 1
+        try:
+            started = now()
+            time.sleep(brew_ms / 1000)
+        finally:
+            self.stats["brewing"] -= 1
+        brew_id = str(uuid.uuid4())
+        record = {"brew_id": brew_id, "order_id": event.order_id, "ref": payload.get("ref"),
+                  "product": payload["product"], "size": payload["size"], "barista": self.config.name,
+                  "brew_ms": brew_ms, "ordered_event_id": event.event_id,
+                  "brewed_event_id": str(uuid.uuid5(EVENT_NS, brew_id)),
+                  "redelivered": int(delivery.redelivered), "started_at": started, "brewed_at": now()}
+        try:
+            with self.db.transaction() as tx:
+                tx.execute(
+                    "INSERT INTO brews (brew_id, order_id, ref, product, size, barista, brew_ms,"
+                    " ordered_event_id, brewed_event_id, redelivered, started_at, brewed_at) VALUES"
+                    " (:brew_id, :order_id, :ref, :product, :size, :barista, :brew_ms, :ordered_event_id,"
+                    " :brewed_event_id, :redelivered, :started_at, :brewed_at)", record)
+                if self.config.idempotency:
+                    tx.execute("INSERT INTO processed (order_id, brew_id) VALUES (?, ?)",
+                               (event.order_id, brew_id))
+        except sqlite3.IntegrityError:  # another replica brewed the same order meanwhile
+            previous = self._previous(event.order_id)
+            if previous is None:
+                raise
+            self.stats["duplicates_skipped"] += 1
+            return previous
+        self.stats["brewed"] += 1
+        return self._brewed_event(record)
+
+    @staticmethod
+    def _brewed_event(row: dict[str, Any]) -> Event:
+        return new_event("CoffeeBrewed", row["order_id"], {
+            "product": row["product"], "size": row["size"], "ref": row["ref"], "brewId": row["brew_id"],
+            "barista": row["barista"], "brewMs": row["brew_ms"], "brewedAt": row["brewed_at"],
+        }, event_id=row["brewed_event_id"])
+
+    def close(self) -> None:
+        self.consumer.stop()
+        self.hands.shutdown(wait=False, cancel_futures=True)
+        self.db.close()
+
+
+def build_app(config: ServiceConfig) -> web.Application:
+    barista = Barista(config)
+
+    async def brews(request: web.Request) -> web.Response:
+        after, limit = paging(request)
+        return web.json_response(barista.db.page("brews", after, limit))
+
+    async def health(request: web.Request) -> web.Response:
+        return web.json_response({
+            "status": "ok", "service": "barista", "name": config.name,
+            "broker": "connected" if barista.consumer.connected.is_set() else "disconnected",
+            "brewers": config.brewers, "prefetch": config.prefetch, "idempotency": config.idempotency,
+            "held": barista.consumer.pending, "disconnects": barista.consumer.disconnects, **barista.stats})
+
+    async def start(_app: web.Application) -> None:
+        barista.consumer.start()
+
+    async def stop(_app: web.Application) -> None:
+        await asyncio.get_running_loop().run_in_executor(None, barista.close)
+
+    app = web.Application()
+    app.add_routes([web.get("/brews", brews), web.get("/health", health)])
+    app.on_startup.append(start)
+    app.on_cleanup.append(stop)
+    return app
+
+
+def main() -> None:
+    config = load_from_argv(__doc__.splitlines()[0])
+    run_app(build_app(config), config.host, config.port)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,105 @@
+"""Sync shop, barista service: `POST /brews` brews a coffee and answers when it is done.
+
+At most `brewers` brews run at once; further requests wait for free hands. Every brew is recorded
+in this service's own SQLite database and readable with `GET /brews?after=&limit=`.
+Run: python systems/sync/barista.py --config FILE.json
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+
+from aiohttp import web
+
+from cafe.config import ServiceConfig, load_from_argv
+from cafe.menu import load_menu
+from cafe.orders import OrderRejected, parse_order
+from cafe.store import Database, now
+from cafe.web import MAX_BODY, error, paging, read_body, run_app
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS brews (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    brew_id TEXT NOT NULL UNIQUE,
+    order_id TEXT NOT NULL,
+    ref TEXT,
+    product TEXT NOT NULL,
+    size TEXT NOT NULL,
+    barista TEXT NOT NULL,
+    brew_ms REAL NOT NULL,
+    started_at REAL NOT NULL,
+    brewed_at REAL NOT NULL
+);
+"""
+
+
+def build_app(config: ServiceConfig) -> web.Application:
+    db = Database(config.db, SCHEMA)
+    menu = load_menu(config.menu)
+    hands = asyncio.Semaphore(config.brewers)
+    state = {"brewing": 0, "waiting": 0}
+
+    async def brew(request: web.Request) -> web.Response:
+        body = await read_body(request)
+        try:
+            data = json.loads(body)
+            order_id = data.pop("orderId") if isinstance(data, dict) else None
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return error(400, "invalid brew request", field="body", detail="malformed JSON")
+        if not isinstance(order_id, str) or not order_id:
+            return error(400, "invalid brew request", field="orderId", detail="missing")
+        try:
+            order = parse_order(json.dumps(data).encode(), menu)
+        except OrderRejected as exc:
+            return error(400, "invalid brew request", field=exc.field, detail=exc.message)
+        brew_ms = config.brew.sample(order.ref or order_id)
+        state["waiting"] += 1
+        try:
+            await hands.acquire()
+        finally:
+            state["waiting"] -= 1
+        state["brewing"] += 1
+        try:
+            started = now()
+            await asyncio.sleep(brew_ms / 1000)
+            record = {
+                "brew_id": str(uuid.uuid4()), "order_id": order_id, "ref": order.ref,
+                "product": order.product, "size": order.size, "barista": config.name,
+                "brew_ms": brew_ms, "started_at": started, "brewed_at": now(),
+            }
+            with db.transaction() as tx:
+                tx.execute(
+                    "INSERT INTO brews (brew_id, order_id, ref, product, size, barista, brew_ms,"
+                    " started_at, brewed_at) VALUES (:brew_id, :order_id, :ref, :product, :size,"
+                    " :barista, :brew_ms, :started_at, :brewed_at)", record)
+        finally:
+            state["brewing"] -= 1
+            hands.release()
+        return web.json_response(record, status=201)
+
+    async def brews(request: web.Request) -> web.Response:
+        after, limit = paging(request)
+        return web.json_response(db.page("brews", after, limit))
+
+    async def health(request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok", "service": "barista", "name": config.name,
+                                  "brewers": config.brewers, **state})
+
+    app = web.Application(client_max_size=MAX_BODY)
+    app.add_routes([web.post("/brews", brew), web.get("/brews", brews), web.get("/health", health)])
+
+    async def close_db(_app: web.Application) -> None:
+        db.close()
+
+    app.on_cleanup.append(close_db)
+    return app
+
+
+def main() -> None:
+    config = load_from_argv(__doc__.splitlines()[0])
+    run_app(build_app(config), config.host, config.port)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,137 @@
+"""Sync shop, cashier service: `POST /orders` asks a barista to brew over HTTP and waits for the coffee.
+
+The cashier handles `capacity` orders at once; further customers wait in line (503 beyond
+`queue_limit`). Each order is stored in this service's own SQLite database with its outcome:
+201 served; 504 the barista did not answer within `barista_timeout_s`; 503 no barista reachable;
+502 the barista answered with an error. Baristas are called round robin.
+Run: python systems/sync/cashier.py --config FILE.json
+"""
+from __future__ import annotations
+
+import asyncio
+import itertools
+import uuid
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from cafe.config import ServiceConfig, load_from_argv
+from cafe.menu import load_menu
+from cafe.orders import OrderRejected, parse_order
+from cafe.store import Database, now
+from cafe.web import MAX_BODY, error, paging, read_body, run_app
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS orders (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    ref TEXT,
+    product TEXT NOT NULL,
+    size TEXT NOT NULL,
+    customer TEXT,
+    status TEXT NOT NULL,          -- served | failed
+    error TEXT,
+    barista TEXT,
+    brew_id TEXT,
+    received_at REAL NOT NULL,
+    completed_at REAL NOT NULL
+);
+"""
+
+
+def build_app(config: ServiceConfig) -> web.Application:
+    if not config.barista_urls:
+        raise SystemExit(f"{config.name}: barista_urls is empty: the cashier needs a barista")
+    db = Database(config.db, SCHEMA)
+    menu = load_menu(config.menu)
+    tills = asyncio.Semaphore(config.capacity)
+    baristas = itertools.cycle(config.barista_urls)
+    state = {"in_flight": 0, "waiting": 0}
+    session: dict[str, aiohttp.ClientSession] = {}
+
+    async def call_barista(order_id: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """(HTTP status for the customer, outcome fields) of one brew call."""
+        url = next(baristas)
+        timeout = aiohttp.ClientTimeout(total=config.barista_timeout_s)
+        try:
+            async with session["http"].post(f"{url}/brews", json={"orderId": order_id, **body},
+                                            timeout=timeout) as resp:
+                data = await resp.json(content_type=None)
+                if resp.status == 201:
+                    return 201, {"status": "served", "barista": data["barista"], "brew_id": data["brew_id"]}
+                return 502, {"status": "failed", "error": f"barista answered {resp.status}: {data}"}
+        except asyncio.TimeoutError:
+            return 504, {"status": "failed", "error": f"barista timeout after {config.barista_timeout_s}s"}
+        except (aiohttp.ClientError, ValueError, KeyError) as exc:
+            return 503, {"status": "failed", "error": f"barista unavailable: {exc.__class__.__name__}: {exc}"}
+
+    async def place_order(request: web.Request) -> web.Response:
+        received = now()
+        body = await read_body(request)
+        try:
+            order = parse_order(body, menu)
+        except OrderRejected as exc:
+            return web.json_response(exc.as_json(), status=400)
+        if state["waiting"] >= config.queue_limit:
+            return error(503, "cashier line is full", waiting=state["waiting"])
+        state["waiting"] += 1
+        try:
+            await tills.acquire()
+        finally:
+            state["waiting"] -= 1
+        state["in_flight"] += 1
+        try:
+            order_id = str(uuid.uuid4())
+            status, outcome = await call_barista(order_id, order.to_dict())
+        finally:
+            state["in_flight"] -= 1
+            tills.release()
+        record = {"id": order_id, **order.to_dict(), "status": outcome["status"],
+                  "error": outcome.get("error"), "barista": outcome.get("barista"),
+                  "brew_id": outcome.get("brew_id"), "received_at": received, "completed_at": now()}
+        with db.transaction() as tx:
+            tx.execute(
+                "INSERT INTO orders (id, ref, product, size, customer, status, error, barista, brew_id,"
+                " received_at, completed_at) VALUES (:id, :ref, :product, :size, :customer, :status,"
+                " :error, :barista, :brew_id, :received_at, :completed_at)", record)
+        if status != 201:
+            return web.json_response({"error": record["error"], "order": record}, status=status)
+        return web.json_response(record, status=201)
+
+    async def get_order(request: web.Request) -> web.Response:
+        rows = db.query("SELECT * FROM orders WHERE id = ?", (request.match_info["order_id"],))
+        if not rows:
+            return error(404, "no such order", id=request.match_info["order_id"])
+        return web.json_response(rows[0])
+
+    async def list_orders(request: web.Request) -> web.Response:
+        after, limit = paging(request)
+        return web.json_response(db.page("orders", after, limit))
+
+    async def health(request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok", "service": "cashier", "name": config.name,
+                                  "capacity": config.capacity, **state})
+
+    async def open_session(_app: web.Application) -> None:
+        session["http"] = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+
+    async def close(_app: web.Application) -> None:
+        await session["http"].close()
+        db.close()
+
+    app = web.Application(client_max_size=MAX_BODY)
+    app.add_routes([web.post("/orders", place_order), web.get("/orders", list_orders),
+                    web.get("/orders/{order_id}", get_order), web.get("/health", health)])
+    app.on_startup.append(open_session)
+    app.on_cleanup.append(close)
+    return app
+
+
+def main() -> None:
+    config = load_from_argv(__doc__.splitlines()[0])
+    run_app(build_app(config), config.host, config.port)
+
+
+if __name__ == "__main__":
+    main()
