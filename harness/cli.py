@@ -1,0 +1,212 @@
+"""The `chaoscafe` command (also `python -m harness`).
+
+Exit codes: 0 success, 1 a check or step failed, 2 bad input (usage, bad file), 130 interrupted.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from cafe.brewing import BrewTime
+
+console = Console(stderr=False)
+STATE_DIR = Path(os.environ.get("CHAOSCAFE_HOME", ".chaoscafe"))
+INFRA_STATE = STATE_DIR / "infra.json"
+
+
+def _settings(args: argparse.Namespace) -> Any:
+    from harness.shops import ShopSettings
+
+    return ShopSettings(baristas=args.baristas, brewers=args.brewers,
+                        brew=BrewTime(distribution="fixed", mean_ms=args.brew_ms),
+                        capacity=args.capacity, prefetch=args.prefetch,
+                        publish_mode=args.publish_mode, idempotency=not args.no_idempotency)
+
+
+def _run_dir(args: argparse.Namespace, what: str) -> Path:
+    base = Path(args.run_dir) if getattr(args, "run_dir", None) else STATE_DIR / "runs"
+    return base / f"{what}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+
+
+def _wait_forever() -> None:
+    while True:
+        time.sleep(3600)
+
+
+def cmd_provision(args: argparse.Namespace) -> int:
+    from harness.infra.provision import ProvisionError, ensure
+
+    try:
+        found = ensure(install=not args.check)
+    except ProvisionError as exc:
+        console.print(f"[red]{exc}[/red]")
+        return 1
+    for key, value in found.items():
+        console.print(f"{key}: {value}")
+    return 0
+
+
+def cmd_infra(args: argparse.Namespace) -> int:
+    if args.action == "status":
+        if not INFRA_STATE.exists():
+            console.print("infra: down (no state file)")
+            return 1
+        state = json.loads(INFRA_STATE.read_text())
+        alive = _pid_alive(state["pid"])
+        console.print_json(data={**state, "up": alive})
+        return 0 if alive else 1
+    if args.action == "down":
+        if not INFRA_STATE.exists():
+            console.print("infra: already down")
+            return 0
+        state = json.loads(INFRA_STATE.read_text())
+        if _pid_alive(state["pid"]):
+            os.kill(state["pid"], signal.SIGTERM)
+            deadline = time.monotonic() + 60
+            while _pid_alive(state["pid"]) and time.monotonic() < deadline:
+                time.sleep(0.2)
+        INFRA_STATE.unlink(missing_ok=True)
+        console.print("infra: down")
+        return 0
+    from harness.infra.stack import Infrastructure
+
+    with Infrastructure(_run_dir(args, "infra"), broker=True) as infra:
+        STATE_DIR.mkdir(parents=True, exist_ok=True)
+        INFRA_STATE.write_text(json.dumps({"pid": os.getpid(), **infra.describe()}, indent=2))
+        try:
+            for key, value in infra.describe().items():
+                console.print(f"[bold]{key}[/bold]: {value}")
+            console.print("infra up; `chaoscafe infra down` or Ctrl-C stops it")
+            _wait_forever()
+        finally:
+            INFRA_STATE.unlink(missing_ok=True)
+    return 0
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def cmd_shop(args: argparse.Namespace) -> int:
+    from harness.infra.stack import Infrastructure
+    from harness.shops import SHOPS
+
+    with Infrastructure(_run_dir(args, f"shop-{args.kind}"), broker=args.kind == "async") as infra:
+        with SHOPS[args.kind](infra, _settings(args)) as shop:
+            console.print(f"[bold green]{args.kind} shop up[/bold green] (run dir {infra.run_dir})")
+            console.print(f"  place an order: curl -X POST {shop.entry_url}/orders "
+                          "-H 'content-type: application/json' -d '{\"product\":\"flat white\",\"size\":\"large\"}'")
+            for service in shop.supervisor.services():
+                for replica in shop.supervisor.replicas(service):
+                    console.print(f"  {replica.name}: {shop.url(replica.name)}  (log {replica.log_path})")
+            reads = {"sync": "/brews on barista-1, /orders on cashier-1",
+                     "async": "/brews on barista-1, /served on waiter-1, /orders on orders-1"}
+            console.print(f"  read what happened: GET {reads[args.kind]}")
+            if infra.broker is not None:
+                console.print(f"  broker management: {infra.broker.management_url} "
+                              f"(user {infra.broker.username} / {infra.broker.password})")
+            console.print("Ctrl-C stops the shop and everything it started.")
+            _wait_forever()
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from harness.demo import run_batch
+    from harness.infra.stack import Infrastructure
+    from harness.shops import SHOPS
+
+    kinds = ["sync", "async"] if args.system == "both" else [args.system]
+    settings = _settings(args)
+    results = []
+    with Infrastructure(_run_dir(args, "demo"), broker="async" in kinds) as infra:
+        for kind in kinds:
+            with console.status(f"{kind} shop: starting, then {args.orders} orders ..."):
+                with SHOPS[kind](infra, settings) as shop:
+                    results.append(run_batch(shop, args.orders, seed=args.seed))
+    table = Table(title=f"{args.orders} orders through each shop "
+                        f"({settings.baristas} barista x {settings.brewers} brewers, brew {args.brew_ms} ms)")
+    for column in ("shop", "accepted", "answers", "brewed", "served", "duplicates", "seconds", "served/s"):
+        table.add_column(column)
+    ok = True
+    for r in results:
+        table.add_row(r.shop, str(r.accepted), json.dumps(r.statuses), str(r.brewed), str(r.served_orders),
+                      str(r.duplicate_servings), f"{r.seconds:.2f}", f"{r.throughput:.1f}")
+        ok &= r.served_orders == r.accepted == r.placed and r.duplicate_servings == 0
+    console.print(table)
+    console.print("[green]every order served exactly once[/green]" if ok
+                  else "[red]some orders were not served exactly once[/red]")
+    if args.json:
+        Path(args.json).write_text(json.dumps([r.to_dict() for r in results], indent=2))
+    return 0 if ok else 1
+
+
+def _shop_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--baristas", type=int, default=1, help="barista replicas (default 1)")
+    p.add_argument("--brewers", type=int, default=4, help="brews in parallel per barista (default 4)")
+    p.add_argument("--brew-ms", type=float, default=50.0, help="fixed brew time in ms (default 50)")
+    p.add_argument("--capacity", type=int, default=32, help="sync cashier: orders at once (default 32)")
+    p.add_argument("--prefetch", type=int, default=4, help="async barista prefetch (default 4)")
+    p.add_argument("--publish-mode", choices=["outbox", "direct"], default="outbox")
+    p.add_argument("--no-idempotency", action="store_true")
+    p.add_argument("--run-dir", help="where logs and databases go (default .chaoscafe/runs/)")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="chaoscafe", description=__doc__.splitlines()[0] if __doc__ else None)
+    sub = p.add_subparsers(dest="command", required=True)
+    prov = sub.add_parser("provision", help="find RabbitMQ and Toxiproxy, installing them if missing")
+    prov.add_argument("--check", action="store_true", help="only look, never install")
+    prov.set_defaults(func=cmd_provision)
+    infra = sub.add_parser("infra", help="a private broker and Toxiproxy: up (foreground), down, status")
+    infra.add_argument("action", choices=["up", "down", "status"])
+    infra.add_argument("--run-dir")
+    infra.set_defaults(func=cmd_infra)
+    shop = sub.add_parser("shop", help="run one shop with its infrastructure until Ctrl-C")
+    shop.add_argument("action", choices=["up"])
+    shop.add_argument("kind", choices=["sync", "async"])
+    _shop_options(shop)
+    shop.set_defaults(func=cmd_shop)
+    demo = sub.add_parser("demo", help="start both shops and serve a batch of orders through each")
+    demo.add_argument("--orders", type=int, default=50)
+    demo.add_argument("--system", choices=["sync", "async", "both"], default="both")
+    demo.add_argument("--seed", type=int, default=1)
+    demo.add_argument("--json", help="also write the results as JSON to this file")
+    _shop_options(demo)
+    demo.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    from harness.infra.processes import install_signal_handlers
+
+    args = parser().parse_args(argv)
+    install_signal_handlers()
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        console.print("interrupted: everything started was stopped")
+        return 130
+    except Exception as exc:  # a clear line, not a traceback, for failures of the environment
+        if os.environ.get("CHAOSCAFE_DEBUG"):
+            raise
+        console.print(f"[red]chaoscafe {args.command}: {exc.__class__.__name__}: {exc}[/red]")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,188 @@
+"""What both shops offer the harness, so nothing outside `harness/shops/` branches on architecture.
+
+A `Shop` starts its services (each a separate OS process, run by path from `systems/<kind>/`)
+behind Toxiproxy proxies on an `Infrastructure`, and lets the harness place orders through its
+entry proxy and read what was brewed and served through the services' read APIs.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import urllib.request
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from cafe.brewing import BrewTime
+from cafe.config import ServiceConfig
+from harness.infra.ports import free_port
+from harness.infra.processes import ServiceSpec, Supervisor
+from harness.infra.stack import Infrastructure
+from harness.infra.toxiproxy import Proxy
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def systems_dir() -> Path:
+    """Where the services' programs live: $CHAOSCAFE_SYSTEMS or `systems/` of this checkout."""
+    path = Path(os.environ.get("CHAOSCAFE_SYSTEMS", REPO_ROOT / "systems"))
+    if not (path / "sync" / "cashier.py").is_file():
+        raise FileNotFoundError(
+            f"service programs not found in {path}: install chaoscafe in editable mode (pip install -e .)"
+            " from a checkout, or set CHAOSCAFE_SYSTEMS to its systems/ folder")
+    return path
+
+
+@dataclass(frozen=True)
+class ShopSettings:
+    """The configuration both shops share, so a comparison is fair: same capacity, same brew times."""
+
+    baristas: int = 1                 # barista replicas (processes)
+    brewers: int = 1                  # brews in parallel per replica
+    brew: BrewTime = field(default_factory=BrewTime)
+    capacity: int = 8                 # sync cashier: orders handled at once
+    barista_timeout_s: float = 10.0   # sync cashier -> barista call timeout
+    prefetch: int = 1                 # async barista: unacked orders held per replica
+    idempotency: bool = True
+    publish_mode: str = "outbox"      # async order service: outbox | direct
+    queue_type: str = "quorum"
+    delivery_limit: int = 5
+    heartbeat_s: int = 10             # AMQP heartbeat of the async services
+    menu: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def http_json(url: str, timeout: float = 5.0) -> Any:
+    with urllib.request.urlopen(url, timeout=timeout) as resp:
+        return json.loads(resp.read())
+
+
+def read_all(base_url: str, path: str, page: int = 1000) -> list[dict[str, Any]]:
+    """Every row of a paged read API (`?after=&limit=`), oldest first."""
+    rows: list[dict[str, Any]] = []
+    after = 0
+    while True:
+        data = http_json(f"{base_url}{path}?after={after}&limit={page}")
+        rows.extend(data["items"])
+        if data["next"] is None:
+            return rows
+        after = data["next"]
+
+
+class Shop(ABC):
+    """One coffee shop under test. Use as a context manager or call start()/stop()."""
+
+    kind: ClassVar[str]
+    accepted_status: ClassVar[int]      # HTTP status of an accepted order
+
+    def __init__(self, infra: Infrastructure, settings: ShopSettings | None = None) -> None:
+        self.infra = infra
+        self.settings = settings or ShopSettings()
+        self.dir = infra.run_dir / self.kind
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.supervisor = Supervisor(self.dir)
+        self.ports: dict[str, int] = {}
+        self.proxies: dict[str, Proxy] = {}
+        self.edges: dict[str, list[str]] = {}  # edge name ("cashier->barista") -> proxy names
+
+    # services -----------------------------------------------------------------
+    def port(self, replica_name: str) -> int:
+        """A port for `replica_name`, the same across its restarts."""
+        if replica_name not in self.ports:
+            self.ports[replica_name] = free_port()
+        return self.ports[replica_name]
+
+    def proxy(self, name: str, edge: str, upstream_port: int) -> Proxy:
+        """The Toxiproxy proxy `name` (created once) in front of 127.0.0.1:upstream_port."""
+        if name not in self.proxies:
+            self.proxies[name] = self.infra.toxiproxy.create_proxy(f"{self.kind}-{name}",
+                                                                   f"127.0.0.1:{upstream_port}")
+            self.edges.setdefault(edge, []).append(self.proxies[name].name)
+        return self.proxies[name]
+
+    @staticmethod
+    def proxy_url(proxy: Proxy) -> str:
+        return f"http://127.0.0.1:{proxy.listen_port}"
+
+    def service(self, name: str, program: str, config_for: Any) -> ServiceSpec:
+        """A ServiceSpec running systems/<kind>/<program> with the ServiceConfig `config_for(index)`."""
+        script = systems_dir() / self.kind / program
+        configs = self.dir / "config"
+        configs.mkdir(exist_ok=True)
+
+        def command(index: int) -> list[str]:
+            config: ServiceConfig = config_for(index)
+            path = config.write(configs / f"{config.name}.json")
+            return [sys.executable, str(script), "--config", str(path)]
+
+        def health(index: int) -> str:
+            return f"http://127.0.0.1:{self.port(f'{name}-{index}')}/health"
+
+        env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
+               "PYTHONUNBUFFERED": "1"}
+        return ServiceSpec(name, command, health, env=env, cwd=self.dir)
+
+    def base_config(self, replica_name: str, db: str) -> ServiceConfig:
+        s = self.settings
+        return ServiceConfig(name=replica_name, port=self.port(replica_name), db=str(self.dir / db),
+                             menu=s.menu, brewers=s.brewers, brew=s.brew, capacity=s.capacity,
+                             barista_timeout_s=s.barista_timeout_s, prefetch=s.prefetch,
+                             idempotency=s.idempotency, publish_mode=s.publish_mode,
+                             queue_type=s.queue_type, delivery_limit=s.delivery_limit,
+                             heartbeat_s=s.heartbeat_s)
+
+    def url(self, replica_name: str) -> str:
+        """Direct URL of a replica (for reading observations; orders go through `entry_url`)."""
+        return f"http://127.0.0.1:{self.port(replica_name)}"
+
+    def first_live_url(self, service: str) -> str:
+        for replica in self.supervisor.replicas(service):
+            if replica.alive():
+                return self.url(replica.name)
+        raise RuntimeError(f"{self.kind} shop: no live {service} replica to read from")
+
+    # the harness-facing operations ---------------------------------------------
+    @property
+    @abstractmethod
+    def entry_url(self) -> str:
+        """Where customers place orders (`POST {entry_url}/orders`), through the entry proxy."""
+
+    @abstractmethod
+    def start(self) -> "Shop": ...
+
+    @abstractmethod
+    def brewed(self) -> list[dict[str, Any]]:
+        """Every brew record (order_id, ref, barista, started_at, brewed_at, ...)."""
+
+    @abstractmethod
+    def served(self) -> list[dict[str, Any]]:
+        """Every serving (order_id, ref, served_at, ...), one row per coffee handed out."""
+
+    @abstractmethod
+    def backlog(self) -> dict[str, int]:
+        """Orders waiting now: queue depth (async) or calls in flight / in line (sync)."""
+
+    def describe(self) -> dict[str, Any]:
+        """The effective configuration: settings, services, proxies and edges."""
+        return {"kind": self.kind, "settings": self.settings.to_dict(), "entry_url": self.entry_url,
+                "services": {name: [r.name for r in self.supervisor.replicas(name)]
+                             for name in self.supervisor.services()},
+                "edges": self.edges}
+
+    def stop(self) -> None:
+        self.supervisor.shutdown()
+
+    def __enter__(self) -> "Shop":
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+

@@ -1,0 +1,77 @@
+"""Nothing a run started survives it: not after a normal run, not after Ctrl-C (SIGINT).
+
+Every process the CLI starts inherits a tag in its environment; /proc tells which are still alive.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+
+def tagged(tag: str) -> list[int]:
+    """PIDs of live (non-zombie) processes whose environment carries the tag."""
+    needle = f"CHAOSCAFE_TEST_TAG={tag}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if needle in (entry / "environ").read_bytes().split(b"\0"):
+                state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+                if state != "Z":
+                    found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+def run_cli(args: list[str], tmp_path: Path, tag: str) -> subprocess.Popen[str]:
+    env = dict(os.environ, CHAOSCAFE_TEST_TAG=tag, CHAOSCAFE_HOME=str(tmp_path / "home"))
+    return subprocess.Popen([sys.executable, "-m", "harness", *args], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+
+
+def wait_gone(tag: str, timeout: float = 20) -> list[int]:
+    deadline = time.monotonic() + timeout
+    while tagged(tag) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return tagged(tag)
+
+
+def test_a_finished_demo_leaves_no_process(tmp_path: Path) -> None:
+    tag = uuid.uuid4().hex
+    proc = run_cli(["demo", "--orders", "10", "--run-dir", str(tmp_path / "runs")], tmp_path, tag)
+    out, _ = proc.communicate(timeout=240)
+    assert proc.returncode == 0, out
+    assert "every order served exactly once" in out
+    assert wait_gone(tag) == []
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_ctrl_c_on_a_running_shop_leaves_no_process(kind: str, tmp_path: Path) -> None:
+    tag = uuid.uuid4().hex
+    proc = run_cli(["shop", "up", kind, "--run-dir", str(tmp_path / "runs")], tmp_path, tag)
+    assert proc.stdout is not None
+    lines = []
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        lines.append(line)
+        if "Ctrl-C stops" in line or not line:
+            break
+    assert any("shop up" in l for l in lines), "".join(lines)
+    started = tagged(tag)
+    # sync: cli, toxiproxy, barista, cashier; async adds orders, waiter, epmd, the broker's processes
+    assert len(started) >= (4 if kind == "sync" else 8), started
+    proc.send_signal(signal.SIGINT)
+    proc.wait(timeout=90)
+    assert wait_gone(tag) == [], f"left behind: {tagged(tag)}"

@@ -1,0 +1,38 @@
+"""Service configuration files: round trip and clear refusals."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cafe.brewing import BrewTime
+from cafe.config import ServiceConfig
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_round_trip(tmp_path: Path) -> None:
+    config = ServiceConfig(name="barista-1", port=1234, db="b.db", brew=BrewTime("uniform", 0, 10, 20),
+                           barista_urls=("http://127.0.0.1:1",))
+    path = config.write(tmp_path / "c.json")
+    assert ServiceConfig.from_dict(json.loads(path.read_text())) == config
+
+
+@pytest.mark.parametrize(("data", "words"), [
+    ({"name": "x", "port": 1, "db": "d", "colour": "red"}, "unknown config field 'colour'"),
+    ({"name": "x", "port": 1, "db": "d", "publish_mode": "carrier-pigeon"}, "publish_mode"),
+    ({"name": "x", "port": 1, "db": "d", "brewers": 0}, "brewers: must be >= 1"),
+])
+def test_bad_config_is_refused(data: dict, words: str) -> None:
+    with pytest.raises(ValueError, match=words):
+        ServiceConfig.from_dict(data)
+
+
+def test_service_exits_2_with_one_line_on_a_bad_config(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"name": "x", "port": 1, "db": "d", "brewers": -3}')
+    proc = subprocess.run([sys.executable, str(ROOT / "systems/sync/barista.py"), "--config", str(bad)],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert "brewers" in proc.stderr and "Traceback" not in proc.stderr
