@@ -8,8 +8,9 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import aiohttp
 
@@ -58,7 +59,7 @@ async def _place(entry_url: str, orders: list[dict[str, str]], concurrency: int,
                 try:
                     async with session.post(f"{entry_url}/orders", json=order) as resp:
                         return resp.status, await resp.json(content_type=None)
-                except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                except (TimeoutError, aiohttp.ClientError) as exc:
                     return 0, repr(exc)
         return await asyncio.gather(*(one(o) for o in orders))
 

@@ -40,7 +40,7 @@ import threading
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -170,6 +170,23 @@ class _Spawner:
 
 
 _spawner = _Spawner()
+
+
+def spawn(argv: Sequence[str], *, log_path: Path, env: Mapping[str, str] | None = None,
+          cwd: Path | None = None, stdin: int | None = subprocess.DEVNULL) -> subprocess.Popen[bytes]:
+    """Start `argv` as every chaoscafe child is started: its own session, output appended to
+    `log_path` after a "=== started pid N ===" line, PR_SET_PDEATHSIG=SIGKILL, forked by the
+    long-lived spawner thread (safe to call from any thread). Raises OSError/SubprocessError."""
+    stamp = datetime.now().astimezone().isoformat(timespec="milliseconds")
+
+    def fork() -> subprocess.Popen[bytes]:
+        with open(log_path, "ab") as log:
+            return subprocess.Popen(
+                list(argv), stdin=stdin, stdout=log, stderr=subprocess.STDOUT,
+                env=dict(env) if env is not None else None, cwd=cwd, start_new_session=True,
+                preexec_fn=_preexec(stamp, os.getpid()))
+
+    return _spawner.run(fork)
 
 
 def log_tail(path: Path, lines: int = 20) -> str:
@@ -435,23 +452,15 @@ class Supervisor:
         argv = spec.command(r.index)
         env = {**os.environ, **spec.env}
         self._log_dir.mkdir(parents=True, exist_ok=True)
-        stamp = datetime.now().astimezone().isoformat(timespec="milliseconds")
-
-        def fork() -> None:   # runs on the spawner thread; registers before returning
-            with open(r.log_path, "ab") as log:
-                try:
-                    popen = subprocess.Popen(
-                        argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                        env=env, cwd=spec.cwd, start_new_session=True,
-                        preexec_fn=_preexec(stamp, os.getpid()))
-                except (OSError, subprocess.SubprocessError) as exc:
-                    raise ProcessError(f"{r.name}: cannot start {argv!r}: {exc}") from exc
-            with self._lock:
-                r.popen, r.state, r.returncode = popen, "running", None
-                r.starts += 1
-                if self._closed:   # shutdown raced with this start
-                    self._reap(r, "stopped")
-        _spawner.run(fork)
+        try:
+            popen = spawn(argv, log_path=r.log_path, env=env, cwd=spec.cwd)
+        except (OSError, subprocess.SubprocessError) as exc:
+            raise ProcessError(f"{r.name}: cannot start {argv!r}: {exc}") from exc
+        with self._lock:
+            r.popen, r.state, r.returncode = popen, "running", None
+            r.starts += 1
+            if self._closed:   # shutdown raced with this start
+                self._reap(r, "stopped")
 
     def _terminate(self, reps: list[Replica], sig: int, timeout: float,
                    final: str) -> list[Replica]:

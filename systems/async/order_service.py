@@ -138,7 +138,7 @@ def build_app(config: ServiceConfig) -> web.Application:
         else:
             try:
                 await asyncio.wait_for(asyncio.wrap_future(relay.publish_now(event)), DIRECT_TIMEOUT_S)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 return error(504, "broker did not confirm the order in time", id=order_id)
             except Exception as exc:
                 return error(503, f"broker unavailable: {exc.__class__.__name__}: {exc}", id=order_id)

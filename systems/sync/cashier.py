@@ -61,7 +61,7 @@ def build_app(config: ServiceConfig) -> web.Application:
                 if resp.status == 201:
                     return 201, {"status": "served", "barista": data["barista"], "brew_id": data["brew_id"]}
                 return 502, {"status": "failed", "error": f"barista answered {resp.status}: {data}"}
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return 504, {"status": "failed", "error": f"barista timeout after {config.barista_timeout_s}s"}
         except (aiohttp.ClientError, ValueError, KeyError) as exc:
             return 503, {"status": "failed", "error": f"barista unavailable: {exc.__class__.__name__}: {exc}"}

@@ -50,7 +50,12 @@ def wait_gone(tag: str, timeout: float = 20) -> list[int]:
 def test_a_finished_demo_leaves_no_process(tmp_path: Path) -> None:
     tag = uuid.uuid4().hex
     proc = run_cli(["demo", "--orders", "10", "--run-dir", str(tmp_path / "runs")], tmp_path, tag)
-    out, _ = proc.communicate(timeout=240)
+    try:
+        out, _ = proc.communicate(timeout=240)
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            proc.wait(timeout=60)
     assert proc.returncode == 0, out
     assert "every order served exactly once" in out
     assert wait_gone(tag) == []
@@ -60,18 +65,26 @@ def test_a_finished_demo_leaves_no_process(tmp_path: Path) -> None:
 def test_ctrl_c_on_a_running_shop_leaves_no_process(kind: str, tmp_path: Path) -> None:
     tag = uuid.uuid4().hex
     proc = run_cli(["shop", "up", kind, "--run-dir", str(tmp_path / "runs")], tmp_path, tag)
-    assert proc.stdout is not None
-    lines = []
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        lines.append(line)
-        if "Ctrl-C stops" in line or not line:
-            break
-    assert any("shop up" in l for l in lines), "".join(lines)
-    started = tagged(tag)
-    # sync: cli, toxiproxy, barista, cashier; async adds orders, waiter, epmd, the broker's processes
-    assert len(started) >= (4 if kind == "sync" else 8), started
-    proc.send_signal(signal.SIGINT)
-    proc.wait(timeout=90)
-    assert wait_gone(tag) == [], f"left behind: {tagged(tag)}"
+    try:
+        assert proc.stdout is not None
+        lines = []
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            lines.append(line)
+            if "Ctrl-C stops" in line or not line:
+                break
+        assert any("shop up" in text for text in lines), "".join(lines)
+        started = tagged(tag)
+        # sync: cli, toxiproxy, barista, cashier; async adds orders, waiter, epmd, the broker's processes
+        assert len(started) >= (4 if kind == "sync" else 8), started
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=90)
+        assert wait_gone(tag) == [], f"left behind: {tagged(tag)}"
+    finally:
+        if proc.poll() is None:  # a failed assertion above must not leave the shop running
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()

@@ -15,7 +15,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -227,7 +227,7 @@ def test_stop_sigkills_a_process_that_ignores_sigterm(sup: Supervisor, svc: Serv
 
 def test_stop_kills_children_of_the_service(sup: Supervisor, svc: Service, script: Path) -> None:
     (rep,) = sup.add(svc.spec("parent", mode="child"))
-    line = next(l for l in rep.log_path.read_text().splitlines() if l.startswith("child "))
+    line = next(x for x in rep.log_path.read_text().splitlines() if x.startswith("child "))
     child = int(line.split()[1])
     assert running(child, str(script))
     try:

@@ -12,7 +12,7 @@ import pytest
 
 from cafe import topology
 from cafe.brewing import BrewTime
-from harness.demo import run_batch, sample_orders, place_orders, wait_until
+from harness.demo import place_orders, run_batch, sample_orders, wait_until
 from harness.shops import SHOPS, AsyncShop, ShopSettings
 
 pytestmark = pytest.mark.integration
@@ -123,10 +123,16 @@ def test_broker_crash_and_restart_loses_no_accepted_order_with_the_outbox(infra)
     with AsyncShop(infra, settings) as shop:
         first = place_orders(shop.entry_url, sample_orders(30, seed=1))
         assert [s for s, _ in first] == [202] * 30
+        # Let the first batch settle: a quorum queue written to just before a SIGKILL can be
+        # unusable after restart on RabbitMQ 3.10 (FACTS.md); that is a broker fault to surface in
+        # experiments, not what this test is about.
+        assert wait_until(lambda: len(shop.served()) == 30, 60)
         infra.broker.crash()
         # the broker is dead: the outbox keeps accepting orders
         during = place_orders(shop.entry_url, [dict(o, ref=str(100 + i)) for i, o in enumerate(sample_orders(30, 2))])
         assert [s for s, _ in during] == [202] * 30
+        health = json.loads(urllib.request.urlopen(shop.url("orders-1") + "/health").read())
+        assert health["outbox_pending"] == 30 and health["broker"] == "disconnected"
         infra.broker.restart()
         accepted = {body["id"] for _, body in first + during}
         assert wait_until(lambda: {s["order_id"] for s in shop.served()} >= accepted, 90), "orders lost"
