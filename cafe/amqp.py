@@ -88,7 +88,7 @@ class Connection(threading.Thread):
     def begin_stop(self, channel: Any) -> None: ...
 
     # thread API ------------------------------------------------------------
-    def call_soon(self, fn: Callable[[], None]) -> bool:
+    def call_soon(self, fn: Callable[[], object]) -> bool:
         """Run `fn` in the connection thread; False if there is no connection now."""
         conn = self._conn
         if conn is None or not conn.is_open:
@@ -187,7 +187,15 @@ class Consumer(Connection):
         if not self._current(delivery):
             return False
         if then_publish is not None:
-            publish(self.channel, then_publish)
+            try:
+                publish(self.channel, then_publish)
+            except Exception:
+                # not confirmed: give the delivery back so it is processed again (at least once)
+                try:
+                    self.reject(delivery, requeue=True)
+                except Exception:  # the channel is gone: the broker requeues it anyway
+                    pass
+                raise
         self.channel.basic_ack(delivery.tag)
         self.pending -= 1
         return True

@@ -18,7 +18,7 @@ from rich.table import Table
 
 from cafe.brewing import BrewTime
 
-console = Console(stderr=False)
+console = Console() if sys.stdout.isatty() else Console(width=160)
 STATE_DIR = Path(os.environ.get("CHAOSCAFE_HOME", ".chaoscafe"))
 INFRA_STATE = STATE_DIR / "infra.json"
 
@@ -155,6 +155,77 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def _selected(names: list[str]) -> Any:
+    from harness.runs import select
+
+    return select(names)
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    table = Table(title="experiments")
+    for column in ("name", "scenarios", "claim"):
+        table.add_column(column, overflow="fold")
+    for item in _selected([]):
+        table.add_row(item.name, ", ".join(map(str, item.experiment.scenarios)), item.experiment.claim)
+    console.print(table)
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from harness.experiment import ExperimentError, load_experiment
+
+    bad = 0
+    for path in args.files:
+        try:
+            load_experiment(path)
+            console.print(f"{path}: ok")
+        except ExperimentError as exc:
+            bad += 1
+            console.print(f"[red]{exc}[/red]", highlight=False)
+    return 2 if bad else 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from harness.runs import run_all
+
+    selected = _selected(args.experiments)   # ExperimentError -> exit 2 before anything starts
+    systems = ["sync", "async"] if args.system == "both" else [args.system]
+    tasks: dict[tuple[str, str], Any] = {}
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("{task.fields[counters]}"), TimeElapsedColumn(), console=console,
+                  disable=args.quiet) as bar:
+        def progress(p: Any) -> None:
+            key = (p.experiment, p.system)
+            if key not in tasks:
+                tasks[key] = bar.add_task(f"{p.experiment} / {p.system}", total=p.scheduled, counters="")
+            faults = f" faults: {', '.join(p.faults)}" if p.faults else ""
+            served = "" if p.served is None else f" served {p.served}"
+            backlog = "" if p.backlog is None else f" backlog {p.backlog}"
+            bar.update(tasks[key], completed=p.sent, description=f"{p.experiment} / {p.system} [{p.phase}]",
+                       counters=f"ok {p.accepted} fail {p.failed} info {p.unknown} dropped {p.dropped}"
+                                f"{served}{backlog}{faults}")
+
+        run_dir, summary = run_all(selected, systems, profile=args.profile, seed=args.seed,
+                                   out=Path(args.out), progress=progress)
+    table = Table(title=f"results in {run_dir}")
+    for column in ("experiment", "shop", "verdict", "accepted", "lost", "dup", "accept p99 ms",
+                   "fulfil p99 ms", "failed checks"):
+        table.add_column(column, overflow="fold")
+    for row in summary:
+        verdict = "[green]pass[/green]" if row["passed"] else "[red]FAIL[/red]"
+        table.add_row(row["experiment"], row["system"], verdict, f"{row['accepted']}/{row['attempted']}",
+                      str(row["lost"]), str(row["duplicated"]), _num(row["acceptance_p99_ms"]),
+                      _num(row["fulfilment_p99_ms"]), ", ".join(row["failed_checks"]))
+    console.print(table)
+    return 0 if all(row["passed"] for row in summary) else 1
+
+
+def _num(value: Any) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
 def _shop_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--baristas", type=int, default=1, help="barista replicas (default 1)")
     p.add_argument("--brewers", type=int, default=4, help="brews in parallel per barista (default 4)")
@@ -188,16 +259,33 @@ def parser() -> argparse.ArgumentParser:
     demo.add_argument("--json", help="also write the results as JSON to this file")
     _shop_options(demo)
     demo.set_defaults(func=cmd_demo)
+    run = sub.add_parser("run", help="run experiments against both shops with the same schedule and faults")
+    run.add_argument("experiments", nargs="*", help="experiment names or TOML files (default: all in experiments/)")
+    run.add_argument("--system", choices=["sync", "async", "both"], default="both")
+    run.add_argument("--profile", choices=["smoke", "full"], default="full")
+    run.add_argument("--seed", type=int, help="override every experiment's seed")
+    run.add_argument("--out", default="reports", help="output directory (default reports/)")
+    run.add_argument("--quiet", action="store_true", help="no live progress")
+    run.set_defaults(func=cmd_run)
+    lst = sub.add_parser("list", help="list experiments with the claim each tests")
+    lst.set_defaults(func=cmd_list)
+    val = sub.add_parser("validate", help="check experiment files; exit 2 if any is invalid")
+    val.add_argument("files", nargs="+")
+    val.set_defaults(func=cmd_validate)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
+    from harness.experiment import ExperimentError
     from harness.infra.processes import install_signal_handlers
 
     args = parser().parse_args(argv)
     install_signal_handlers()
     try:
         return int(args.func(args))
+    except ExperimentError as exc:
+        console.print(f"[red]{exc}[/red]", highlight=False)
+        return 2
     except KeyboardInterrupt:
         console.print("interrupted: everything started was stopped")
         return 130

@@ -20,10 +20,14 @@ class Infrastructure:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.toxiproxy_server = ToxiproxyServer(self.run_dir / "toxiproxy")
         self.broker: RabbitNode | None = RabbitNode(self.run_dir / "broker") if broker else None
+        self._client: Toxiproxy | None = None
 
     @property
     def toxiproxy(self) -> Toxiproxy:
-        return self.toxiproxy_server.client()
+        """The client of this run's Toxiproxy server (one, reused)."""
+        if self._client is None:
+            self._client = self.toxiproxy_server.client()
+        return self._client
 
     def start(self) -> "Infrastructure":
         try:

@@ -1,13 +1,16 @@
 """The asynchronous shop as the harness sees it: order service, barista replicas and a waiter on RabbitMQ.
 
 Every service reaches the broker through its own Toxiproxy proxy, so no connection bypasses a
-fault: edges `harness->orders` (entry), `orders->broker`, `barista->broker` (one proxy per
-replica), `waiter->broker`. The topology is declared by the harness when the shop starts, well
+fault: edges `customer->orders` (entry), `orders->broker`, `barista->broker` (one proxy per
+replica), `waiter->broker`; `orders->barista` is the broker path orders->broker + barista->broker
+and `barista->waiter` is barista->broker + waiter->broker; `barista-link` (the baristas' own
+network link) is barista->broker. The topology is declared by the harness when the shop starts, well
 before any fault (see FACTS.md on young quorum queues).
 Brewed = the barista service's brews; served = the waiter's servings.
 """
 from __future__ import annotations
 
+import threading
 from dataclasses import replace
 from typing import Any
 
@@ -20,6 +23,15 @@ from harness.shops.base import Shop, read_all
 class AsyncShop(Shop):
     kind = "async"
     accepted_status = 202
+    roles = {"barista": "barista", "orders": "orders", "waiter": "waiter"}
+    edge_aliases = {"orders->barista": ("orders->broker", "barista->broker"),
+                    "barista->waiter": ("barista->broker", "waiter->broker"),
+                    "barista-link": ("barista->broker",)}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._amqp = threading.local()
+        self._connections: list[Any] = []
 
     @property
     def broker(self) -> Any:
@@ -31,8 +43,8 @@ class AsyncShop(Shop):
     def entry_url(self) -> str:
         return self.proxy_url(self.proxies["entry"])
 
-    def amqp_url_via(self, proxy_name: str, edge: str) -> str:
-        proxy = self.proxy(proxy_name, edge, self.broker.amqp_port)
+    def amqp_url_via(self, proxy_name: str, edge: str, replica: int | None = None) -> str:
+        proxy = self.proxy(proxy_name, edge, self.broker.amqp_port, replica)
         b = self.broker
         return f"amqp://{b.username}:{b.password}@127.0.0.1:{proxy.listen_port}/%2F"
 
@@ -49,8 +61,9 @@ class AsyncShop(Shop):
         def config(service: str, db: str) -> Any:
             def for_index(index: int) -> Any:
                 name = f"{service}-{index}"
-                edge_proxy = f"{name}-broker" if service == "barista" else f"{service}-broker"
-                amqp = self.amqp_url_via(edge_proxy, f"{service}->broker")
+                per_replica = service == "barista"
+                edge_proxy = f"{name}-broker" if per_replica else f"{service}-broker"
+                amqp = self.amqp_url_via(edge_proxy, f"{service}->broker", index if per_replica else None)
                 return replace(self.base_config(name, db), amqp_url=amqp)
             return for_index
 
@@ -58,7 +71,7 @@ class AsyncShop(Shop):
                             self.settings.baristas)
         self.supervisor.add(self.service("waiter", "waiter.py", config("waiter", "waiter.db")), 1)
         self.supervisor.add(self.service("orders", "order_service.py", config("orders", "orders.db")), 1)
-        self.proxy("entry", "harness->orders", self.port("orders-1"))
+        self.proxy("entry", "customer->orders", self.port("orders-1"))
         return self
 
     def brewed(self) -> list[dict[str, Any]]:
@@ -67,13 +80,39 @@ class AsyncShop(Shop):
     def served(self) -> list[dict[str, Any]]:
         return read_all(self.first_live_url("waiter"), "/served")
 
+    def _ready(self, queue: str) -> int:
+        """Messages ready in `queue`, from a passive declare: exact now, unlike the management API's
+        statistics, which lag by seconds. One harness connection per calling thread (pika rule)."""
+        conn = getattr(self._amqp, "conn", None)
+        try:
+            if conn is None or not conn.is_open:
+                conn = self._amqp.conn = pika.BlockingConnection(pika.URLParameters(self.broker.amqp_url))
+                self._amqp.channel = conn.channel()
+                self._connections.append(conn)
+            return int(self._amqp.channel.queue_declare(queue, passive=True).method.message_count)
+        except Exception:
+            self._amqp.conn = None
+            raise
+
     def backlog(self) -> dict[str, int]:
-        orders = self.broker.queue_stats(topology.ORDERS_QUEUE)
-        brewed = self.broker.queue_stats(topology.BREWED_QUEUE)
-        dead = self.broker.queue_stats(topology.DEAD_LETTERS)
-        return {"orders_ready": orders["ready"], "orders_unacked": orders["unacked"],
-                "brewed_waiting": brewed["total"], "dead_letters": dead["total"],
-                "total": orders["total"] + brewed["total"]}
+        """Orders waiting: ready in the barista queue (exact), held unacked by baristas (management
+        API, may lag a few seconds), brewed coffees waiting for the waiter, dead letters."""
+        orders_ready = self._ready(topology.ORDERS_QUEUE)
+        brewed_ready = self._ready(topology.BREWED_QUEUE)
+        unacked = self.broker.queue_stats(topology.ORDERS_QUEUE)["unacked"]
+        return {"orders_ready": orders_ready, "orders_unacked": unacked, "brewed_waiting": brewed_ready,
+                "dead_letters": self.dead_letters(), "total": orders_ready + unacked + brewed_ready}
 
     def dead_letters(self) -> int:
-        return int(self.broker.queue_stats(topology.DEAD_LETTERS)["total"])
+        return self._ready(topology.DEAD_LETTERS)
+
+    def stop(self) -> None:
+        try:
+            super().stop()
+        finally:  # the sampling threads have ended by now: closing their connections is safe
+            for conn in self._connections:
+                if conn.is_open:
+                    try:
+                        conn.close()
+                    except Exception:
+                        pass

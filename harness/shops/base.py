@@ -24,6 +24,10 @@ from harness.infra.toxiproxy import Proxy
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
+# Network edges, named the same in both shops where they mean the same thing (docs/architecture.md)
+EDGES = ("customer->orders", "orders->barista", "barista-link", "cashier->barista", "barista->waiter",
+         "orders->broker", "barista->broker", "waiter->broker")
+
 
 def systems_dir() -> Path:
     """Where the services' programs live: $CHAOSCAFE_SYSTEMS or `systems/` of this checkout."""
@@ -87,7 +91,8 @@ class Shop(ABC):
         self.supervisor = Supervisor(self.dir)
         self.ports: dict[str, int] = {}
         self.proxies: dict[str, Proxy] = {}
-        self.edges: dict[str, list[str]] = {}  # edge name ("cashier->barista") -> proxy names
+        self.edges: dict[str, list[str]] = {}  # edge name ("orders->barista") -> proxy names
+        self.proxy_replica: dict[str, int | None] = {}
 
     # services -----------------------------------------------------------------
     def port(self, replica_name: str) -> int:
@@ -96,13 +101,29 @@ class Shop(ABC):
             self.ports[replica_name] = free_port()
         return self.ports[replica_name]
 
-    def proxy(self, name: str, edge: str, upstream_port: int) -> Proxy:
-        """The Toxiproxy proxy `name` (created once) in front of 127.0.0.1:upstream_port."""
+    def proxy(self, name: str, edge: str, upstream_port: int, replica: int | None = None) -> Proxy:
+        """The Toxiproxy proxy `name` (created once) in front of 127.0.0.1:upstream_port, on `edge`;
+        `replica` marks a proxy that serves one replica only (e.g. one barista's broker connection)."""
         if name not in self.proxies:
             self.proxies[name] = self.infra.toxiproxy.create_proxy(f"{self.kind}-{name}",
                                                                    f"127.0.0.1:{upstream_port}")
             self.edges.setdefault(edge, []).append(self.proxies[name].name)
+            self.proxy_replica[self.proxies[name].name] = replica
         return self.proxies[name]
+
+    def proxies_for(self, edge: str, replica: int | None = None) -> list[str]:
+        """Toxiproxy proxy names carrying `edge` (a logical edge, see EDGES), optionally only those of
+        one replica; NotApplicable if this shop has no such edge."""
+        from harness.nemesis.base import NotApplicable
+
+        names = [p for e in self.edge_aliases.get(edge, (edge,)) for p in self.edges.get(e, [])]
+        if replica is not None:
+            names = [p for p in names if self.proxy_replica.get(p) == replica]
+        if not names:
+            which = f" for replica {replica}" if replica is not None else ""
+            raise NotApplicable(f"the {self.kind} shop has no edge {edge!r}{which} "
+                                f"(it has {', '.join(sorted(set(self.edges) | set(self.edge_aliases)))})")
+        return names
 
     @staticmethod
     def proxy_url(proxy: Proxy) -> str:
@@ -165,6 +186,35 @@ class Shop(ABC):
     @abstractmethod
     def backlog(self) -> dict[str, int]:
         """Orders waiting now: queue depth (async) or calls in flight / in line (sync)."""
+
+    roles: ClassVar[dict[str, str]]    # fault target -> service name in this shop
+    edge_aliases: ClassVar[dict[str, tuple[str, ...]]] = {}   # logical edge -> edges it is made of
+
+    def service_for(self, target: str) -> str:
+        """The service playing `target` ("barista", "orders", ...); NotApplicable if this shop has none."""
+        from harness.nemesis.base import NotApplicable
+
+        if target not in self.roles:
+            raise NotApplicable(f"the {self.kind} shop has no {target!r} (it has {', '.join(sorted(self.roles))})")
+        return self.roles[target]
+
+    def heal_report(self) -> dict[str, Any]:
+        """What is still broken: toxics left on this shop's proxies, disabled proxies, replicas not
+        running (and, for a shop with a broker, whether it runs). All empty after a healed run."""
+        client = self.infra.toxiproxy
+        names = [p.name for p in self.proxies.values()]
+        toxics = {n: [t["name"] for t in client.toxics(n)] for n in names}
+        report: dict[str, Any] = {
+            "toxics_left": {n: t for n, t in toxics.items() if t},
+            "proxies_disabled": [p.name for p in client.proxies() if p.name in names and not p.enabled],
+            "replicas_down": [r.name for svc in self.supervisor.services() for r in self.supervisor.replicas(svc)
+                              if r.state != "running"],
+        }
+        if self.infra.broker is not None:
+            report["broker_running"] = self.infra.broker.is_running()
+        report["healed"] = not (report["toxics_left"] or report["proxies_disabled"] or report["replicas_down"]
+                                or report.get("broker_running") is False)
+        return report
 
     def describe(self) -> dict[str, Any]:
         """The effective configuration: settings, services, proxies and edges."""

@@ -88,3 +88,28 @@ def test_ctrl_c_on_a_running_shop_leaves_no_process(kind: str, tmp_path: Path) -
                 proc.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 proc.kill()
+
+
+def test_ctrl_c_during_an_experiment_flushes_the_history_and_stops_everything(tmp_path: Path) -> None:
+    tag = uuid.uuid4().hex
+    out = tmp_path / "reports"
+    proc = run_cli(["run", "steady-state", "--system", "async", "--out", str(out), "--quiet"], tmp_path, tag)
+    try:
+        deadline = time.monotonic() + 120
+        histories: list[Path] = []
+        while time.monotonic() < deadline and proc.poll() is None:
+            histories = list(out.glob("runs/*/steady-state/async/history.jsonl"))
+            if histories and histories[0].read_text().count('"type":"invoke"') >= 20:
+                break
+            time.sleep(0.5)
+        assert histories, "the run never started sending"
+        assert tagged(tag)
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=120)
+        assert proc.returncode == 130
+        last = histories[0].read_text().splitlines()[-1]
+        assert '"type":"end"' in last and '"complete":false' in last
+        assert wait_gone(tag) == [], f"left behind: {tagged(tag)}"
+    finally:
+        if proc.poll() is None:
+            proc.kill()

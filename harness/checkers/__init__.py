@@ -1,0 +1,46 @@
+"""Checkers: pure functions from a history to a verdict (see base.py for the contract).
+
+    ledger        lost / duplicated / unexpected / recovered orders, per hop
+    latency       acceptance, response and fulfilment latency from the intended time
+    throughput    sent / accepted / brewed / served per second over time
+    availability  share of attempts accepted, inside and outside fault windows
+    probe         the business probe: every accepted order served within the SLO
+    generator     load generator lag and drops
+    backlog       orders waiting in the shop, and how fast they drain
+"""
+from harness.checkers.availability import Availability
+from harness.checkers.backlog import Backlog
+from harness.checkers.base import (
+    Checker,
+    CheckerResult,
+    CheckOptions,
+    compose,
+    default_checkers,
+    run_checkers,
+)
+from harness.checkers.generator import GeneratorHealth
+from harness.checkers.latency import Latency
+from harness.checkers.ledger import Ledger
+from harness.checkers.probe import BusinessProbe
+from harness.checkers.throughput import Throughput
+from harness.checkers.timeline import FaultWindow, fault_windows, run_end, t0
+
+__all__ = [
+    "Availability",
+    "Backlog",
+    "BusinessProbe",
+    "CheckOptions",
+    "Checker",
+    "CheckerResult",
+    "FaultWindow",
+    "GeneratorHealth",
+    "Latency",
+    "Ledger",
+    "Throughput",
+    "compose",
+    "default_checkers",
+    "fault_windows",
+    "run_checkers",
+    "run_end",
+    "t0",
+]

@@ -1,0 +1,66 @@
+"""Availability: the share of attempted orders (invoked + dropped) that the shop accepted.
+
+An order belongs to a fault window when its *intended* time is in [start, end). Reported overall,
+outside every window, inside each window and inside their union. A share of 0 attempted is None.
+Always valid: availability is judged by expectations.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from harness.checkers.base import CheckerResult, CheckOptions
+from harness.checkers.orders import invoked_orders
+from harness.checkers.timeline import fault_windows, in_any
+from harness.history import OK, Record
+
+
+@dataclass(frozen=True)
+class Attempt:
+    intended: float
+    accepted: bool
+
+
+def attempts(history: Sequence[Record]) -> list[Attempt]:
+    """Every invoked order and every dropped arrival, with whether it was accepted."""
+    invoked = [Attempt(o.intended, o.outcome == OK) for o in invoked_orders(history).values()]
+    dropped = [Attempt(float(r["intended"]), False) for r in history if r.get("type") == "dropped"]
+    return invoked + dropped
+
+
+def share(selected: list[Attempt]) -> tuple[int, int, float | None]:
+    """(attempted, accepted, accepted / attempted or None)."""
+    accepted = sum(1 for a in selected if a.accepted)
+    return len(selected), accepted, (round(accepted / len(selected), 6) if selected else None)
+
+
+@dataclass(frozen=True)
+class Availability:
+    name: str = "availability"
+
+    def check(self, history: Sequence[Record], opts: CheckOptions) -> CheckerResult:
+        everything = attempts(history)
+        windows = fault_windows(history)
+
+        def where(keep: Callable[[float], bool]) -> list[Attempt]:
+            return [a for a in everything if keep(a.intended)]
+
+        per_window = []
+        for w in windows:
+            attempted, accepted, ratio = share(where(w.contains))
+            per_window.append({
+                "name": w.name, "kind": w.kind, "target": w.target,
+                "start_s": round(w.start_s, 6), "end_s": round(w.end_s, 6),
+                "attempted": attempted, "accepted": accepted, "availability": ratio,
+            })
+        attempted, accepted, overall = share(everything)
+        data: dict[str, Any] = {
+            "attempted": attempted,
+            "accepted": accepted,
+            "overall": overall,
+            "outside_faults": share(where(lambda t: not in_any(windows, t)))[2],
+            "in_faults": share(where(lambda t: in_any(windows, t)))[2],
+            "windows": per_window,
+        }
+        return CheckerResult(self.name, True, data)

@@ -1,0 +1,59 @@
+"""The order ledger: Jepsen's total-queue on multisets, per hop (ordered -> brewed -> served).
+
+Every invoked ref has one outcome (ok / fail / info; no completion at all counts as info).
+Brewed and served records are matched to invoked refs; records without a ref are keyed
+"order:<order_id>" and so are always unexpected. Valid iff nothing accepted was lost and
+nothing unexpected was brewed or served; duplicates are reported, not judged (expectations do).
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from harness.checkers.base import CheckerResult, CheckOptions
+from harness.checkers.orders import counts_by_key, invoked_orders, sample
+from harness.history import FAIL, INFO, OK, Record
+
+SAMPLE_LIMIT = 20
+
+
+@dataclass(frozen=True)
+class Ledger:
+    name: str = "ledger"
+
+    def check(self, history: Sequence[Record], opts: CheckOptions) -> CheckerResult:
+        orders = invoked_orders(history)
+        by_outcome = {kind: {ref for ref, o in orders.items() if o.outcome == kind} for kind in (OK, FAIL, INFO)}
+        accepted, rejected, unknown = by_outcome[OK], by_outcome[FAIL], by_outcome[INFO]
+        brews, servings = counts_by_key(history, "brewed"), counts_by_key(history, "served")
+
+        lost = accepted - servings.keys()
+        duplicated = {k for k, n in brews.items() if n > 1} | {k for k, n in servings.items() if n > 1}
+        unexpected = (brews.keys() | servings.keys()) - orders.keys()
+        recovered = unknown & servings.keys()
+        data = {
+            "attempted": len(orders),
+            "dropped": sum(1 for r in history if r.get("type") == "dropped"),
+            "accepted": len(accepted),
+            "rejected": len(rejected),
+            "unknown": len(unknown),
+            "no_completion": sum(1 for o in orders.values() if o.completed is None),
+            "brewed": len(brews),
+            "served": len(servings),
+            "lost": len(lost),
+            "duplicated": len(duplicated),
+            "duplicate_brews": sum(n - 1 for n in brews.values()),
+            "duplicate_servings": sum(n - 1 for n in servings.values()),
+            "unexpected": len(unexpected),
+            "recovered": len(recovered),
+            "rejected_but_brewed": len(rejected & brews.keys()),
+            "rejected_but_served": len(rejected & servings.keys()),
+            "unknown_brewed": len(unknown & brews.keys()),
+            "samples": {
+                "lost": sample(lost, SAMPLE_LIMIT),
+                "duplicated": sample(duplicated, SAMPLE_LIMIT),
+                "unexpected": sample(unexpected, SAMPLE_LIMIT),
+                "recovered": sample(recovered, SAMPLE_LIMIT),
+            },
+        }
+        return CheckerResult(self.name, not lost and not unexpected, data)

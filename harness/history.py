@@ -1,0 +1,128 @@
+"""The history of one run: every operation and observation as JSON lines (Jepsen-style).
+
+Records are plain dicts with a "type". Times are wall-clock epoch seconds (see docs/architecture.md,
+"One clock"); `ref` is the order's index in the arrival schedule, carried by both shops into their
+brew and serving records, so the harness matches what it sent with what the shops did.
+
+    {"type": "run", "experiment", "system", "seed", "profile", "t0", "config"}   first line
+    {"type": "invoke", "ref", "intended", "sent", "order": {...}}                 an order sent
+    {"type": "ok"|"fail"|"info", "ref", "time", "status", "order_id", "error"}   its completion
+    {"type": "dropped", "ref", "intended", "reason"}                              never sent (generator)
+    {"type": "brewed", "ref", "order_id", "time", "started", "barista"}           observed in the shop
+    {"type": "served", "ref", "order_id", "time"}
+    {"type": "backlog", "time", "total", ...}                                     sampled at an interval
+    {"type": "fault", "phase": "start"|"end", "name", "kind", "target", "time"}
+    {"type": "replicas", "service", "count", "time"}
+    {"type": "end", "time", "complete": bool}                                     last line
+
+Outcomes: `ok` the shop accepted the order, `fail` it definitely did not, `info` nobody knows.
+`classify` is the only place that decides which.
+"""
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+Record = dict[str, Any]
+
+OK, FAIL, INFO = "ok", "fail", "info"
+OUTCOMES = (OK, FAIL, INFO)
+
+# transport error kinds, as the load driver reports them
+REFUSED = "refused"      # connection refused / not established: the request never left
+TIMEOUT = "timeout"      # the customer gave up waiting: the shop may have taken the order
+RESET = "reset"          # connection dropped after sending: unknown
+OTHER = "other"
+
+
+def classify(status: int | None, error_kind: str | None, accepted_status: int) -> str:
+    """ok / fail / info for one completed request.
+
+    The accepted status (201 sync, 202 async) is ok; any other 2xx is info (unexpected answer);
+    4xx is fail (refused, nothing stored); 5xx is info (the shop may have done part of it);
+    a refused connection is fail; a timeout, a reset or anything else is info.
+    """
+    if status is not None:
+        if status == accepted_status:
+            return OK
+        if 400 <= status < 500:
+            return FAIL
+        return INFO
+    if error_kind == REFUSED:
+        return FAIL
+    return INFO
+
+
+class HistoryWriter:
+    """Appends records to `history.jsonl`, flushing each batch; thread-safe.
+
+    Use as a context manager: on exit the last line says whether the run completed
+    (`complete` is False after an exception or Ctrl-C), and the file is flushed and closed.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file: IO[str] = self.path.open("w", encoding="utf-8")
+        self._lock = threading.Lock()
+        self.records: list[Record] = []
+
+    def write(self, record: Record) -> None:
+        with self._lock:
+            self.records.append(record)
+            self._file.write(json.dumps(record, separators=(",", ":")) + "\n")
+
+    def write_all(self, records: Iterable[Record]) -> None:
+        with self._lock:
+            for record in records:
+                self.records.append(record)
+                self._file.write(json.dumps(record, separators=(",", ":")) + "\n")
+            self._file.flush()
+
+    def flush(self) -> None:
+        with self._lock:
+            self._file.flush()
+
+    def close(self, *, complete: bool, time: float) -> None:
+        with self._lock:
+            if self._file.closed:
+                return
+        self.write({"type": "end", "time": time, "complete": complete})
+        with self._lock:
+            self._file.flush()
+            self._file.close()
+
+    def __enter__(self) -> "HistoryWriter":
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
+        import time as _time
+
+        self.close(complete=exc_type is None, time=_time.time())
+
+
+def load(path: Path) -> list[Record]:
+    """Every record of a history file; a truncated last line (a crash mid-write) is skipped."""
+    records = []
+    with Path(path).open(encoding="utf-8") as f:
+        for line in f:
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+    return records
+
+
+def of_type(history: Iterable[Record], *types: str) -> Iterator[Record]:
+    return (r for r in history if r.get("type") in types)
+
+
+def run_record(history: list[Record]) -> Record:
+    """The first "run" record (t0, system, ...); raises ValueError if the history has none."""
+    for record in history:
+        if record.get("type") == "run":
+            return record
+    raise ValueError("history has no run record")

@@ -1,0 +1,29 @@
+"""The metric names an experiment's expectations may use: dotted paths into results.json."""
+from __future__ import annotations
+
+from typing import Any
+
+LEDGER = ("attempted", "accepted", "rejected", "unknown", "dropped", "brewed", "served", "lost", "duplicated",
+          "duplicate_brews", "duplicate_servings", "unexpected", "recovered", "rejected_but_brewed",
+          "unknown_brewed")
+PERCENTILES = ("count", "mean", "p50", "p90", "p99", "p999", "max")
+
+METRICS: frozenset[str] = frozenset(
+    [f"orders.{k}" for k in LEDGER]
+    + [f"latency_ms.{kind}.{p}" for kind in ("acceptance", "fulfilment", "response") for p in PERCENTILES]
+    + [f"throughput.{k}" for k in ("accepted_per_s", "served_per_s", "peak_served_per_s", "served_in_faults_per_s")]
+    + [f"availability.{k}" for k in ("overall", "in_faults", "outside_faults")]
+    + [f"probe.{k}" for k in ("share_within_slo", "longest_overdue_s", "first_overdue_s", "detection_s")]
+    + [f"generator.{k}" for k in ("lag_p50_ms", "lag_p99_ms", "lag_max_ms", "late", "dropped")]
+    + [f"backlog.{k}" for k in ("max", "mean", "time_to_drain_s")]
+)
+
+
+def lookup(results: dict[str, Any], metric: str) -> Any:
+    """The value at a dotted path of a results dict, or None when absent."""
+    value: Any = results
+    for part in metric.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return None
+        value = value[part]
+    return value

@@ -1,0 +1,41 @@
+"""Process faults: kill (SIGKILL, restart at the end), pause (SIGSTOP / SIGCONT), stop (SIGTERM / start)."""
+from __future__ import annotations
+
+from harness.nemesis.base import ProcessFault, register
+from harness.shops.base import Shop
+
+
+@register
+class Kill(ProcessFault):
+    kind = "kill"
+    description = "SIGKILL the target's replicas; start them again when the window ends"
+
+    def start(self, shop: Shop) -> None:
+        shop.supervisor.kill(self.service, self.window.replica)
+
+    def stop(self, shop: Shop) -> None:
+        shop.supervisor.start(self.service, self.window.replica)
+
+
+@register
+class Pause(ProcessFault):
+    kind = "pause"
+    description = "freeze the target's replicas (SIGSTOP): connections stay open, nothing answers"
+
+    def start(self, shop: Shop) -> None:
+        shop.supervisor.pause(self.service, self.window.replica)
+
+    def stop(self, shop: Shop) -> None:
+        shop.supervisor.resume(self.service, self.window.replica)
+
+
+@register
+class Stop(ProcessFault):
+    kind = "stop"
+    description = "stop the target's replicas gracefully (SIGTERM); start them when the window ends"
+
+    def start(self, shop: Shop) -> None:
+        shop.supervisor.stop(self.service, self.window.replica)
+
+    def stop(self, shop: Shop) -> None:
+        shop.supervisor.start(self.service, self.window.replica)

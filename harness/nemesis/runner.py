@@ -1,0 +1,94 @@
+"""Runs fault windows on schedule in a background thread and heals whatever is still active at the end."""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from harness.nemesis.base import FAULT_KINDS, FaultWindow, NotApplicable
+from harness.shops.base import Shop
+
+log = logging.getLogger("harness.nemesis")
+Record = dict[str, Any]
+
+
+class Nemesis:
+    """Starts each window's fault at t0 + start_s and stops it at t0 + end_s (t0: wall-clock epoch).
+
+    Every transition is recorded through `record` as {"type": "fault", "phase": "start"|"end"|
+    "not-applicable"|"error", "name", "kind", "target", "time"}, with the time at which the
+    transition took effect. `heal()` stops the thread and heals every active fault; call it in a
+    `finally` so that a failed or interrupted run leaves no fault behind.
+    """
+
+    def __init__(self, windows: list[FaultWindow], shop: Shop, record: Callable[[Record], None], t0: float) -> None:
+        self.shop, self.record, self.t0 = shop, record, t0
+        self.faults: list[tuple[FaultWindow, Any]] = []
+        self.not_applicable: list[dict[str, str]] = []
+        self.active: dict[str, tuple[FaultWindow, Any]] = {}
+        self._lock = threading.Lock()
+        self._halt = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="nemesis", daemon=True)
+        for window in windows:
+            fault = FAULT_KINDS[window.kind](window)
+            try:
+                fault.setup(shop)
+            except NotApplicable as exc:
+                self.not_applicable.append({"name": window.name, "kind": window.kind, "target": window.target,
+                                            "reason": str(exc)})
+                self._note(window, "not-applicable", reason=str(exc))
+                continue
+            self.faults.append((window, fault))
+
+    def _note(self, window: FaultWindow, phase: str, **extra: Any) -> None:
+        self.record({"type": "fault", "phase": phase, "name": window.name, "kind": window.kind,
+                     "target": window.target, "replica": window.replica, "time": time.time(), **extra})
+
+    def start(self) -> "Nemesis":
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        events = sorted([(w.start_s, 1, w.name, "start") for w, _ in self.faults]
+                        + [(w.end_s, 0, w.name, "stop") for w, _ in self.faults])
+        by_name = {w.name: (w, f) for w, f in self.faults}
+        for at_s, _, name, action in events:
+            if self._halt.wait(max(0.0, self.t0 + at_s - time.time())):
+                return
+            window, fault = by_name[name]
+            with self._lock:
+                if action == "start":
+                    self._apply(window, fault, "start")
+                elif name in self.active:
+                    self._apply(window, fault, "stop")
+
+    def _apply(self, window: FaultWindow, fault: Any, action: str) -> None:
+        try:
+            getattr(fault, action)(self.shop)
+        except Exception as exc:  # a fault that fails is recorded, the run goes on
+            log.exception("fault %s: %s failed", window.name, action)
+            self._note(window, "error", action=action, error=f"{exc.__class__.__name__}: {exc}")
+            if action == "start":
+                return
+        if action == "start":
+            self.active[window.name] = (window, fault)
+            self._note(window, "start")
+        else:
+            self.active.pop(window.name, None)
+            self._note(window, "end")
+
+    def heal(self) -> None:
+        """Stop scheduling, heal every active fault (recording its end), tear everything down."""
+        self._halt.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=120)
+        with self._lock:
+            for window, fault in list(self.active.values()):
+                self._apply(window, fault, "stop")
+            for _, fault in self.faults:
+                try:
+                    fault.teardown(self.shop)
+                except Exception:
+                    log.exception("teardown of %s failed", fault)

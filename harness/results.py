@@ -1,0 +1,57 @@
+"""results.json of one experiment on one shop: checker results, expectations checked, provenance."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from harness.checkers.base import CheckerResult
+from harness.experiment.model import Bound
+from harness.metrics import lookup
+
+
+def evaluate(expectations: dict[str, Bound], results: dict[str, Any]) -> list[dict[str, Any]]:
+    """One check per expectation: {name, expected, observed, passed}. A missing value fails."""
+    checks = []
+    for metric, bound in expectations.items():
+        observed = lookup(results, metric)
+        checks.append({"name": metric, "expected": bound.text(), "min": bound.min, "max": bound.max,
+                       "observed": observed, "passed": bound.holds(observed)})
+    return checks
+
+
+def assemble(header: dict[str, Any], checked: dict[str, CheckerResult], expectations: dict[str, Bound],
+             provenance: dict[str, Any]) -> dict[str, Any]:
+    """The results document: header (experiment, system, seed, profile, config, faults, ...) plus the
+    checkers' data under their section names, the checks and the overall verdict."""
+    data = {name: result.data for name, result in checked.items()}
+    results: dict[str, Any] = {
+        **header,
+        "orders": data.get("ledger", {}),
+        "latency_ms": data.get("latency", {}),
+        "throughput": data.get("throughput", {}),
+        "availability": data.get("availability", {}),
+        "probe": data.get("probe", {}),
+        "generator": data.get("generator", {}),
+        "backlog": data.get("backlog", {}),
+        "checkers": {name: {"valid": r.valid, "error": r.error} for name, r in checked.items()},
+        "provenance": provenance,
+    }
+    results["checks"] = evaluate(expectations, results)
+    if "fault_errors" in header:  # a fault that could not be applied makes the run meaningless
+        errors = header["fault_errors"]
+        results["checks"].append({"name": "faults applied", "expected": "no fault failed to start or stop",
+                                  "min": None, "max": None, "observed": [e.get("error") for e in errors],
+                                  "passed": not errors})
+    if "healed" in header:  # every run must end with every fault healed, whatever it expects
+        healed = header["healed"]
+        results["checks"].append({"name": "healed", "expected": "no toxic left, proxies enabled, all running",
+                                  "min": None, "max": None, "observed": healed, "passed": bool(healed.get("healed"))})
+    results["passed"] = bool(header.get("complete", True)) and all(c["passed"] for c in results["checks"])
+    return results
+
+
+def write(results: dict[str, Any], path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2, default=str))
+    return path

@@ -1,0 +1,206 @@
+"""Running experiments: one experiment on one shop, with the same schedule and faults for both shops.
+
+    schedule (from the seed) -> infrastructure + shop -> nemesis + backlog sampler + open-loop driver
+    -> drain -> observations (brewed, served) -> history.jsonl -> checkers -> results.json
+
+Everything started is stopped in `finally` blocks; a Ctrl-C still flushes the history, marks it
+incomplete, heals the faults and stops every process.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cafe.menu import load_menu
+from harness import results as results_mod
+from harness.checkers import CheckOptions, default_checkers, fault_windows, run_checkers
+from harness.experiment import Experiment
+from harness.history import HistoryWriter, Record
+from harness.infra.stack import Infrastructure
+from harness.load.driver import OpenLoopDriver
+from harness.load.schedule import ArrivalSchedule, build_schedule
+from harness.nemesis import Nemesis
+from harness.provenance import provenance
+from harness.shops import SHOPS, Shop
+
+LEAD_S = 1.0          # t0 is this far in the future when the driver starts, so the first arrival is on time
+DRAIN_POLL_S = 0.5
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A snapshot for live display."""
+
+    experiment: str
+    system: str
+    phase: str            # starting | load | drain | checking | done
+    scheduled: int
+    sent: int
+    accepted: int
+    failed: int
+    unknown: int
+    dropped: int
+    served: int | None
+    backlog: int | None
+    faults: tuple[str, ...]
+
+
+ProgressFn = Callable[[Progress], None]
+
+
+def schedule_for(experiment: Experiment, seed: int) -> ArrivalSchedule:
+    """The arrival schedule of an (already profiled) experiment: identical for both shops."""
+    menu = load_menu()
+    return build_schedule(experiment.load.build_shape(), experiment.run.duration_s,
+                          process=experiment.load.process, seed=seed, menu_mix=experiment.shop.menu_mix,
+                          sizes={p: menu.sizes_of(p) for p in experiment.shop.menu_mix})
+
+
+def effective(experiment: Experiment, profile: str, seed: int | None) -> Experiment:
+    """The experiment as it will run: profile applied, seed overridden when given."""
+    profiled = experiment.for_profile(profile)
+    if seed is not None:
+        profiled = profiled.model_copy(update={"run": profiled.run.model_copy(update={"seed": seed})})
+    return profiled
+
+
+class BacklogSampler(threading.Thread):
+    """Samples the shop's backlog every interval into the history; also feeds live progress."""
+
+    def __init__(self, shop: Shop, record: Callable[[Record], None], interval_s: float,
+                 tick: Callable[[], None]) -> None:
+        super().__init__(name="backlog-sampler", daemon=True)
+        self.shop, self.record, self.interval_s, self.tick = shop, record, interval_s, tick
+        self.halt = threading.Event()
+        self.last: int | None = None
+
+    def run(self) -> None:
+        while not self.halt.wait(self.interval_s):
+            self.sample()
+
+    def sample(self) -> None:
+        try:
+            sample = self.shop.backlog()
+            self.last = int(sample["total"])
+            self.record({"type": "backlog", "time": time.time(), **sample})
+        except Exception as exc:  # a stopped or paused service: note it, keep sampling
+            self.last = None
+            self.record({"type": "backlog", "time": time.time(), "total": None,
+                         "error": f"{exc.__class__.__name__}: {exc}"[:200]})
+        self.tick()
+
+    def stop(self) -> None:
+        """Stop sampling, after one last sample (the backlog once the run is over)."""
+        if self.is_alive():
+            self.halt.set()
+            self.join(timeout=10)
+            self.sample()
+
+
+def observations(shop: Shop) -> list[Record]:
+    """What the shop says it brewed and served, as history records."""
+    records: list[Record] = []
+    for row in shop.brewed():
+        records.append({"type": "brewed", "ref": row.get("ref"), "order_id": row["order_id"],
+                        "time": row["brewed_at"], "started": row.get("started_at"), "barista": row.get("barista")})
+    for row in shop.served():
+        records.append({"type": "served", "ref": row.get("ref"), "order_id": row["order_id"], "time": row["served_at"]})
+    return records
+
+
+def actual_faults(history: list[Record]) -> list[dict[str, Any]]:
+    return [{"name": w.name, "kind": w.kind, "target": w.target, "start_s": round(w.start_s, 3),
+             "end_s": round(w.end_s, 3)} for w in fault_windows(history)]
+
+
+def run_one(name: str, experiment: Experiment, system: str, *, profile: str, seed: int | None,
+            out_dir: Path, run_id: str, progress: ProgressFn | None = None) -> dict[str, Any]:
+    """Run `experiment` (as declared; the profile is applied here) against one shop; write
+    history.jsonl, schedule.jsonl and results.json into out_dir and return the results."""
+    exp = effective(experiment, profile, seed)
+    seed = exp.run.seed
+    schedule = schedule_for(exp, seed)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "schedule.jsonl").write_text(schedule.to_jsonl())
+    report = progress or (lambda p: None)
+    state: dict[str, Any] = {"phase": "starting", "served": None, "backlog": None}
+    started = time.time()
+    complete = False
+    healed: dict[str, Any] = {}
+    with HistoryWriter(out_dir / "history.jsonl") as history, \
+            Infrastructure(out_dir / "infra", broker=system == "async") as infra, \
+            SHOPS[system](infra, exp.shop.settings(seed)) as shop:
+        driver: OpenLoopDriver | None = None
+        nemesis: Nemesis | None = None
+        sampler: BacklogSampler
+
+        def tick() -> None:
+            stats = driver.stats if driver else None
+            backlog = sampler.last
+            report(Progress(name, system, state["phase"], len(schedule), stats.sent if stats else 0,
+                            stats.outcomes["ok"] if stats else 0, stats.outcomes["fail"] if stats else 0,
+                            stats.outcomes["info"] if stats else 0, stats.dropped if stats else 0,
+                            state["served"], backlog, tuple(nemesis.active) if nemesis else ()))
+
+        t0 = time.time() + LEAD_S
+        history.write({"type": "run", "experiment": name, "system": system, "seed": seed, "profile": profile,
+                       "t0": t0, "run_id": run_id, "schedule_digest": schedule.digest()})
+        nemesis = Nemesis(exp.windows(), shop, history.write, t0)
+        sampler = BacklogSampler(shop, history.write, exp.run.backlog_interval_s, tick)
+        driver = OpenLoopDriver(shop.entry_url, schedule, t0, accepted_status=shop.accepted_status,
+                                client_timeout_s=exp.load.client_timeout_s, max_in_flight=exp.load.max_in_flight,
+                                record=history.write)
+        try:
+            nemesis.start()
+            sampler.start()
+            state["phase"] = "load"
+            driver.run()
+            state["phase"] = "drain"
+            _drain(shop, history.records, deadline=t0 + exp.run.duration_s + exp.run.drain_s, state=state, tick=tick)
+            nemesis.heal()  # heal before reading: a killed service answers again once restarted
+            healed = shop.heal_report()
+            history.write_all(observations(shop))
+            complete = True
+        finally:
+            nemesis.heal()
+            sampler.stop()
+            history.close(complete=complete, time=time.time())
+        describe = shop.describe()
+        versions = {"rabbitmq": infra.broker.version() if infra.broker else None,
+                    "toxiproxy": infra.toxiproxy_server.version()}
+    state["phase"] = "checking"
+    checked = run_checkers(default_checkers(), history.records,
+                           CheckOptions(slo_s=exp.run.slo_s, bucket_s=1.0, late_ms=exp.run.late_ms))
+    header = {
+        "experiment": name, "title": exp.title, "claim": exp.claim, "system": system, "seed": seed,
+        "profile": profile, "run_id": run_id, "complete": complete, "started_at": started,
+        "wall_s": round(time.time() - started, 3),
+        "config": {"shop": describe, "experiment": exp.model_dump(mode="json")},
+        "schedule": {"arrivals": len(schedule), "duration_s": schedule.duration_s, "digest": schedule.digest()},
+        "faults": actual_faults(history.records), "not_applicable": nemesis.not_applicable,
+        "healed": healed,
+        "fault_errors": [r for r in history.records if r.get("type") == "fault" and r.get("phase") == "error"],
+    }
+    results = results_mod.assemble(header, checked, exp.expectations(system), provenance(**versions))
+    results_mod.write(results, out_dir / "results.json")
+    return results
+
+
+def _drain(shop: Shop, records: list[Record], *, deadline: float, state: dict[str, Any],
+           tick: Callable[[], None]) -> None:
+    """Wait until every accepted order has been served, or the deadline passes."""
+    accepted = {r["ref"] for r in list(records) if r.get("type") == "ok"}
+    while True:
+        try:
+            served = {row.get("ref") for row in shop.served()}
+        except Exception:  # the reading service may be down in a fault window: try again
+            served = set()
+        state["served"] = len(served & accepted)
+        tick()
+        if accepted <= served or time.time() >= deadline:
+            return
+        time.sleep(DRAIN_POLL_S)

@@ -1,0 +1,194 @@
+"""Experiment files: the shipped ones are valid; every kind of mistake gives one clean error
+naming the file, the field path and the bad value; profiles scale as documented."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from harness.experiment import ExperimentError, discover, from_dict, load_experiment
+from harness.metrics import METRICS
+from harness.results import evaluate
+
+ROOT = Path(__file__).resolve().parents[2]
+EXPERIMENTS = discover(ROOT / "experiments")
+
+MINIMAL: dict[str, Any] = {
+    "title": "t", "claim": "c", "time_scale": "1:1",
+    "run": {"duration_s": 10},
+    "load": {"shape": "constant", "rate": 5},
+}
+
+
+def with_change(path: str, value: Any) -> dict[str, Any]:
+    import copy
+
+    data = copy.deepcopy(MINIMAL)
+    *parents, last = path.split(".")
+    node = data
+    for part in parents:
+        node = node.setdefault(part, {})
+    node[last] = value
+    return data
+
+
+def test_shipped_experiments_are_valid() -> None:
+    assert {p.stem for p in EXPERIMENTS} >= {"steady-state", "morning-rush"}
+    for path in EXPERIMENTS:
+        experiment = load_experiment(path)
+        assert experiment.claim and experiment.time_scale
+        for profile in ("smoke", "full"):
+            experiment.for_profile(profile)
+
+
+def test_minimal_experiment_has_defaults() -> None:
+    exp = from_dict(MINIMAL)
+    assert exp.shop.baristas == 1 and exp.load.process == "poisson" and exp.faults == []
+
+
+@pytest.mark.parametrize(("path", "value", "field", "words"), [
+    ("colour", "red", "colour", "unknown key"),
+    ("run.durations", 3, "run.durations", "unknown key"),
+    ("run.duration_s", -1, "run.duration_s", "greater than 0"),
+    ("run.duration_s", "long", "run.duration_s", "valid number"),
+    ("load.shape", "tsunami", "load.shape", "'constant'"),
+    ("load.process", "bursty", "load.process", "'poisson'"),
+    ("load.peak_factor", 3, "load", "peak_factor does not apply to shape 'constant'"),
+    ("shop.brew", {"distribution": "normal"}, "shop.brew.distribution", "'fixed'"),
+    ("shop.menu_mix", {"Tea": 1}, "shop.menu_mix", "not on the menu"),
+    ("shop.baristas", 0, "shop.baristas", "greater than or equal to 1"),
+    ("faults", [{"kind": "meteor", "target": "barista", "start_s": 1, "duration_s": 1}], "faults[0].kind",
+     "unknown fault kind 'meteor'"),
+    ("faults", [{"kind": "kill", "target": "janitor", "start_s": 1, "duration_s": 1}], "faults[0].target",
+     "unknown target 'janitor'"),
+    ("faults", [{"kind": "kill", "target": "barista", "start_s": 50, "duration_s": 1}], "",
+     "after the run"),
+    ("expect", {"async": {"orders.vanished": {"max": 0}}}, "expect", "unknown metric 'orders.vanished'"),
+    ("expect", {"async": {"orders.lost": {}}}, "expect.async.orders.lost", "give min, max or both"),
+    ("expect", {"martian": {"orders.lost": {"max": 0}}}, "expect.martian", "unknown key"),
+    ("profiles", {"nightly": {"time_factor": 2}}, "profiles.nightly", "unknown key"),
+])
+def test_bad_fields_are_named_with_their_value(path: str, value: Any, field: str, words: str) -> None:
+    with pytest.raises(ExperimentError) as info:
+        from_dict(with_change(path, value), "x.toml")
+    error = info.value
+    assert error.field.startswith(field), str(error)
+    assert words in str(error), str(error)
+    assert str(error).startswith("x.toml: ")
+    assert "\n" not in str(error)
+
+
+@pytest.mark.parametrize("missing", ["title", "claim", "run", "load", "time_scale"])
+def test_missing_sections_are_named(missing: str) -> None:
+    data = dict(MINIMAL)
+    del data[missing]
+    with pytest.raises(ExperimentError, match=f"{missing}: missing"):
+        from_dict(data, "x.toml")
+
+
+def test_shape_needs_its_fields() -> None:
+    with pytest.raises(ExperimentError, match="needs peak_factor"):
+        from_dict(with_change("load", {"shape": "morning-rush", "rate": 5}))
+
+
+def test_bad_toml_and_missing_file(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("title = \n")
+    with pytest.raises(ExperimentError, match="bad.toml: not valid TOML"):
+        load_experiment(bad)
+    with pytest.raises(ExperimentError, match="cannot read"):
+        load_experiment(tmp_path / "absent.toml")
+
+
+def test_profile_scales_times_and_rates_not_the_shop() -> None:
+    exp = load_experiment(ROOT / "experiments" / "morning-rush.toml")
+    smoke = exp.for_profile("smoke")
+    factor = exp.profile("smoke").time_factor
+    assert smoke.run.duration_s == pytest.approx(exp.run.duration_s * factor)
+    assert smoke.run.drain_s == pytest.approx(exp.run.drain_s * factor)
+    assert smoke.load.peak_start_s == pytest.approx(exp.load.peak_start_s * factor)
+    assert smoke.load.client_timeout_s == exp.load.client_timeout_s
+    assert smoke.shop == exp.shop
+    assert exp.for_profile("full") == exp
+
+
+def test_profile_default_rule_applies_when_undeclared() -> None:
+    exp = from_dict(MINIMAL)
+    assert exp.for_profile("smoke").run.duration_s == pytest.approx(2.5)
+
+
+def test_expectations_merge_both_and_system() -> None:
+    exp = from_dict(with_change("expect", {"both": {"orders.lost": {"max": 0}},
+                                           "sync": {"orders.lost": {"max": 5}, "availability.overall": {"min": 0.5}}}))
+    merged = exp.expectations("sync")
+    assert merged["orders.lost"].max == 5 and "availability.overall" in merged
+    assert exp.expectations("async")["orders.lost"].max == 0
+
+
+def test_evaluate_checks_pass_fail_and_missing() -> None:
+    exp = from_dict(with_change("expect", {"both": {"orders.lost": {"max": 0}, "availability.overall": {"min": 0.9},
+                                                    "probe.detection_s": {"max": 5}}}))
+    checks = {c["name"]: c for c in evaluate(exp.expectations("async"),
+                                             {"orders": {"lost": 2}, "availability": {"overall": 0.95}})}
+    assert checks["orders.lost"]["passed"] is False and checks["orders.lost"]["observed"] == 2
+    assert checks["availability.overall"]["passed"] is True
+    assert checks["probe.detection_s"]["passed"] is False  # missing value fails
+
+
+toml_values = st.recursive(
+    st.booleans() | st.integers(-10**6, 10**6) | st.floats(allow_nan=False)
+    | st.text(max_size=12),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8), children, max_size=3),
+    max_leaves=12,
+)
+keys = st.sampled_from(["title", "claim", "time_scale", "run", "load", "shop", "faults", "expect", "profiles",
+                        "duration_s", "shape", "rate", "x"])
+
+
+@settings(suppress_health_check=[HealthCheck.too_slow], max_examples=200)
+@given(st.dictionaries(keys, toml_values, max_size=6))
+def test_garbage_gives_a_clean_error_not_a_traceback(data: dict[str, Any]) -> None:
+    try:
+        from_dict(data, "garbage.toml")
+    except ExperimentError as exc:
+        assert str(exc).startswith("garbage.toml: ")
+
+
+@settings(max_examples=50)
+@given(st.sampled_from(EXPERIMENTS), st.integers(0, 200), st.binary(min_size=1, max_size=8))
+def test_mangled_real_files_give_a_clean_error(path: Path, at: int, junk: bytes) -> None:
+    text = path.read_bytes()
+    mangled = text[:at] + junk + text[at:]
+    try:
+        data = tomllib.loads(mangled.decode("utf-8", errors="replace"))
+    except tomllib.TOMLDecodeError:
+        return
+    try:
+        from_dict(data, path.name)
+    except ExperimentError:
+        pass
+
+
+def test_metric_names_cover_the_ledger() -> None:
+    assert {"orders.lost", "orders.duplicated", "latency_ms.acceptance.p99", "generator.dropped"} <= METRICS
+
+
+def test_cli_validate_exit_codes(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('title = "t"\nclaim = "c"\ntime_scale = "x"\n[run]\nduration_s = 10\n[load]\nshape = "wave"\nrate = 1\n')
+    proc = subprocess.run([sys.executable, "-m", "harness", "validate", str(bad)], capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert proc.returncode == 2
+    assert "load.shape = 'wave'" in proc.stdout and "Traceback" not in proc.stdout + proc.stderr
+    ok = subprocess.run([sys.executable, "-m", "harness", "validate", *map(str, EXPERIMENTS)], capture_output=True,
+                        text=True, timeout=60, check=False)
+    assert ok.returncode == 0, ok.stdout
+    run = subprocess.run([sys.executable, "-m", "harness", "run", str(bad)], capture_output=True, text=True,
+                         timeout=60, check=False)
+    assert run.returncode == 2 and "Traceback" not in run.stdout + run.stderr
