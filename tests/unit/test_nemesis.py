@@ -1,0 +1,162 @@
+"""Fault schedules: validation rules, and the runner's start / stop / heal-at-end logic.
+
+The runner is tested with a fault kind defined here that only records calls: the logic under test
+is the scheduling and healing, not a real fault (those are in tests/integration/test_faults.py).
+"""
+from __future__ import annotations
+
+import time
+from typing import Any, ClassVar
+
+import pytest
+
+from harness.experiment import ExperimentError, from_dict
+from harness.nemesis import FAULT_KINDS, FaultWindow, Nemesis, NotApplicable
+from harness.nemesis.network import TOXICS
+from harness.shops.base import EDGES
+
+BASE: dict[str, Any] = {"title": "t", "claim": "c", "time_scale": "x", "run": {"duration_s": 30, "drain_s": 10},
+                        "load": {"shape": "constant", "rate": 1}}
+
+
+def experiment(*faults: dict[str, Any]) -> Any:
+    return from_dict({**BASE, "faults": list(faults)}, "f.toml")
+
+
+def fault(kind: str = "kill", target: str = "barista", start: float = 5, duration: float = 5, **extra: Any) -> dict:
+    return {"kind": kind, "target": target, "start_s": start, "duration_s": duration, **extra}
+
+
+def test_every_toxic_and_down_and_process_and_broker_kinds_are_registered() -> None:
+    assert set(TOXICS) | {"down", "kill", "pause", "stop", "broker-crash", "broker-stop"} == set(FAULT_KINDS)
+
+
+@pytest.mark.parametrize("spec", [
+    fault(), fault("pause", "orders"), fault("stop", "waiter"),
+    fault("latency", "orders->barista", params={"latency": 50, "jitter": 5, "stream": "upstream"}),
+    fault("down", "customer->orders"), fault("broker-crash", "broker"),
+    fault("reset_peer", "barista->broker", replica=2, params={"timeout": 0, "toxicity": 1}),
+])
+def test_valid_faults(spec: dict) -> None:
+    (window,) = experiment(spec).windows()
+    assert window.kind == spec["kind"] and window.end_s == spec["start_s"] + spec["duration_s"]
+
+
+@pytest.mark.parametrize(("spec", "words"), [
+    (fault("kill", "broker"), "faults[0].target = 'broker': unknown target 'broker' for 'kill'"),
+    (fault("latency", "barista"), "unknown target 'barista' for 'latency'"),
+    (fault("broker-crash", "barista"), "unknown target 'barista' for 'broker-crash'"),
+    (fault("latency", "orders->barista", params={"delay": 3}), "faults[0].params: delay: not a parameter"),
+    (fault("latency", "orders->barista", params={"stream": "sideways"}), "stream: 'sideways'"),
+    (fault("latency", "orders->barista", params={"latency": -1}), "latency: must be a number >= 0"),
+    (fault("reset_peer", "orders->barista", params={"toxicity": 2}), "toxicity: must be <= 1"),
+    (fault("kill", params={"signal": 9}), "'kill' takes no parameters"),
+    (fault(start=35, duration=10), "ends at 45"),
+    (fault(replica=0), "faults[0].replica"),
+])
+def test_invalid_faults_give_one_clean_line(spec: dict, words: str) -> None:
+    with pytest.raises(ExperimentError) as info:
+        experiment(spec)
+    assert words in str(info.value)
+    assert str(info.value).startswith("f.toml: ") and "\n" not in str(info.value)
+
+
+def test_overlaps_are_allowed_except_same_kind_on_the_same_target() -> None:
+    experiment(fault(start=5, duration=10), fault("pause", "barista", start=8, duration=2))     # different kind
+    experiment(fault(start=5, duration=10), fault("kill", "orders", start=8, duration=2))       # different target
+    experiment(fault(start=5, duration=3), fault(start=8, duration=3))                           # back to back
+    experiment(fault(replica=1, start=5, duration=10), fault(replica=2, start=6, duration=2))   # other replica
+    with pytest.raises(ExperimentError, match=r"faults\[1\] overlaps faults\[0\]"):
+        experiment(fault(start=5, duration=10), fault(start=8, duration=2))
+
+
+def test_edges_are_named_once_for_both_shops() -> None:
+    assert {"customer->orders", "orders->barista", "barista->waiter"} <= set(EDGES)
+
+
+class Recorder:
+    """A fault kind that records what the runner asked of it (with the time)."""
+
+    kind: ClassVar[str] = "record"
+    description: ClassVar[str] = "records calls"
+    targets: ClassVar[tuple[str, ...]] = ("barista",)
+    calls: ClassVar[list[tuple[str, str, float]]] = []
+
+    def __init__(self, window: FaultWindow) -> None:
+        self.window = window
+
+    def setup(self, shop: Any) -> None:
+        if shop == "no-barista-here":
+            raise NotApplicable("this shop has no barista")
+        self.calls.append(("setup", self.window.name, time.time()))
+
+    def start(self, shop: Any) -> None:
+        if self.window.params.get("explode"):
+            raise RuntimeError("boom")
+        self.calls.append(("start", self.window.name, time.time()))
+
+    def stop(self, shop: Any) -> None:
+        self.calls.append(("stop", self.window.name, time.time()))
+
+    def teardown(self, shop: Any) -> None:
+        self.calls.append(("teardown", self.window.name, time.time()))
+
+
+@pytest.fixture
+def recorder() -> Any:
+    FAULT_KINDS["record"] = Recorder
+    Recorder.calls = []
+    yield Recorder
+    del FAULT_KINDS["record"]
+
+
+def test_runner_starts_and_stops_windows_on_time_and_records_them(recorder: Any) -> None:
+    records: list[dict] = []
+    t0 = time.time() + 0.1
+    windows = [FaultWindow("a", "record", "barista", 0.0, 0.3), FaultWindow("b", "record", "barista", 0.1, 0.1)]
+    nemesis = Nemesis(windows, "shop", records.append, t0).start()
+    time.sleep(0.6)
+    nemesis.heal()
+    order = [(c[0], c[1]) for c in recorder.calls]
+    assert order[:2] == [("setup", "a"), ("setup", "b")]
+    assert order[2:6] == [("start", "a"), ("start", "b"), ("stop", "b"), ("stop", "a")]
+    starts = {c[1]: c[2] - t0 for c in recorder.calls if c[0] == "start"}
+    assert starts["a"] == pytest.approx(0.0, abs=0.08) and starts["b"] == pytest.approx(0.1, abs=0.08)
+    phases = [(r["phase"], r["name"]) for r in records]
+    assert phases == [("start", "a"), ("start", "b"), ("end", "b"), ("end", "a")]
+    assert not nemesis.active
+
+
+def test_heal_stops_whatever_is_still_active(recorder: Any) -> None:
+    """Ctrl-C or an error mid-run: heal() ends every active window and tears everything down."""
+    records: list[dict] = []
+    nemesis = Nemesis([FaultWindow("long", "record", "barista", 0.0, 3600.0)], "shop", records.append,
+                      time.time()).start()
+    time.sleep(0.2)
+    assert "long" in nemesis.active
+    nemesis.heal()
+    assert [c[0] for c in recorder.calls] == ["setup", "start", "stop", "teardown"]
+    assert [r["phase"] for r in records] == ["start", "end"]
+    nemesis.heal()  # idempotent: nothing healed twice
+    assert [c[0] for c in recorder.calls].count("stop") == 1
+
+
+def test_not_applicable_is_reported_not_skipped(recorder: Any) -> None:
+    records: list[dict] = []
+    nemesis = Nemesis([FaultWindow("x", "record", "barista", 0.0, 1.0)], "no-barista-here", records.append,
+                      time.time())
+    assert nemesis.not_applicable == [{"name": "x", "kind": "record", "target": "barista",
+                                       "reason": "this shop has no barista"}]
+    assert records[0]["phase"] == "not-applicable"
+    nemesis.start().heal()
+    assert not any(c[0] == "start" for c in recorder.calls)
+
+
+def test_a_fault_that_fails_to_start_is_recorded_as_an_error(recorder: Any) -> None:
+    records: list[dict] = []
+    window = FaultWindow("bad", "record", "barista", 0.0, 0.1, params={"explode": True})
+    nemesis = Nemesis([window], "shop", records.append, time.time()).start()
+    time.sleep(0.3)
+    nemesis.heal()
+    assert [r["phase"] for r in records] == ["error"]
+    assert records[0]["error"] == "RuntimeError: boom"
