@@ -219,7 +219,34 @@ def cmd_run(args: argparse.Namespace) -> int:
                       str(row["lost"]), str(row["duplicated"]), _num(row["acceptance_p99_ms"]),
                       _num(row["fulfilment_p99_ms"]), ", ".join(row["failed_checks"]))
     console.print(table)
+    try:
+        _write_report(run_dir, Path(args.out))
+    except Exception as exc:  # the run's files are written; a broken report must not hide its verdict
+        console.print(f"[red]report not written: {exc.__class__.__name__}: {exc}[/red]", highlight=False)
     return 0 if all(row["passed"] for row in summary) else 1
+
+
+def _write_report(run_dir: Path, out: Path) -> Path:
+    """Write the HTML report of run_dir into out and print where its index is."""
+    from harness.report import write_report
+
+    report = write_report(run_dir, out)
+    console.print(f"report: {report.index}", highlight=False)
+    return report.index
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from harness.report import latest_run_dir
+
+    try:
+        run_dir = Path(args.run_dir) if args.run_dir else latest_run_dir(Path("reports") / "runs")
+        if not run_dir.is_dir():
+            raise FileNotFoundError(f"no such run directory: {run_dir}")
+        _write_report(run_dir, Path(args.out))
+    except FileNotFoundError as exc:
+        console.print(f"[red]chaoscafe report: {exc}[/red]", highlight=False)
+        return 2
+    return 0
 
 
 def _num(value: Any) -> str:
@@ -267,6 +294,11 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--out", default="reports", help="output directory (default reports/)")
     run.add_argument("--quiet", action="store_true", help="no live progress")
     run.set_defaults(func=cmd_run)
+    rep = sub.add_parser("report", help="write the HTML report of a run (index, one page per experiment)")
+    rep.add_argument("run_dir", nargs="?", metavar="RUN_DIR",
+                     help="a run directory (default: the newest under reports/runs)")
+    rep.add_argument("--out", default="reports", help="where the report goes (default reports/)")
+    rep.set_defaults(func=cmd_report)
     lst = sub.add_parser("list", help="list experiments with the claim each tests")
     lst.set_defaults(func=cmd_list)
     val = sub.add_parser("validate", help="check experiment files; exit 2 if any is invalid")
