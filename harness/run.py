@@ -127,24 +127,18 @@ def run_one(name: str, experiment: Experiment, system: str, *, profile: str, see
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "schedule.jsonl").write_text(schedule.to_jsonl())
     report = progress or (lambda p: None)
-    state: dict[str, Any] = {"phase": "starting", "served": None, "backlog": None}
+    state: dict[str, Any] = {"phase": "starting", "served": None}
     started = time.time()
     complete = False
     healed: dict[str, Any] = {}
     with HistoryWriter(out_dir / "history.jsonl") as history, \
             Infrastructure(out_dir / "infra", broker=system == "async") as infra, \
             SHOPS[system](infra, exp.shop.settings(seed)) as shop:
-        driver: OpenLoopDriver | None = None
-        nemesis: Nemesis | None = None
-        sampler: BacklogSampler
-
-        def tick() -> None:
-            stats = driver.stats if driver else None
-            backlog = sampler.last
-            report(Progress(name, system, state["phase"], len(schedule), stats.sent if stats else 0,
-                            stats.outcomes["ok"] if stats else 0, stats.outcomes["fail"] if stats else 0,
-                            stats.outcomes["info"] if stats else 0, stats.dropped if stats else 0,
-                            state["served"], backlog, tuple(nemesis.active) if nemesis else ()))
+        def tick() -> None:  # called by the sampler thread and the drain loop, after all three exist
+            stats = driver.stats
+            report(Progress(name, system, state["phase"], len(schedule), stats.sent, stats.outcomes["ok"],
+                            stats.outcomes["fail"], stats.outcomes["info"], stats.dropped, state["served"],
+                            sampler.last, tuple(nemesis.active)))
 
         t0 = time.time() + LEAD_S
         history.write({"type": "run", "experiment": name, "system": system, "seed": seed, "profile": profile,
