@@ -309,7 +309,11 @@ class Supervisor:
         return self.start(service, index, wait=wait)
 
     def pause(self, service: str, index: int | None = None) -> list[Replica]:
-        return self._transition(service, index, signal.SIGSTOP, "running", "paused")
+        """SIGSTOP the replicas' process groups; returns once each leader is stopped (state T in
+        /proc: signal delivery is asynchronous) or after 2 s."""
+        paused = self._transition(service, index, signal.SIGSTOP, "running", "paused")
+        _wait_stopped([r.pid for r in paused if r.pid is not None], timeout=2.0)
+        return paused
 
     def resume(self, service: str, index: int | None = None) -> list[Replica]:
         return self._transition(service, index, signal.SIGCONT, "paused", "running")
@@ -500,6 +504,22 @@ class Supervisor:
                 return bool(resp.status == 200)
         except (OSError, http.client.HTTPException, ValueError):  # URLError is an OSError
             return False
+
+
+def _proc_state(pid: int) -> str | None:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return None
+
+
+def _wait_stopped(pids: list[int], timeout: float) -> None:
+    """Wait until every pid is in a stopped state (T) or gone, at most `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if all(_proc_state(pid) in ("T", "t", None) for pid in pids):
+            return
+        time.sleep(0.01)
 
 
 def _wait_exited(reps: list[Replica], timeout: float) -> list[Replica]:
