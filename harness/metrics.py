@@ -16,6 +16,12 @@ METRICS: frozenset[str] = frozenset(
     + [f"probe.{k}" for k in ("share_within_slo", "longest_overdue_s", "first_overdue_s", "detection_s")]
     + [f"generator.{k}" for k in ("lag_p50_ms", "lag_p99_ms", "lag_max_ms", "late", "dropped")]
     + [f"backlog.{k}" for k in ("max", "mean", "time_to_drain_s")]
+    + [f"scaling.{k}" for k in ("scale_ups", "scale_downs", "errors", "initial_replicas", "max_replicas",
+                                "min_replicas", "final_replicas", "replica_seconds", "max_share",
+                                "backlog_per_replica", "slow_share", "slow_held_max")]
+    + [f"theory.little.{k}" for k in ("ratio", "mean_backlog", "predicted_backlog")]
+    + [f"theory.mmc.ratios.{k}" for k in ("throughput", "mean_wait", "mean_backlog")]
+    + [f"theory.mmc.measured.{k}" for k in ("throughput_per_s", "mean_wait_s", "mean_in_system")]
 )
 
 

@@ -34,6 +34,8 @@ def assemble(header: dict[str, Any], checked: dict[str, CheckerResult], expectat
         "probe": data.get("probe", {}),
         "generator": data.get("generator", {}),
         "backlog": data.get("backlog", {}),
+        "scaling": data.get("scaling", {}),
+        "theory": data.get("theory", {}),
         "checkers": {name: {"valid": r.valid, "error": r.error} for name, r in checked.items()},
         "provenance": provenance,
     }
@@ -43,6 +45,10 @@ def assemble(header: dict[str, Any], checked: dict[str, CheckerResult], expectat
         results["checks"].append({"name": "faults applied", "expected": "no fault failed to start or stop",
                                   "min": None, "max": None, "observed": [e.get("error") for e in errors],
                                   "passed": not errors})
+    if header.get("scale_errors"):  # a pool change that failed: the run did not test what it claims
+        results["checks"].append({"name": "scaled", "expected": "every scale change applied", "min": None,
+                                  "max": None, "observed": [e.get("error") for e in header["scale_errors"]],
+                                  "passed": False})
     if "healed" in header:  # every run must end with every fault healed, whatever it expects
         healed = header["healed"]
         results["checks"].append({"name": "healed", "expected": "no toxic left, proxies enabled, all running",

@@ -25,6 +25,7 @@ from harness.load.driver import OpenLoopDriver
 from harness.load.schedule import ArrivalSchedule, build_schedule
 from harness.nemesis import Nemesis
 from harness.provenance import provenance
+from harness.scaling import Scaler
 from harness.shops import SHOPS, Shop
 
 LEAD_S = 1.0          # t0 is this far in the future when the driver starts, so the first arrival is on time
@@ -112,6 +113,26 @@ def observations(shop: Shop) -> list[Record]:
     return records
 
 
+def queueing_model(exp: Experiment) -> dict[str, Any]:
+    """What queueing theory needs to know about a run (harness.checkers.queueing decides whether
+    the M/M/c model applies): arrivals, brew times, servers per replica, the initial pool."""
+    b = exp.shop.brew
+    return {"shape": exp.load.shape, "process": exp.load.process,
+            "arrival_rate": exp.load.rate if exp.load.shape == "constant" else None,
+            "brew": {"distribution": b.distribution, "mean_ms": b.mean_ms, "max_ms": b.max_ms},
+            "brewers": exp.shop.brewers, "baristas": exp.shop.baristas, "prefetch": exp.shop.prefetch,
+            "slow_replica": exp.shop.slow_replica, "slow_factor": exp.shop.slow_factor,
+            "duration_s": exp.run.duration_s}
+
+
+def scaler_for(exp: Experiment, shop: Shop, history: HistoryWriter, t0: float) -> Scaler:
+    """The experiment's scheduled pool changes or its autoscaler (or neither) for this shop."""
+    a = exp.autoscaler
+    return Scaler(shop, history.write, t0, schedule=[(c.start_s, c.target, c.replicas) for c in exp.scale],
+                  policy=a.policy_of() if a is not None else None,
+                  interval_s=a.interval_s if a is not None else 0.5, history=history.records)
+
+
 def actual_faults(history: list[Record]) -> list[dict[str, Any]]:
     return [{"name": w.name, "kind": w.kind, "target": w.target, "start_s": round(w.start_s, 3),
              "end_s": round(w.end_s, 3)} for w in fault_windows(history)]
@@ -142,24 +163,29 @@ def run_one(name: str, experiment: Experiment, system: str, *, profile: str, see
 
         t0 = time.time() + LEAD_S
         history.write({"type": "run", "experiment": name, "system": system, "seed": seed, "profile": profile,
-                       "t0": t0, "run_id": run_id, "schedule_digest": schedule.digest()})
+                       "t0": t0, "run_id": run_id, "schedule_digest": schedule.digest(),
+                       "queueing": queueing_model(exp)})
         nemesis = Nemesis(exp.windows(), shop, history.write, t0)
         sampler = BacklogSampler(shop, history.write, exp.run.backlog_interval_s, tick)
+        scaler = scaler_for(exp, shop, history, t0)
         driver = OpenLoopDriver(shop.entry_url, schedule, t0, accepted_status=shop.accepted_status,
                                 client_timeout_s=exp.load.client_timeout_s, max_in_flight=exp.load.max_in_flight,
                                 record=history.write)
         try:
             nemesis.start()
             sampler.start()
+            scaler.start()
             state["phase"] = "load"
             driver.run()
             state["phase"] = "drain"
             _drain(shop, history.records, deadline=t0 + exp.run.duration_s + exp.run.drain_s, state=state, tick=tick)
+            scaler.stop()
             nemesis.heal()  # heal before reading: a killed service answers again once restarted
             healed = shop.heal_report()
             history.write_all(observations(shop))
             complete = True
         finally:
+            scaler.stop()
             nemesis.heal()
             sampler.stop()
             history.close(complete=complete, time=time.time())
@@ -178,6 +204,7 @@ def run_one(name: str, experiment: Experiment, system: str, *, profile: str, see
         "faults": actual_faults(history.records), "not_applicable": nemesis.not_applicable,
         "healed": healed,
         "fault_errors": [r for r in history.records if r.get("type") == "fault" and r.get("phase") == "error"],
+        "scale_errors": [r for r in history.records if r.get("type") == "scale" and r.get("error")],
     }
     results = results_mod.assemble(header, checked, exp.expectations(system), provenance(**versions))
     results_mod.write(results, out_dir / "results.json")

@@ -7,6 +7,8 @@
     probe         the business probe: every accepted order served within the SLO
     generator     load generator lag and drops
     backlog       orders waiting in the shop, and how fast they drain
+    scaling       the barista pool over time, scale changes and reasons, work and orders held per replica
+    queueing      measured against theory: Little's law, the M/M/c (Erlang C) prediction (section "theory")
 """
 from harness.checkers.availability import Availability
 from harness.checkers.backlog import Backlog
@@ -22,6 +24,8 @@ from harness.checkers.generator import GeneratorHealth
 from harness.checkers.latency import Latency
 from harness.checkers.ledger import Ledger
 from harness.checkers.probe import BusinessProbe
+from harness.checkers.queueing import Queueing
+from harness.checkers.scaling import Scaling
 from harness.checkers.throughput import Throughput
 from harness.checkers.timeline import FaultWindow, fault_windows, run_end, t0
 
@@ -36,6 +40,8 @@ __all__ = [
     "GeneratorHealth",
     "Latency",
     "Ledger",
+    "Queueing",
+    "Scaling",
     "Throughput",
     "compose",
     "default_checkers",

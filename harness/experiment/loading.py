@@ -69,6 +69,15 @@ def load_experiment(path: Path | str) -> Experiment:
     return from_dict(data, path)
 
 
+def expand(name: str, experiment: Experiment, path: Path | str = "<experiment>") -> list[tuple[str, Experiment]]:
+    """The runs an experiment file stands for: itself, or one variant per column of its [matrix],
+    named `NAME@field=value` (e.g. `scale-out@baristas=2`). ExperimentError for a bad variant."""
+    try:
+        return [(name + suffix, variant) for suffix, variant in experiment.variants()]
+    except ValueError as exc:
+        raise ExperimentError(path, "matrix", str(exc)) from None
+
+
 def experiment_name(path: Path | str) -> str:
     return Path(path).stem
 

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from cafe.brewing import BrewTime
 from cafe.menu import load_menu
+from harness.autoscaler import Policy
 from harness.load.shapes import Constant, MorningRush, Ramp, Shape, Step
 from harness.metrics import METRICS
 from harness.nemesis import FAULT_KINDS, FaultWindow
@@ -98,6 +99,8 @@ class ShopSpec(Strict):
     publish_mode: Literal["outbox", "direct"] = "outbox"
     queue_type: Literal["quorum", "classic"] = "quorum"
     delivery_limit: int = Field(5, ge=1, le=100)
+    slow_replica: int | None = Field(None, ge=1, le=16, description="this barista replica brews slow_factor x slower")
+    slow_factor: float = Field(1.0, ge=1, le=100)
     menu_mix: dict[str, float] = Field(default_factory=lambda: {"Flat White": 3.0, "Latte": 2.0, "Cappuccino": 2.0,
                                                                 "Espresso": 1.0, "Americano": 1.0, "Mocha": 1.0})
 
@@ -121,7 +124,8 @@ class ShopSpec(Strict):
                             capacity=self.capacity, barista_timeout_s=self.barista_timeout_s,
                             prefetch=self.prefetch, idempotency=self.idempotency,
                             publish_mode=self.publish_mode, queue_type=self.queue_type,
-                            delivery_limit=self.delivery_limit)
+                            delivery_limit=self.delivery_limit, slow_replica=self.slow_replica,
+                            slow_factor=self.slow_factor)
 
 
 class FaultSpec(Strict):
@@ -155,6 +159,41 @@ class FaultSpec(Strict):
         if kind is not None:
             FAULT_KINDS[kind].check_params(params)
         return params
+
+
+class ScaleSpec(Strict):
+    """A scheduled change of the barista pool: at start_s (after t0), make it `replicas` strong."""
+
+    start_s: float = Field(ge=0)
+    target: Literal["barista"] = "barista"
+    replicas: int = Field(ge=1, le=16)
+
+
+class AutoscalerSpec(Strict):
+    """The autoscaler (harness.autoscaler.Policy) watching the backlog every interval_s."""
+
+    min_replicas: int = Field(1, ge=1, le=16)
+    max_replicas: int = Field(8, ge=1, le=16)
+    cooldown_s: float = Field(2.0, ge=0, le=600, description="no change within this of the previous one")
+    window_s: float = Field(1.0, gt=0, le=600, description="backlog samples judged at each decision")
+    interval_s: float = Field(0.5, gt=0, le=60, description="time between decisions")
+    policy: Literal["target", "thresholds"] = "target"
+    target_per_replica: float | None = Field(None, gt=0)
+    scale_up_above: float | None = Field(None, ge=0)
+    scale_down_below: float | None = Field(None, ge=0)
+    step: int = Field(1, ge=1, le=16)
+
+    @model_validator(mode="after")
+    def _a_policy(self) -> "AutoscalerSpec":
+        self.policy_of()  # the policy's own checks, as one line
+        return self
+
+    def policy_of(self) -> Policy:
+        return Policy(self.min_replicas, self.max_replicas, self.cooldown_s, self.window_s, self.policy,
+                      self.target_per_replica, self.scale_up_above, self.scale_down_below, self.step)
+
+
+MATRIX_SECTIONS = ("run", "load", "shop")
 
 
 class Bound(Strict):
@@ -195,6 +234,10 @@ class Experiment(Strict):
     load: LoadSpec
     shop: ShopSpec = ShopSpec()
     faults: list[FaultSpec] = Field(default_factory=list)
+    scale: list[ScaleSpec] = Field(default_factory=list, description="scheduled barista pool changes")
+    autoscaler: AutoscalerSpec | None = None
+    matrix: dict[str, list[int | float | str | bool]] = Field(
+        default_factory=dict, description='variants: {"shop.baristas" = [1, 2]}; several keys are zipped')
     profiles: dict[Literal["smoke", "full"], Profile] = Field(default_factory=dict)
     expect: dict[Literal["sync", "async", "both"], dict[str, Bound]] = Field(default_factory=dict)
 
@@ -227,12 +270,74 @@ class Experiment(Strict):
             raise ValueError(f"fault names must be unique: {names}")
         return self
 
+    @model_validator(mode="after")
+    def _scaling_fits(self) -> "Experiment":
+        end = self.run.duration_s + self.run.drain_s
+        for i, change in enumerate(self.scale):
+            if change.start_s >= end:
+                raise ValueError(f"scale[{i}] at {change.start_s}s is after the run (duration_s + drain_s = {end}s)")
+        if self.scale and self.autoscaler is not None:
+            raise ValueError("give either [[scale]] or [autoscaler], not both")
+        a = self.autoscaler
+        if a is not None and not a.min_replicas <= self.shop.baristas <= a.max_replicas:
+            raise ValueError(f"shop.baristas = {self.shop.baristas} is outside the autoscaler's "
+                             f"[{a.min_replicas}, {a.max_replicas}]")
+        if self.shop.slow_replica is not None and self.shop.slow_replica > self.shop.baristas:
+            raise ValueError(f"shop.slow_replica = {self.shop.slow_replica} but shop.baristas = {self.shop.baristas}")
+        return self
+
+    @model_validator(mode="after")
+    def _variants_valid(self) -> "Experiment":
+        self.variants()   # each column must make a valid experiment
+        return self
+
+    @field_validator("matrix")
+    @classmethod
+    def _matrix_keys(cls, matrix: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        lengths = {len(values) for values in matrix.values()}
+        if 0 in lengths:
+            raise ValueError("a matrix key has no values")
+        if len(lengths) > 1:
+            raise ValueError(f"matrix lists must have the same length (they are zipped), got {sorted(lengths)}")
+        fields = {"run": RunSpec.model_fields, "load": LoadSpec.model_fields, "shop": ShopSpec.model_fields}
+        for key in matrix:
+            section, _, name = key.partition(".")
+            if section not in MATRIX_SECTIONS or name not in fields[section]:
+                raise ValueError(f"unknown matrix key {key!r} (use section.field with section in "
+                                 f"{', '.join(MATRIX_SECTIONS)}, e.g. 'shop.baristas')")
+        return matrix
+
+    def variants(self) -> list[tuple[str, "Experiment"]]:
+        """The matrix expanded: (suffix, experiment) per column, suffix "@field=value" named by the
+        first matrix key (e.g. "@baristas=2"); [("", self)] without a matrix. ValueError if a
+        variant is invalid (naming the key and value)."""
+        if not self.matrix:
+            return [("", self)]
+        keys = list(self.matrix)
+        out = []
+        for column in zip(*self.matrix.values(), strict=True):
+            data = self.model_dump(mode="python", exclude={"matrix"})
+            for key, value in zip(keys, column, strict=True):
+                section, _, name = key.partition(".")
+                data[section][name] = value
+            try:
+                variant = Experiment.model_validate(data)
+            except ValidationError as exc:
+                error = exc.errors(include_url=False)[0]
+                where = ".".join(str(p) for p in error["loc"])
+                values = dict(zip(keys, column, strict=True))
+                culprit = f"matrix[{where!r}] = {values[where]!r}" if where in values else f"matrix variant {values}"
+                raise ValueError(f"{culprit}: {where + ': ' if where not in values and where else ''}"
+                                 f"{str(error['msg']).removeprefix('Value error, ')}") from None
+            out.append((f"@{keys[0].partition('.')[2]}={column[0]}", variant))
+        return out
+
     def profile(self, name: str) -> Profile:
         return self.profiles.get(name) or Profile(**DEFAULT_PROFILES[name])  # type: ignore[call-overload]
 
     def for_profile(self, name: str) -> "Experiment":
         """The experiment as run under a profile: every duration and time offset (run, drain, SLO,
-        shape windows, fault windows) multiplied by time_factor, every arrival rate by rate_factor.
+        shape windows, fault windows, scale times, the autoscaler's cooldown) multiplied by time_factor, every arrival rate by rate_factor.
         Brew times, timeouts and capacities are left alone: they define the shops, not the run."""
         p = self.profile(name)
         t, r = p.time_factor, p.rate_factor
@@ -247,8 +352,11 @@ class Experiment(Strict):
         if self.load.steps is not None:
             load_update["steps"] = [(at * t, rate * r) for at, rate in self.load.steps]
         faults = [f.model_copy(update={"start_s": f.start_s * t, "duration_s": f.duration_s * t}) for f in self.faults]
+        scale = [c.model_copy(update={"start_s": c.start_s * t}) for c in self.scale]
+        autoscaler = (self.autoscaler.model_copy(update={"cooldown_s": self.autoscaler.cooldown_s * t})
+                      if self.autoscaler is not None else None)
         return self.model_copy(update={"run": run, "load": self.load.model_copy(update=load_update),
-                                       "faults": faults})
+                                       "faults": faults, "scale": scale, "autoscaler": autoscaler})
 
     def windows(self) -> list[FaultWindow]:
         return [FaultWindow(f.name or f"{f.kind}-{f.target}-{i + 1}", f.kind, f.target, f.start_s, f.duration_s,

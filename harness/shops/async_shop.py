@@ -17,7 +17,7 @@ from typing import Any
 import pika
 
 from cafe import topology
-from harness.shops.base import Shop, read_all
+from harness.shops.base import Shop, http_json, read_all
 
 
 class AsyncShop(Shop):
@@ -61,14 +61,15 @@ class AsyncShop(Shop):
         def config(service: str, db: str) -> Any:
             def for_index(index: int) -> Any:
                 name = f"{service}-{index}"
-                per_replica = service == "barista"
-                edge_proxy = f"{name}-broker" if per_replica else f"{service}-broker"
-                amqp = self.amqp_url_via(edge_proxy, f"{service}->broker", index if per_replica else None)
+                amqp = self.amqp_url_via(f"{service}-broker", f"{service}->broker")
                 return replace(self.base_config(name, db), amqp_url=amqp)
             return for_index
 
-        self.supervisor.add(self.service("barista", "barista.py", config("barista", "barista.db")),
-                            self.settings.baristas)
+        def barista_config(index: int) -> Any:   # one broker proxy per replica, also for scaled-in ones
+            amqp = self.amqp_url_via(f"barista-{index}-broker", "barista->broker", index)
+            return self.barista_config(index, amqp_url=amqp)
+
+        self.supervisor.add(self.service("barista", "barista.py", barista_config), self.settings.baristas)
         self.supervisor.add(self.service("waiter", "waiter.py", config("waiter", "waiter.db")), 1)
         self.supervisor.add(self.service("orders", "order_service.py", config("orders", "orders.db")), 1)
         self.proxy("entry", "customer->orders", self.port("orders-1"))
@@ -94,14 +95,30 @@ class AsyncShop(Shop):
             self._amqp.conn = None
             raise
 
-    def backlog(self) -> dict[str, int]:
+    def backlog(self) -> dict[str, Any]:
         """Orders waiting: ready in the barista queue (exact), held unacked by baristas (management
-        API, may lag a few seconds), brewed coffees waiting for the waiter, dead letters."""
+        API, may lag a few seconds), brewed coffees waiting for the waiter, dead letters; `held`:
+        unacked orders per barista replica (each replica's /health, skipped when it does not
+        answer); `consumers` on the barista queue and `baristas` (replicas now)."""
         orders_ready = self._ready(topology.ORDERS_QUEUE)
         brewed_ready = self._ready(topology.BREWED_QUEUE)
-        unacked = self.broker.queue_stats(topology.ORDERS_QUEUE)["unacked"]
+        stats = self.broker.queue_stats(topology.ORDERS_QUEUE)
+        unacked = stats["unacked"]
         return {"orders_ready": orders_ready, "orders_unacked": unacked, "brewed_waiting": brewed_ready,
-                "dead_letters": self.dead_letters(), "total": orders_ready + unacked + brewed_ready}
+                "dead_letters": self.dead_letters(), "total": orders_ready + unacked + brewed_ready,
+                "consumers": stats["consumers"], "held": self.held(), "baristas": self.replica_count("barista")}
+
+    def held(self) -> dict[str, int]:
+        """Orders each live barista replica holds unacked (its prefetch buffer plus brews)."""
+        held: dict[str, int] = {}
+        for replica in self.supervisor.replicas("barista"):
+            if replica.state != "running":
+                continue
+            try:
+                held[replica.name] = int(http_json(self.url(replica.name) + "/health", timeout=0.5)["held"])
+            except Exception:  # busy or going away: no reading this time
+                continue
+        return held
 
     def dead_letters(self) -> int:
         return self._ready(topology.DEAD_LETTERS)

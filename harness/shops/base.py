@@ -11,7 +11,7 @@ import os
 import sys
 import urllib.request
 from abc import ABC, abstractmethod
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -55,6 +55,16 @@ class ShopSettings:
     delivery_limit: int = 5
     heartbeat_s: int = 10             # AMQP heartbeat of the async services
     menu: str | None = None
+    slow_replica: int | None = None   # this barista replica (1-based) brews `slow_factor` times slower
+    slow_factor: float = 1.0
+
+    def brew_of(self, replica: int) -> BrewTime:
+        """The brew-time model of barista replica `replica` (the slow one's times are scaled)."""
+        if replica != self.slow_replica or self.slow_factor == 1.0:
+            return self.brew
+        b = self.brew
+        return replace(b, mean_ms=b.mean_ms * self.slow_factor, min_ms=b.min_ms * self.slow_factor,
+                       max_ms=None if b.max_ms is None else b.max_ms * self.slow_factor)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -166,6 +176,34 @@ class Shop(ABC):
                 return self.url(replica.name)
         raise RuntimeError(f"{self.kind} shop: no live {service} replica to read from")
 
+    def barista_config(self, index: int, **extra: Any) -> ServiceConfig:
+        """The ServiceConfig of barista replica `index` (its own brew model when it is the slow one)."""
+        return replace(self.base_config(f"barista-{index}", "barista.db"), brew=self.settings.brew_of(index), **extra)
+
+    # scaling -------------------------------------------------------------------
+    def replica_count(self, target: str) -> int:
+        """Replicas the service playing `target` has now (running or not)."""
+        return len(self.supervisor.replicas(self.service_for(target)))
+
+    def scale(self, target: str, n: int) -> int:
+        """Give the service playing `target` n replicas (new ones started and ready, surplus ones
+        stopped gracefully, highest index first); returns the count before. Subclasses keep their
+        routing in step through `_routing_changed`, called before a scale-down (stop sending to the
+        leavers) and after a scale-up (start sending to the ready newcomers)."""
+        service = self.service_for(target)
+        before = self.replica_count(target)
+        if n < before:
+            self._routing_changed(service, n)
+        self.supervisor.scale(service, n)
+        if n > before:
+            self._routing_changed(service, n)
+        return before
+
+    def _routing_changed(self, service: str, n: int) -> None:
+        """Hook: `service` is about to have (or now has) replicas 1..n. Nothing to do by default
+        (the async shop's replicas find their work on the shared queue)."""
+        return None
+
     # the harness-facing operations ---------------------------------------------
     @property
     @abstractmethod
@@ -184,8 +222,10 @@ class Shop(ABC):
         """Every serving (order_id, ref, served_at, ...), one row per coffee handed out."""
 
     @abstractmethod
-    def backlog(self) -> dict[str, int]:
-        """Orders waiting now: queue depth (async) or calls in flight / in line (sync)."""
+    def backlog(self) -> dict[str, Any]:
+        """Orders waiting now: queue depth (async) or calls in flight / in line (sync). Always has
+        `total` (orders in the shop, waiting or being brewed), `baristas` (replicas now) and `held`
+        (orders held per barista replica, by replica name, where the shop can tell)."""
 
     roles: ClassVar[dict[str, str]]    # fault target -> service name in this shop
     edge_aliases: ClassVar[dict[str, tuple[str, ...]]] = {}   # logical edge -> edges it is made of

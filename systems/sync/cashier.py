@@ -3,13 +3,20 @@
 The cashier handles `capacity` orders at once; further customers wait in line (503 beyond
 `queue_limit`). Each order is stored in this service's own SQLite database with its outcome:
 201 served; 504 the barista did not answer within `barista_timeout_s`; 503 no barista reachable;
-502 the barista answered with an error. Baristas are called round robin.
+502 the barista answered with an error.
+
+Baristas are chosen least-busy: the one with the fewest calls from this cashier in flight, ties
+broken round robin. The set of baristas starts as `barista_urls` (named barista-1..N) and can be
+replaced at runtime with `PUT /baristas` {"baristas": [{"name", "url"}, ...]} (the harness does so
+when it scales); calls already made to a barista that left the set finish normally.
+`GET /baristas` and `/health` show the set and the calls in flight per barista.
 Run: python systems/sync/cashier.py --config FILE.json
 """
 from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import uuid
 from typing import Any
 
@@ -40,19 +47,81 @@ CREATE TABLE IF NOT EXISTS orders (
 """
 
 
+class Baristas:
+    """The current barista set and the calls in flight to each; least-busy choice, ties round robin.
+    Used from the event loop only (no locking needed)."""
+
+    def __init__(self, members: list[tuple[str, str]]) -> None:
+        self.urls: dict[str, str] = {}
+        self.in_flight: dict[str, int] = {}
+        self.turn = itertools.count()
+        self.replace(members)
+
+    def replace(self, members: list[tuple[str, str]]) -> None:
+        self.urls = dict(members)
+        self.in_flight = {name: self.in_flight.get(name, 0) for name in {*self.urls, *self.in_flight}
+                          if name in self.urls or self.in_flight.get(name, 0) > 0}
+
+    def acquire(self) -> tuple[str, str]:
+        """The barista to call now (name, url); counts the call until release(name)."""
+        names = list(self.urls)
+        if not names:
+            raise LookupError("no barista in the set")
+        start = next(self.turn) % len(names)
+        rotated = names[start:] + names[:start]
+        name = min(rotated, key=lambda n: self.in_flight.get(n, 0))
+        self.in_flight[name] = self.in_flight.get(name, 0) + 1
+        return name, self.urls[name]
+
+    def release(self, name: str) -> None:
+        self.in_flight[name] -= 1
+        if name not in self.urls and self.in_flight[name] == 0:
+            del self.in_flight[name]
+
+    def members(self) -> list[dict[str, str]]:
+        return [{"name": name, "url": url} for name, url in self.urls.items()]
+
+    def calls(self) -> dict[str, int]:
+        return dict(self.in_flight)
+
+
+def parse_baristas(body: bytes) -> list[tuple[str, str]]:
+    """[(name, url)] from a `PUT /baristas` body; ValueError naming what is wrong."""
+    try:
+        data = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise ValueError("malformed JSON") from None
+    items = data.get("baristas") if isinstance(data, dict) else None
+    if not isinstance(items, list) or not items:
+        raise ValueError("expected a non-empty list under 'baristas'")
+    members = []
+    for item in items:
+        if not (isinstance(item, dict) and isinstance(item.get("name"), str) and isinstance(item.get("url"), str)
+                and item["url"].startswith("http://")):
+            raise ValueError(f"each barista needs a name and an http:// url, got {item!r}")
+        members.append((item["name"], item["url"]))
+    return members
+
+
 def build_app(config: ServiceConfig) -> web.Application:
     if not config.barista_urls:
         raise SystemExit(f"{config.name}: barista_urls is empty: the cashier needs a barista")
     db = Database(config.db, SCHEMA)
     menu = load_menu(config.menu)
     tills = asyncio.Semaphore(config.capacity)
-    baristas = itertools.cycle(config.barista_urls)
+    baristas = Baristas([(f"barista-{i}", url) for i, url in enumerate(config.barista_urls, start=1)])
     state = {"in_flight": 0, "waiting": 0}
     session: dict[str, aiohttp.ClientSession] = {}
 
     async def call_barista(order_id: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         """(HTTP status for the customer, outcome fields) of one brew call."""
-        url = next(baristas)
+        name, url = baristas.acquire()
+        try:
+            return await brew_at(url, order_id, body)
+        finally:
+            baristas.release(name)
+
+    async def brew_at(url: str, order_id: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         timeout = aiohttp.ClientTimeout(total=config.barista_timeout_s)
         try:
             async with session["http"].post(f"{url}/brews", json={"orderId": order_id, **body},
@@ -111,7 +180,18 @@ def build_app(config: ServiceConfig) -> web.Application:
 
     async def health(request: web.Request) -> web.Response:
         return web.json_response({"status": "ok", "service": "cashier", "name": config.name,
-                                  "capacity": config.capacity, **state})
+                                  "capacity": config.capacity, **state, "baristas": baristas.calls()})
+
+    async def get_baristas(request: web.Request) -> web.Response:
+        return web.json_response({"baristas": baristas.members(), "calls": baristas.calls()})
+
+    async def put_baristas(request: web.Request) -> web.Response:
+        try:
+            members = parse_baristas(await read_body(request))
+        except ValueError as exc:
+            return error(400, "invalid barista set", field="baristas", detail=str(exc))
+        baristas.replace(members)
+        return web.json_response({"baristas": baristas.members(), "calls": baristas.calls()})
 
     async def open_session(_app: web.Application) -> None:
         session["http"] = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
@@ -122,7 +202,8 @@ def build_app(config: ServiceConfig) -> web.Application:
 
     app = web.Application(client_max_size=MAX_BODY)
     app.add_routes([web.post("/orders", place_order), web.get("/orders", list_orders),
-                    web.get("/orders/{order_id}", get_order), web.get("/health", health)])
+                    web.get("/orders/{order_id}", get_order), web.get("/health", health),
+                    web.get("/baristas", get_baristas), web.put("/baristas", put_baristas)])
     app.on_startup.append(open_session)
     app.on_cleanup.append(close)
     return app

@@ -139,7 +139,8 @@ def test_compose_reports_a_raising_member_as_unknown_with_its_error() -> None:
 
 def test_default_checkers_has_one_of_each_and_the_package_exports_what_it_claims() -> None:
     names = [c.name for c in default_checkers()]
-    assert names == ["ledger", "latency", "throughput", "availability", "probe", "generator", "backlog"]
+    assert names == ["ledger", "latency", "throughput", "availability", "probe", "generator", "backlog",
+                     "scaling", "theory"]
     assert all(hasattr(checkers, name) for name in checkers.__all__)
 
 

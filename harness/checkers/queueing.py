@@ -1,0 +1,131 @@
+"""Measured against queueing theory (harness.theory): Little's law on every run with backlog
+samples, and the M/M/c prediction where the run fits the model.
+
+Little's law: the time average of the sampled backlog (`total`: orders in the shop) against the
+arrival rate x mean time in the shop, where an order is in the shop from its send to its serving.
+M/M/c applies to a run with Poisson arrivals at a constant rate, exponential brews, no scale change
+and no slow replica; servers c = baristas x brewers, μ = 1 / the model's mean brew (capped mean).
+Measured over the steady part of the load window (the first WARMUP share is skipped): throughput
+= brews finished per second, mean wait = brew start - send, mean backlog = time-averaged `total`,
+compared with throughput, Wq and L = Lq + λ/μ. A ratio outside 1 ± TOLERANCE is flagged and the
+notes say which known effects apply. Valid is Little's verdict (None without samples).
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from harness.checkers.base import CheckerResult, CheckOptions
+from harness.checkers.orders import first_time_by_key, invoked_orders
+from harness.checkers.timeline import t0
+from harness.history import Record, run_record
+from harness.scaling import backlog_samples
+from harness.theory import TOLERANCE, capped_exponential_mean, littles_law, mmc, ratio, time_average, within
+
+WARMUP = 0.1   # share of the load window skipped before measuring against M/M/c
+
+
+def stays(history: Sequence[Record]) -> list[tuple[float, float]]:
+    """(sent, first served) of every served order."""
+    served = first_time_by_key(history, "served")
+    return [(o.sent, served[o.ref]) for o in invoked_orders(history).values()
+            if o.sent is not None and o.ref in served]
+
+
+def first_brews(history: Sequence[Record]) -> dict[str, Record]:
+    """The first brewed record of each ref."""
+    first: dict[str, Record] = {}
+    for r in sorted((r for r in history if r.get("type") == "brewed"), key=lambda r: float(r["time"])):
+        first.setdefault(str(r.get("ref")), r)
+    return first
+
+
+def why_not_mmc(model: dict[str, Any], history: Sequence[Record]) -> str | None:
+    """Why the M/M/c model does not apply to this run, or None when it does."""
+    if model.get("shape") != "constant" or model.get("process") != "poisson":
+        return "arrivals are not Poisson at a constant rate"
+    if (model.get("brew") or {}).get("distribution") != "exponential":
+        return "brew times are not exponential"
+    if any(r.get("type") == "scale" for r in history):
+        return "the barista pool changed during the run"
+    if model.get("slow_replica") and model.get("slow_factor", 1) != 1:
+        return "one replica is slower than the others"
+    return None
+
+
+def notes_for(model: dict[str, Any], system: str, agrees: dict[str, bool | None],
+              measured: dict[str, Any], predicted_service_ms: float) -> list[str]:
+    """Known effects that explain a disagreement, for each metric outside the tolerance."""
+    notes = []
+    service_ms = measured.get("service_ms")
+    if service_ms and not within(service_ms / predicted_service_ms, 0.05):
+        notes.append(f"the brews sampled in this run average {service_ms:.1f} ms against the model's "
+                     f"{predicted_service_ms:.1f} ms: a finite sample of an exponential distribution")
+    if agrees.get("mean_wait") is False or agrees.get("mean_backlog") is False:
+        if system == "async" and model.get("prefetch", 1) > 1:
+            notes.append(f"prefetch {model['prefetch']}: each replica takes orders it cannot start yet, so an "
+                         "order may wait behind a busy replica while another is idle (M/M/c assumes one "
+                         "shared line); unacked orders count in the backlog")
+        if system == "sync":
+            notes.append("the cashier sends each call to the least busy barista at once: calls queue at a "
+                         "barista's hands rather than in one shared line, and the cashier's own time "
+                         "(HTTP through Toxiproxy) adds to every wait")
+        else:
+            notes.append("taking the order (HTTP, outbox relay, broker, waiter) adds a few ms to every stay "
+                         "and wait that the model does not have")
+        notes.append(f"the first {WARMUP:.0%} of the load window is skipped, but a run this short still "
+                     "samples few busy periods: near capacity the mean wait varies a lot between seeds")
+    if agrees.get("throughput") is False:
+        notes.append("throughput below the arrival rate: orders were still in the shop when the load "
+                     "window closed, or the machine (2 cores shared by every process) was the limit")
+    return notes
+
+
+@dataclass(frozen=True)
+class Queueing:
+    name: str = "theory"
+
+    def check(self, history: Sequence[Record], opts: CheckOptions) -> CheckerResult:
+        run = run_record(list(history))
+        origin, model = t0(history), run.get("queueing") or {}
+        samples = backlog_samples(history)
+        little = littles_law(samples, stays(history)) if len(samples) >= 2 else None
+        data: dict[str, Any] = {"tolerance": TOLERANCE, "little": little.as_dict() if little else None,
+                                "mmc": self._mmc(history, run, model, origin, samples)}
+        return CheckerResult(self.name, little.holds if little else None, data)
+
+    def _mmc(self, history: Sequence[Record], run: Record, model: dict[str, Any], origin: float,
+             samples: list[tuple[float, float]]) -> dict[str, Any] | None:
+        if not model:
+            return None
+        why = why_not_mmc(model, history)
+        if why is not None:
+            return {"applies": False, "why_not": why}
+        brew = model["brew"]
+        service_ms = capped_exponential_mean(float(brew["mean_ms"]), brew.get("max_ms"))
+        servers = int(model["baristas"]) * int(model["brewers"])
+        predicted = mmc(float(model["arrival_rate"]), 1000.0 / service_ms, servers)
+        duration = float(model["duration_s"])
+        start, end = origin + WARMUP * duration, origin + duration
+        sent = {o.ref: o.sent for o in invoked_orders(history).values() if o.sent is not None}
+        brews = [b for ref, b in first_brews(history).items() if ref in sent and start <= sent[ref] < end]
+        waits = [float(b["started"]) - sent[str(b["ref"])] for b in brews if b.get("started") is not None]
+        done = sum(1 for r in first_brews(history).values() if start <= float(r["time"]) < end)
+        window = [(t, v) for t, v in samples if start <= t <= end]
+        measured = {
+            "throughput_per_s": round(done / (end - start), 4),
+            "mean_wait_s": round(sum(waits) / len(waits), 6) if waits else None,
+            "wait_probability": round(sum(1 for w in waits if w > 0.005) / len(waits), 4) if waits else None,
+            "mean_in_system": round(time_average(window), 4) if window else None,
+            "service_ms": round(sum((float(b["time"]) - float(b["started"])) * 1000 for b in brews
+                                    if b.get("started") is not None) / len(waits), 3) if waits else None,
+            "orders": len(brews),
+        }
+        ratios = {"throughput": ratio(measured["throughput_per_s"], predicted.throughput_per_s),
+                  "mean_wait": ratio(measured["mean_wait_s"], predicted.mean_wait_s),
+                  "mean_backlog": ratio(measured["mean_in_system"], predicted.mean_in_system)}
+        agrees = {k: (None if v is None else within(v)) for k, v in ratios.items()}
+        return {"applies": True, "why_not": None, "window_s": [round(start - origin, 3), round(end - origin, 3)],
+                "model": predicted.as_dict(), "measured": measured, "ratios": ratios, "agrees": agrees,
+                "notes": notes_for(model, str(run.get("system")), agrees, measured, service_ms)}
