@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.experiment import Experiment, ExperimentError, discover, experiment_name, load_experiment
+from harness.experiment import Experiment, ExperimentError, discover, expand, experiment_name, load_experiment
 from harness.run import ProgressFn, run_one
 
 EXPERIMENTS_DIR = Path(__file__).resolve().parents[1] / "experiments"
@@ -34,7 +34,7 @@ def select(names: list[str], directory: Path = EXPERIMENTS_DIR) -> list[Selected
         paths.append(path)
     if not names:
         paths = discover(directory)
-    return [Selected(experiment_name(p), p, load_experiment(p)) for p in paths]
+    return [Selected(name, p, exp) for p in paths for name, exp in expand(experiment_name(p), load_experiment(p), p)]
 
 
 def new_run_id() -> str:
