@@ -193,7 +193,7 @@ class AutoscalerSpec(Strict):
                       self.target_per_replica, self.scale_up_above, self.scale_down_below, self.step)
 
 
-MATRIX_SECTIONS = ("run", "load", "shop")
+MATRIX_SECTIONS = ("run", "load", "shop", "autoscaler")
 
 
 class Bound(Strict):
@@ -299,7 +299,11 @@ class Experiment(Strict):
             raise ValueError("a matrix key has no values")
         if len(lengths) > 1:
             raise ValueError(f"matrix lists must have the same length (they are zipped), got {sorted(lengths)}")
-        fields = {"run": RunSpec.model_fields, "load": LoadSpec.model_fields, "shop": ShopSpec.model_fields}
+        fields = {"run": RunSpec.model_fields, "load": LoadSpec.model_fields, "shop": ShopSpec.model_fields,
+                  "autoscaler": AutoscalerSpec.model_fields}
+        first = next(iter(matrix.values()), [])
+        if len(set(map(str, first))) != len(first):
+            raise ValueError(f"the first matrix key names the variants: its values must differ, got {first}")
         for key in matrix:
             section, _, name = key.partition(".")
             if section not in MATRIX_SECTIONS or name not in fields[section]:
@@ -319,6 +323,8 @@ class Experiment(Strict):
             data = self.model_dump(mode="python", exclude={"matrix"})
             for key, value in zip(keys, column, strict=True):
                 section, _, name = key.partition(".")
+                if data.get(section) is None:
+                    raise ValueError(f"matrix[{key!r}]: the experiment has no [{section}] table to vary")
                 data[section][name] = value
             try:
                 variant = Experiment.model_validate(data)

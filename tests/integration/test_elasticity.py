@@ -1,0 +1,59 @@
+"""The elasticity experiments in the smoke profile on both shops: scale-out with 1 and 2 baristas
+(throughput grows, the theory section is filled in) and the autoscaled morning rush (at least one
+scale-up, no accepted order lost). Runs the shipped experiment files' variants through run_one."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.run import run_one
+from harness.runs import Selected, select
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
+SYSTEMS = ("sync", "async")
+
+
+def run(selected: list[Selected], out: Path) -> dict[tuple[str, str], dict[str, Any]]:
+    return {(item.name, system): run_one(item.name, item.experiment, system, profile="smoke", seed=None,
+                                         out_dir=out / item.name / system, run_id="test")
+            for item in selected for system in SYSTEMS}
+
+
+def failed(results: dict[str, Any]) -> list[dict[str, Any]]:
+    return [c for c in results["checks"] if not c["passed"]]
+
+
+def test_scale_out_smoke_with_one_and_two_baristas(tmp_path: Path) -> None:
+    variants = {item.name: item for item in select(["scale-out"])}
+    chosen = [variants["scale-out@baristas=1"], variants["scale-out@baristas=2"]]
+    by = run(chosen, tmp_path)
+    for (name, system), r in by.items():
+        assert r["complete"] and r["passed"], (name, system, failed(r))
+        theory = r["theory"]
+        assert theory["mmc"]["applies"] and theory["little"] is not None, (name, system, theory)
+        assert set(theory["mmc"]["ratios"]) == {"throughput", "mean_wait", "mean_backlog"}
+    for system in SYSTEMS:
+        one = by[("scale-out@baristas=1", system)]
+        two = by[("scale-out@baristas=2", system)]
+        assert two["config"]["shop"]["services"]["barista"] == ["barista-1", "barista-2"]
+        t1, t2 = (r["theory"]["mmc"]["measured"]["throughput_per_s"] for r in (one, two))
+        assert t2 > 1.5 * t1, (system, t1, t2)
+        shares = two["scaling"]["per_replica"]
+        assert set(shares) == {"barista-1", "barista-2"} and min(s["share"] for s in shares.values()) > 0.3
+    # fairness: both shops saw the same arrivals
+    for name in ("scale-out@baristas=1", "scale-out@baristas=2"):
+        assert by[(name, "sync")]["schedule"]["digest"] == by[(name, "async")]["schedule"]["digest"]
+
+
+def test_autoscale_rush_smoke_scales_up_and_loses_nothing(tmp_path: Path) -> None:
+    variants = {item.name: item for item in select(["autoscale-rush"])}
+    by = run([variants["autoscale-rush@max_replicas=6"]], tmp_path)
+    for (name, system), r in by.items():
+        scaling = r["scaling"]
+        assert r["complete"] and r["passed"], (name, system, failed(r))
+        assert scaling["scale_ups"] >= 1 and scaling["max_replicas"] >= 2, (system, scaling["events"])
+        assert r["orders"]["lost"] == 0 and r["orders"]["served"] == r["orders"]["accepted"]
+        up = next(e for e in scaling["events"] if e["to"] > e["from"])
+        assert up["trigger"] == "autoscaler" and "backlog" in up["reason"]
