@@ -173,3 +173,22 @@ def test_theory_checker_says_why_the_model_does_not_apply() -> None:
     h.append({"type": "scale", "time": T0 + 5, "from": 1, "to": 2})
     m = Queueing().check(h, CheckOptions()).data["mmc"]
     assert m == {"applies": False, "why_not": "the barista pool changed during the run"}
+
+
+def test_scaling_curve_rows_and_efficiency() -> None:
+    from harness.curve import curve, markdown
+
+    def result(system: str, c: int, served: float) -> dict[str, Any]:
+        return {"experiment": f"scale-out@baristas={c}", "system": system, "orders": {"lost": 0},
+                "theory": {"little": {"ratio": 1.01}, "mmc": {
+                    "applies": True, "model": mmc(8.0 * c, 10, c).as_dict(),
+                    "ratios": {"throughput": 1.0, "mean_wait": 1.1, "mean_backlog": 0.9},
+                    "agrees": {"throughput": True},
+                    "measured": {"throughput_per_s": served, "mean_wait_s": 0.3, "mean_in_system": 3.0}}}}
+
+    rows = curve([result("async", 2, 15.0), result("async", 1, 8.0), result("sync", 1, 7.5),
+                  {"experiment": "x", "system": "sync", "theory": {"mmc": {"applies": False}}}])
+    assert [(r["system"], r["replicas"], r["efficiency"]) for r in rows] == [
+        ("async", 1, 1.0), ("async", 2, 0.9375), ("sync", 1, 1.0)]
+    table = markdown(rows)
+    assert table.count("\n") == 4 and "| async | 2 | 16 | 15.00 | 0.9375 |" in table
