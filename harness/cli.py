@@ -208,16 +208,18 @@ def cmd_run(args: argparse.Namespace) -> int:
                                 f"{served}{backlog}{faults}")
 
         run_dir, summary = run_all(selected, systems, profile=args.profile, seed=args.seed,
-                                   out=Path(args.out), progress=progress)
-    table = Table(title=f"results in {run_dir}")
+                                   out=Path(args.out), progress=progress, repeat=args.repeat)
+    repeated = f", {args.repeat} repetitions each (p99s: mean ± 95% CI half-width; the rest: repetition 1)" \
+        if args.repeat > 1 else ""
+    table = Table(title=f"results in {run_dir}{repeated}")
     for column in ("experiment", "shop", "verdict", "accepted", "lost", "dup", "accept p99 ms",
                    "fulfil p99 ms", "failed checks"):
         table.add_column(column, overflow="fold")
     for row in summary:
         verdict = "[green]pass[/green]" if row["passed"] else "[red]FAIL[/red]"
         table.add_row(row["experiment"], row["system"], verdict, f"{row['accepted']}/{row['attempted']}",
-                      str(row["lost"]), str(row["duplicated"]), _num(row["acceptance_p99_ms"]),
-                      _num(row["fulfilment_p99_ms"]), ", ".join(row["failed_checks"]))
+                      str(row["lost"]), str(row["duplicated"]), _ci(row, "acceptance_p99_ms"),
+                      _ci(row, "fulfilment_p99_ms"), ", ".join(row["failed_checks"]))
     console.print(table)
     try:
         _write_report(run_dir, Path(args.out))
@@ -249,6 +251,67 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from harness.compare import TOLERANCES, CompareError, compare_sets, load_set, load_tolerances, regressions
+
+    try:
+        tolerances = load_tolerances(Path(args.tolerances)) if args.tolerances else TOLERANCES
+        baseline, current = load_set(Path(args.baseline)), load_set(Path(args.current))
+    except CompareError as exc:
+        console.print(f"[red]chaoscafe compare: {exc}[/red]", highlight=False)
+        return 2
+    changes = compare_sets(baseline, current, tolerances)
+    shown = [c for c in changes if args.all or c.status != "same"]
+    table = Table(title=f"{args.current} against baseline {args.baseline}")
+    for column in ("experiment", "shop", "what", "baseline", "current", "status", "rule"):
+        table.add_column(column, overflow="fold")
+    styles = {"regression": "red", "missing": "red", "improved": "green", "new": "cyan", "note": "yellow"}
+    for c in shown:
+        style = styles.get(c.status)
+        status = f"[{style}]{c.status}[/{style}]" if style else c.status
+        table.add_row(c.experiment, c.system, c.metric, _cell(c.baseline), _cell(c.current), status, c.rule)
+    console.print(table)
+    bad = regressions(changes)
+    compared = len({(c.experiment, c.system) for c in changes})
+    if args.json:
+        Path(args.json).write_text(json.dumps([c.to_dict() for c in changes], indent=2))
+    if bad:
+        console.print(f"[red]{len(bad)} regression(s) in {compared} shop runs[/red]")
+        return 1
+    console.print(f"[green]no regression in {compared} shop runs[/green] "
+                  f"({sum(c.status == 'improved' for c in changes)} improved, "
+                  f"{sum(c.status == 'changed' for c in changes)} changed without a rule)")
+    return 0
+
+
+def cmd_baseline(args: argparse.Namespace) -> int:
+    from harness.baseline import save_baseline
+    from harness.compare import CompareError
+
+    try:
+        written = save_baseline(Path(args.run_dir), Path(args.out))
+    except CompareError as exc:
+        console.print(f"[red]chaoscafe baseline: {exc}[/red]", highlight=False)
+        return 2
+    size = sum(p.stat().st_size for p in written)
+    console.print(f"baseline: {len(written)} results ({size / 1024:.0f} KiB) in {args.out}; review and commit it")
+    return 0
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.3f}".rstrip("0").rstrip(".")
+    return "-" if value is None else str(value)
+
+
+def _ci(row: dict[str, Any], key: str) -> str:
+    """A summary value, or mean ± CI half-width when the run was repeated."""
+    iv = (row.get("intervals") or {}).get(key)
+    if not iv:
+        return _num(row[key])
+    return f"{iv['mean']:.1f} ± {(iv['ci_high'] - iv['ci_low']) / 2:.1f}"
+
+
 def _num(value: Any) -> str:
     return "-" if value is None else f"{value:.1f}"
 
@@ -262,6 +325,16 @@ def _shop_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--publish-mode", choices=["outbox", "direct"], default="outbox")
     p.add_argument("--no-idempotency", action="store_true")
     p.add_argument("--run-dir", help="where logs and databases go (default .chaoscafe/runs/)")
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
 
 
 def parser() -> argparse.ArgumentParser:
@@ -293,12 +366,25 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, help="override every experiment's seed")
     run.add_argument("--out", default="reports", help="output directory (default reports/)")
     run.add_argument("--quiet", action="store_true", help="no live progress")
+    run.add_argument("--repeat", type=_positive, default=1, metavar="N",
+                     help="run each experiment N times with seeds seed..seed+N-1; mean and 95%% CI per metric")
     run.set_defaults(func=cmd_run)
     rep = sub.add_parser("report", help="write the HTML report of a run (index, one page per experiment)")
     rep.add_argument("run_dir", nargs="?", metavar="RUN_DIR",
                      help="a run directory (default: the newest under reports/runs)")
     rep.add_argument("--out", default="reports", help="where the report goes (default reports/)")
     rep.set_defaults(func=cmd_report)
+    cmp = sub.add_parser("compare", help="compare a run with a baseline; exit 1 on a regression")
+    cmp.add_argument("baseline", metavar="BASELINE_DIR", help="e.g. reports/baseline/smoke")
+    cmp.add_argument("current", metavar="CURRENT_DIR", help="a run directory, or an --out directory (newest run)")
+    cmp.add_argument("--tolerances", help="TOML file overriding per-metric tolerances")
+    cmp.add_argument("--all", action="store_true", help="also list metrics that did not change")
+    cmp.add_argument("--json", help="also write every change as JSON to this file")
+    cmp.set_defaults(func=cmd_compare)
+    base = sub.add_parser("baseline", help="save a run's results (no histories) as the regression baseline")
+    base.add_argument("run_dir", metavar="RUN_DIR")
+    base.add_argument("--out", default="reports/baseline/smoke", help="default reports/baseline/smoke")
+    base.set_defaults(func=cmd_baseline)
     lst = sub.add_parser("list", help="list experiments with the claim each tests")
     lst.set_defaults(func=cmd_list)
     val = sub.add_parser("validate", help="check experiment files; exit 2 if any is invalid")

@@ -7,8 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness import repeats
+from harness import results as results_mod
 from harness.experiment import Experiment, ExperimentError, discover, expand, experiment_name, load_experiment
-from harness.run import ProgressFn, run_one
+from harness.run import ProgressFn, effective, run_one
 
 EXPERIMENTS_DIR = Path(__file__).resolve().parents[1] / "experiments"
 
@@ -42,15 +44,27 @@ def new_run_id() -> str:
 
 
 def run_all(selected: list[Selected], systems: list[str], *, profile: str, seed: int | None, out: Path,
-            progress: ProgressFn | None = None, run_id: str | None = None) -> tuple[Path, list[dict[str, Any]]]:
-    """Run every experiment on every system (in that order) under reports/runs/<run-id>/."""
+            progress: ProgressFn | None = None, run_id: str | None = None,
+            repeat: int = 1) -> tuple[Path, list[dict[str, Any]]]:
+    """Run every experiment on every system under reports/runs/<run-id>/, `repeat` times each with
+    seeds seed, seed+1, ... (see harness.repeats); repetitions alternate between the shops so
+    that a drift of the machine touches both alike."""
     run_id = run_id or new_run_id()
     run_dir = out / "runs" / run_id
     summary: list[dict[str, Any]] = []
     for item in selected:
+        base = seed if seed is not None else effective(item.experiment, profile, None).run.seed
+        done: dict[str, list[dict[str, Any]]] = {system: [] for system in systems}
+        for k, seed_k in enumerate(repeats.seeds(base, repeat), start=1):
+            for system in systems:
+                shop_dir = repeats.out_dir(run_dir / item.name / system, k)
+                done[system].append(run_one(item.name, item.experiment, system, profile=profile, seed=seed_k,
+                                            out_dir=shop_dir, run_id=run_id, progress=progress))
         for system in systems:
-            results = run_one(item.name, item.experiment, system, profile=profile, seed=seed,
-                              out_dir=run_dir / item.name / system, run_id=run_id, progress=progress)
+            results = done[system][0]
+            if repeat > 1:
+                results = repeats.fold(results, done[system])
+                results_mod.write(results, run_dir / item.name / system / "results.json")
             summary.append(summarise(results))
             (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     return run_dir, summary
@@ -67,4 +81,8 @@ def summarise(results: dict[str, Any]) -> dict[str, Any]:
         "fulfilment_p99_ms": (latency.get("fulfilment") or {}).get("p99"),
         "availability": (results.get("availability") or {}).get("overall"),
         "failed_checks": [c["name"] for c in results.get("checks", []) if not c["passed"]],
+        "repeats": (results.get("repeats") or {}).get("n", 1),
+        "intervals": {key: (results.get("repeats") or {}).get("metrics", {}).get(metric)
+                      for key, metric in (("acceptance_p99_ms", "latency_ms.acceptance.p99"),
+                                          ("fulfilment_p99_ms", "latency_ms.fulfilment.p99"))},
     }

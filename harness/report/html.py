@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from html import escape
 from typing import Any
 
-from harness.report import figures
+from harness.report import figures, spread
 from harness.report.analysis import RunData, ShopRun
 from harness.report.flow import sample_orders, swimlane
 from harness.report.templates import PAGE, ZOOM_BAR
@@ -153,7 +153,8 @@ def render_index(run: RunData, *, link_prefix: str = "", assets: str = "assets",
         cells = [f'{link}<br><span class="note">{h(experiment)}</span>']
         for system in shops:
             shop = run.shop(experiment, system)
-            cells.append(f'{badge(shop)}{key_numbers(shop) if shop else ""}')
+            others = [run.shop(experiment, other) for other in shops if other != system]
+            cells.append(f'{badge(shop)}{key_numbers(shop) if shop else ""}{spread.index_block(shop, others)}')
         rows.append(cells)
     matrix = table(["experiment", *shops], rows).replace("<td>", '<td class="cell">')
     sentences = "".join(held_sentence(run, e) for e in run.experiments())
@@ -338,6 +339,8 @@ def render_experiment(run: RunData, experiment: str, *, assets: str = "../assets
         "<h2>Event flow of sampled orders</h2><p class=\"note\">What happened to a few orders, service by "
         "service. Hover a dot for its exact time.</p>", _flows(shops),
         "<h2>All metrics side by side</h2>", _metrics_table(shops),
+        *(["<h2>Repetitions: mean and 95% confidence interval</h2>", spread.metrics_table(shops)]
+          if spread.repeated(shops) > 1 else []),
         "<h2>Load generator lag</h2>", table(["", *(s.system for s in shops)], generator_rows),
     ]
     lag = figures.lag_row(shops)

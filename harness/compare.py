@@ -1,0 +1,217 @@
+"""Regression checks: two result sets (a baseline and a current run) compared per experiment and shop.
+
+A result set is a directory holding `<experiment>/<shop>/results.json` (a run directory, or a
+committed baseline). Rules, per metric (`TOLERANCES`, overridable from a TOML file):
+
+- verdicts may not flip from pass to fail; a check that passed may not fail;
+- ledger invariants (lost, duplicated, ...) are exact: where the experiment expects zero, the
+  current value may not exceed the baseline's;
+- latencies and throughputs compare as ratios: worse by more than `ratio` (and by more than the
+  absolute `floor`, so that noise on small numbers never counts) is a regression;
+- shares (availability, SLO) compare as differences: lower by more than `absolute` is a regression;
+- an experiment/shop in the baseline but missing from the current set is a regression.
+
+Pure except for `load_set`; `chaoscafe compare` prints `table_rows` and exits 1 on any regression.
+"""
+from __future__ import annotations
+
+import json
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from harness.metrics import METRICS, lookup
+
+Key = tuple[str, str]          # (experiment, shop)
+Status = Literal["regression", "improved", "changed", "same", "new", "missing", "note"]
+
+
+class CompareError(ValueError):
+    """A result set that cannot be compared (missing directory, no results, bad tolerance file)."""
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """How one metric may move. `better` is the direction of improvement; `exact` metrics may not
+    worsen at all where the experiment expects zero; otherwise worsening counts when it exceeds
+    both `ratio` (relative) or `absolute` (whichever is given) and `floor`."""
+
+    better: Literal["lower", "higher"]
+    exact: bool = False
+    ratio: float | None = None
+    absolute: float | None = None
+    floor: float = 0.0
+
+    def text(self) -> str:
+        if self.exact:
+            return "exact where expected 0"
+        parts = []
+        if self.ratio is not None:
+            parts.append(f"x{1 + self.ratio:g}" if self.better == "lower" else f"/{1 + self.ratio:g}")
+        if self.absolute is not None:
+            parts.append(f"{'+' if self.better == 'lower' else '-'}{self.absolute:g}")
+        if self.floor:
+            parts.append(f"floor {self.floor:g}")
+        return ", ".join(parts)
+
+
+_INVARIANT = Tolerance("lower", exact=True)
+TOLERANCES: dict[str, Tolerance] = {
+    "orders.lost": _INVARIANT,
+    "orders.duplicated": _INVARIANT,
+    "orders.duplicate_brews": _INVARIANT,
+    "orders.duplicate_servings": _INVARIANT,
+    "orders.unexpected": _INVARIANT,
+    "latency_ms.acceptance.p50": Tolerance("lower", ratio=2.0, floor=50.0),
+    "latency_ms.acceptance.p99": Tolerance("lower", ratio=2.0, floor=250.0),
+    "latency_ms.fulfilment.p50": Tolerance("lower", ratio=2.0, floor=250.0),
+    "latency_ms.fulfilment.p99": Tolerance("lower", ratio=2.0, floor=1000.0),
+    "throughput.accepted_per_s": Tolerance("higher", ratio=0.5, floor=1.0),
+    "throughput.served_per_s": Tolerance("higher", ratio=0.5, floor=1.0),
+    "availability.overall": Tolerance("higher", absolute=0.15),
+    "availability.in_faults": Tolerance("higher", absolute=0.25),
+    "probe.share_within_slo": Tolerance("higher", absolute=0.15),
+}
+
+
+@dataclass(frozen=True)
+class Change:
+    experiment: str
+    system: str
+    metric: str
+    baseline: Any
+    current: Any
+    status: Status
+    rule: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"experiment": self.experiment, "system": self.system, "metric": self.metric,
+                "baseline": self.baseline, "current": self.current, "status": self.status, "rule": self.rule}
+
+
+def load_set(directory: Path) -> dict[Key, dict[str, Any]]:
+    """Every `<experiment>/<shop>/results.json` under `directory`. A directory holding `runs/`
+    (an --out directory) means its newest run. Raises CompareError when there is nothing to compare."""
+    if not directory.is_dir():
+        raise CompareError(f"{directory}: no such directory")
+    runs = directory / "runs"
+    if runs.is_dir() and not list(directory.glob("*/*/results.json")):
+        candidates = sorted(p for p in runs.iterdir() if p.is_dir())
+        if not candidates:
+            raise CompareError(f"{runs}: no runs in it")
+        directory = candidates[-1]
+    found: dict[Key, dict[str, Any]] = {}
+    for path in sorted(directory.glob("*/*/results.json")):
+        try:
+            results = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise CompareError(f"{path}: not a results file ({exc})") from exc
+        found[(path.parent.parent.name, path.parent.name)] = results
+    if not found:
+        raise CompareError(f"{directory}: no <experiment>/<shop>/results.json in it")
+    return found
+
+
+def load_tolerances(path: Path) -> dict[str, Tolerance]:
+    """TOLERANCES updated from a TOML file of `["metric.name"]` tables (fields of Tolerance)."""
+    try:
+        data = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise CompareError(f"{path}: {exc}") from exc
+    merged = dict(TOLERANCES)
+    for metric, fields in data.items():
+        if metric not in METRICS:
+            raise CompareError(f"{path}: unknown metric {metric!r}")
+        if not isinstance(fields, dict) or fields.get("better") not in ("lower", "higher"):
+            raise CompareError(f"{path}: [{metric!r}] needs better = \"lower\" or \"higher\"")
+        try:
+            merged[metric] = Tolerance(**fields)
+        except TypeError as exc:
+            raise CompareError(f"{path}: [{metric!r}]: {exc}") from exc
+    return merged
+
+
+def _expects_zero(results: Mapping[str, Any], metric: str) -> bool:
+    return any(c.get("name") == metric and c.get("max") == 0 for c in results.get("checks", []))
+
+
+def judge(metric: str, tol: Tolerance, base: Any, cur: Any, *, expects_zero: bool) -> Status:
+    """The status of one metric moving from `base` to `cur` under `tol`."""
+    if base is None and cur is None:
+        return "same"
+    if base is None or cur is None:
+        return "changed"
+    base, cur = float(base), float(cur)
+    if base == cur:
+        return "same"
+    worse = cur > base if tol.better == "lower" else cur < base
+    if tol.exact:
+        if worse:
+            return "regression" if expects_zero else "changed"
+        return "improved"
+    delta = abs(cur - base)
+    beyond = delta > tol.floor
+    if tol.ratio is not None:
+        low, high = sorted((base, cur))
+        beyond &= high > low * (1 + tol.ratio) if low > 0 else True
+    if tol.absolute is not None:
+        beyond &= delta > tol.absolute
+    if not beyond:
+        return "same"
+    return "regression" if worse else "improved"
+
+
+def compare_one(key: Key, base: Mapping[str, Any], cur: Mapping[str, Any],
+                tolerances: Mapping[str, Tolerance]) -> list[Change]:
+    """Every change between two results of the same experiment and shop, including 'same'."""
+    exp, system = key
+    changes: list[Change] = []
+    if base.get("passed") and not cur.get("passed"):
+        changes.append(Change(exp, system, "verdict", "pass", "FAIL", "regression", "may not flip to fail"))
+    elif not base.get("passed") and cur.get("passed"):
+        changes.append(Change(exp, system, "verdict", "FAIL", "pass", "improved"))
+    base_checks = {c["name"]: c for c in base.get("checks", [])}
+    for check in cur.get("checks", []):
+        before = base_checks.get(check["name"])
+        if before is not None and before.get("passed") and not check.get("passed"):
+            changes.append(Change(exp, system, f"check: {check['name']}", before.get("observed"),
+                                  check.get("observed"), "regression", f"expected {check.get('expected')}"))
+    for note in _notes(base, cur):
+        changes.append(Change(exp, system, note[0], note[1], note[2], "note", note[3]))
+    for metric, tol in tolerances.items():
+        b, c = lookup(dict(base), metric), lookup(dict(cur), metric)
+        status = judge(metric, tol, b, c, expects_zero=_expects_zero(cur, metric) or _expects_zero(base, metric))
+        changes.append(Change(exp, system, metric, b, c, status, tol.text()))
+    return changes
+
+
+def _notes(base: Mapping[str, Any], cur: Mapping[str, Any]) -> Iterable[tuple[str, Any, Any, str]]:
+    """Differences that make the numbers less comparable (not regressions in themselves)."""
+    if base.get("profile") != cur.get("profile"):
+        yield "profile", base.get("profile"), cur.get("profile"), "different profiles: numbers not like for like"
+    b_digest = (base.get("schedule") or {}).get("digest")
+    c_digest = (cur.get("schedule") or {}).get("digest")
+    if b_digest != c_digest:
+        yield "arrival schedule", b_digest, c_digest, "different arrivals (seed or experiment changed)"
+
+
+def compare_sets(baseline: Mapping[Key, Mapping[str, Any]], current: Mapping[Key, Mapping[str, Any]],
+                 tolerances: Mapping[str, Tolerance] = TOLERANCES) -> list[Change]:
+    """All changes between two result sets, in baseline order, then what is new."""
+    changes: list[Change] = []
+    for key, base in baseline.items():
+        cur = current.get(key)
+        if cur is None:
+            changes.append(Change(*key, "results", "present", "missing", "missing", "not run this time"))
+            continue
+        changes.extend(compare_one(key, base, cur, tolerances))
+    for key in current:
+        if key not in baseline:
+            changes.append(Change(*key, "results", None, "present", "new", "no baseline yet"))
+    return changes
+
+
+def regressions(changes: Iterable[Change]) -> list[Change]:
+    return [c for c in changes if c.status in ("regression", "missing")]

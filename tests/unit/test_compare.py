@@ -1,0 +1,185 @@
+"""Regression comparison on hand-built results: what counts as a regression, and what does not."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.baseline import save_baseline, trim
+from harness.compare import (
+    TOLERANCES,
+    CompareError,
+    Tolerance,
+    compare_one,
+    compare_sets,
+    judge,
+    load_set,
+    load_tolerances,
+    regressions,
+)
+
+
+def results(**over: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "experiment": "barista-outage", "system": "async", "profile": "smoke", "passed": True, "complete": True,
+        "schedule": {"digest": "abc"},
+        "orders": {"attempted": 100, "accepted": 100, "lost": 0, "duplicated": 0},
+        "latency_ms": {"acceptance": {"p50": 5.0, "p99": 40.0}, "fulfilment": {"p50": 300.0, "p99": 4000.0}},
+        "throughput": {"accepted_per_s": 10.0, "served_per_s": 10.0, "series": [{"t": 0}]},
+        "availability": {"overall": 1.0, "in_faults": 0.98},
+        "checks": [{"name": "orders.lost", "expected": "<= 0", "min": None, "max": 0, "observed": 0, "passed": True},
+                   {"name": "availability.in_faults", "expected": ">= 0.95", "min": 0.95, "max": None,
+                    "observed": 0.98, "passed": True}],
+    }
+    for key, value in over.items():
+        section, _, field = key.partition("__")
+        if field:
+            base[section] = {**base[section], field: value}
+        else:
+            base[section] = value
+    return base
+
+
+def statuses(base: dict[str, Any], cur: dict[str, Any]) -> dict[str, str]:
+    return {c.metric: c.status for c in compare_one(("e", "s"), base, cur, TOLERANCES)}
+
+
+def test_identical_results_have_no_change() -> None:
+    changes = compare_one(("e", "s"), results(), results(), TOLERANCES)
+    assert {c.status for c in changes} == {"same"}
+    assert not regressions(changes)
+
+
+def test_a_verdict_flipping_to_fail_is_a_regression_and_names_the_check() -> None:
+    failed_check = {"name": "availability.in_faults", "expected": ">= 0.95", "min": 0.95, "max": None,
+                    "observed": 0.5, "passed": False}
+    cur = results(passed=False, checks=[results()["checks"][0], failed_check], availability__in_faults=0.5)
+    got = statuses(results(), cur)
+    assert got["verdict"] == "regression"
+    assert got["check: availability.in_faults"] == "regression"
+    assert got["availability.in_faults"] == "regression"
+
+
+def test_fail_to_pass_is_an_improvement() -> None:
+    assert statuses(results(passed=False), results())["verdict"] == "improved"
+
+
+def test_lost_growing_is_a_regression_only_where_zero_is_expected() -> None:
+    assert statuses(results(), results(orders__lost=1))["orders.lost"] == "regression"
+    no_expectation = results(checks=[])
+    assert statuses(no_expectation, results(checks=[], orders__lost=3))["orders.lost"] == "changed"
+    assert statuses(results(orders__lost=2), results(orders__lost=0))["orders.lost"] == "improved"
+
+
+def test_latency_within_its_ratio_or_floor_is_the_same() -> None:
+    # p99 40 -> 200 ms: 5x, but only 160 ms worse, under the 250 ms floor
+    assert statuses(results(), results(latency_ms={"acceptance": {"p50": 5.0, "p99": 200.0},
+                                                   "fulfilment": {"p50": 300.0, "p99": 4000.0}}))[
+        "latency_ms.acceptance.p99"] == "same"
+    # fulfilment p99 4000 -> 15000: 3.75x (the rule allows 3x) and 11 s worse
+    worse = results(latency_ms={"acceptance": {"p50": 5.0, "p99": 40.0}, "fulfilment": {"p50": 300.0, "p99": 15000.0}})
+    assert statuses(results(), worse)["latency_ms.fulfilment.p99"] == "regression"
+    assert statuses(worse, results())["latency_ms.fulfilment.p99"] == "improved"
+
+
+def test_throughput_is_higher_is_better() -> None:
+    assert statuses(results(), results(throughput__served_per_s=4.0))["throughput.served_per_s"] == "regression"
+    assert statuses(results(), results(throughput__served_per_s=8.0))["throughput.served_per_s"] == "same"
+
+
+@pytest.mark.parametrize(("base", "cur", "expected"), [
+    (1.0, 0.9, "same"), (1.0, 0.8, "regression"), (0.8, 1.0, "improved"), (None, None, "same"), (None, 1.0, "changed"),
+])
+def test_shares_compare_as_differences(base: float | None, cur: float | None, expected: str) -> None:
+    assert judge("availability.overall", Tolerance("higher", absolute=0.15), base, cur, expects_zero=False) == expected
+
+
+def test_missing_and_new_shop_runs() -> None:
+    changes = compare_sets({("a", "sync"): results(), ("b", "sync"): results()},
+                           {("a", "sync"): results(), ("c", "sync"): results()})
+    by_key = {(c.experiment, c.status) for c in changes if c.metric == "results"}
+    assert by_key == {("b", "missing"), ("c", "new")}
+    assert [c.experiment for c in regressions(changes)] == ["b"]
+
+
+def test_a_different_schedule_or_profile_is_noted_not_failed() -> None:
+    got = statuses(results(), results(schedule={"digest": "xyz"}, profile="full"))
+    assert got["arrival schedule"] == "note" and got["profile"] == "note"
+    assert "regression" not in got.values()
+
+
+def write_run(root: Path, data: dict[tuple[str, str], dict[str, Any]]) -> Path:
+    for (exp, system), res in data.items():
+        path = root / exp / system / "results.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(res))
+        (path.parent / "history.jsonl").write_text("{}\n")
+    return root
+
+
+def test_load_set_reads_a_run_dir_or_the_newest_run_of_an_out_dir(tmp_path: Path) -> None:
+    write_run(tmp_path / "out" / "runs" / "20260101-000000", {("old", "sync"): results()})
+    write_run(tmp_path / "out" / "runs" / "20260102-000000", {("new", "sync"): results()})
+    assert list(load_set(tmp_path / "out")) == [("new", "sync")]
+    assert list(load_set(tmp_path / "out" / "runs" / "20260101-000000")) == [("old", "sync")]
+    with pytest.raises(CompareError, match="no such directory"):
+        load_set(tmp_path / "nowhere")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(CompareError, match="no <experiment>/<shop>/results.json"):
+        load_set(tmp_path / "empty")
+
+
+def test_baseline_keeps_results_drops_series_and_histories(tmp_path: Path) -> None:
+    run = write_run(tmp_path / "run", {("a", "sync"): results(), ("a", "async"): results()})
+    written = save_baseline(run, tmp_path / "baseline")
+    assert len(written) == 2
+    assert not list((tmp_path / "baseline").rglob("history.jsonl"))
+    saved = json.loads((tmp_path / "baseline" / "a" / "sync" / "results.json").read_text())
+    assert "series" not in saved["throughput"] and saved["throughput"]["served_per_s"] == 10.0
+    assert json.loads((tmp_path / "baseline" / "BASELINE.json").read_text())["shop_runs"] == ["a/async", "a/sync"]
+    assert not regressions(compare_sets(load_set(tmp_path / "baseline"), load_set(run)))
+    assert trim({"x": [{"series": 1, "y": 2}]}) == {"x": [{"y": 2}]}
+
+
+def test_an_incomplete_run_cannot_become_the_baseline(tmp_path: Path) -> None:
+    run = write_run(tmp_path / "run", {("a", "sync"): results(complete=False)})
+    with pytest.raises(CompareError, match="incomplete"):
+        save_baseline(run, tmp_path / "baseline")
+
+
+def test_tolerance_file_overrides_and_rejects_unknown_metrics(tmp_path: Path) -> None:
+    good = tmp_path / "tol.toml"
+    good.write_text('["latency_ms.acceptance.p99"]\nbetter = "lower"\nratio = 0.1\n')
+    assert load_tolerances(good)["latency_ms.acceptance.p99"] == Tolerance("lower", ratio=0.1)
+    bad = tmp_path / "bad.toml"
+    bad.write_text('["latency.p99"]\nbetter = "lower"\n')
+    with pytest.raises(CompareError, match="unknown metric 'latency.p99'"):
+        load_tolerances(bad)
+    bad.write_text('["orders.lost"]\nbetter = "up"\n')
+    with pytest.raises(CompareError, match="needs better"):
+        load_tolerances(bad)
+    bad.write_text('["orders.lost"]\nbetter = "lower"\nslack = 1\n')
+    with pytest.raises(CompareError, match="slack"):
+        load_tolerances(bad)
+
+
+def test_cli_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from harness.cli import main
+
+    base = write_run(tmp_path / "base", {("a", "async"): results()})
+    same = write_run(tmp_path / "same", {("a", "async"): results()})
+    worse = write_run(tmp_path / "worse", {("a", "async"): results(orders__lost=2)})
+    assert main(["compare", str(base), str(same)]) == 0
+    assert "no regression in 1 shop runs" in capsys.readouterr().out
+    assert main(["compare", str(base), str(worse), "--json", str(tmp_path / "changes.json")]) == 1
+    out = capsys.readouterr().out
+    assert "orders.lost" in out and "regression" in out
+    saved = json.loads((tmp_path / "changes.json").read_text())
+    assert {"experiment": "a", "system": "async", "metric": "orders.lost", "baseline": 0, "current": 2,
+            "status": "regression", "rule": "exact where expected 0"} in saved
+    assert main(["compare", str(base), str(tmp_path / "nope")]) == 2
+    assert "no such directory" in capsys.readouterr().out
+    assert main(["baseline", str(worse), "--out", str(tmp_path / "bl")]) == 0
+    assert (tmp_path / "bl" / "a" / "async" / "results.json").is_file()
