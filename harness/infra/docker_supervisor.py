@@ -1,0 +1,380 @@
+"""`DockerSupervisor`: the process `Supervisor`'s operations, with each replica a container.
+
+Same methods, same replica states and same return values as `harness.infra.processes.Supervisor`,
+so shops, faults and experiments do not change. A service's `command(index)` (``python
+<checkout>/systems/<kind>/<program>.py --config FILE``) becomes ``python3
+/app/systems/<kind>/<program>.py --config FILE`` in the shop image of that kind; the shop's run
+directory is bind-mounted at the same path, so configs, SQLite databases and logs live where the
+local runtime puts them. Every container runs on the host network as the invoking user.
+
+Fault mapping: kill -> ``docker kill`` (SIGKILL); pause/resume -> ``docker pause``/``unpause``
+(cgroup freezer); stop -> ``docker stop`` (SIGTERM, SIGKILL after the timeout); start -> ``docker
+start`` of the replica's container (a new container when its command changed); scale -> more
+containers, or the highest-indexed ones stopped. A replica's container output is written to
+``run_dir/logs/<service>-<index>.log`` when the container is removed (at `shutdown`).
+"""
+from __future__ import annotations
+
+import http.client
+import threading
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from harness.infra.engine import Engine, host_user, log_tail
+from harness.infra.processes import ACTIVE, ProcessError, Replica, ServiceSpec
+
+APP_DIR = "/app"
+_LOCAL_HOSTS = ("127.0.0.1", "localhost")
+_KILL_WAIT = 10.0
+
+
+def container_command(argv: list[str], systems: Path) -> tuple[str, list[str]]:
+    """(shop kind, argv inside the shop image) for a service command whose program lies under
+    `systems`/<kind>/; the interpreter becomes the image's python3. ProcessError otherwise."""
+    root = systems.resolve()
+    for i, arg in enumerate(argv):
+        path = Path(arg)
+        if path.is_absolute() and path.suffix == ".py" and path.resolve().parent.parent == root:
+            kind = path.resolve().parent.name
+            return kind, ["python3", f"{APP_DIR}/systems/{kind}/{path.name}", *argv[i + 1:]]
+    raise ProcessError(f"not a service program under {systems}: {argv!r}")
+
+
+def container_state(status: str, before: str) -> str:
+    """Replica state for a container `status` (docker's word) given the state we last set."""
+    if status == "paused":
+        return "paused"
+    if status in ("running", "restarting"):
+        return "running" if before != "paused" else "paused"
+    return "exited" if before in ACTIVE else before
+
+
+@dataclass(eq=False)
+class ContainerReplica(Replica):
+    """A replica slot whose process is a container (`popen` stays None)."""
+
+    container: Any = field(default=None, repr=False)
+    argv: list[str] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        """Host PID of the container's main process while it runs, else None."""
+        if self.container is None:
+            return None
+        try:
+            self.container.reload()
+        except Exception:  # noqa: BLE001 - a removed container has no pid
+            return None
+        pid = int(self.container.attrs.get("State", {}).get("Pid") or 0)
+        return pid or None
+
+    def alive(self) -> bool:
+        """True while the container is running or paused (asks the engine)."""
+        return self.status() in ("running", "paused", "restarting")
+
+    def status(self) -> str:
+        if self.container is None:
+            return "absent"
+        try:
+            self.container.reload()
+        except Exception:  # noqa: BLE001 - removed behind our back
+            return "absent"
+        return str(self.container.status)
+
+
+class DockerSupervisor:
+    """Owns the replica containers of several services; see the module docstring.
+
+    `image_for(kind)` returns the shop image to run ("sync" or "async"; built when missing)."""
+
+    def __init__(self, run_dir: Path, engine: Engine, image_for: Callable[[str], str], systems: Path) -> None:
+        self.run_dir = Path(run_dir).resolve()
+        self.engine = engine
+        self._image_for = image_for
+        self._systems = systems
+        self._log_dir = self.run_dir / "logs"
+        self._lock = threading.RLock()
+        self._specs: dict[str, ServiceSpec] = {}
+        self._members: dict[str, list[ContainerReplica]] = {}
+        self._retired: dict[str, dict[int, ContainerReplica]] = {}
+        self._closed = False
+
+    # -------------------------------------------------------------- queries
+
+    def services(self) -> list[str]:
+        with self._lock:
+            return list(self._specs)
+
+    def replicas(self, service: str) -> list[Replica]:
+        """Members in index order, states refreshed from the engine."""
+        with self._lock:
+            reps = list(self._member_list(service))
+        self._refresh(reps)
+        return list(reps)
+
+    def pids(self) -> list[int]:
+        """Host PIDs of the main process of every running container."""
+        with self._lock:
+            reps = self._all()
+        return [pid for r in reps if (pid := r.pid) is not None]
+
+    # -------------------------------------------------------------- lifecycle
+
+    def add(self, spec: ServiceSpec, replicas: int = 1, *, wait: bool = True) -> list[Replica]:
+        """Register `spec` and start replicas 1..`replicas`; ProcessError if not ready."""
+        with self._lock:
+            self._check_open()
+            if spec.name in self._specs:
+                raise ProcessError(f"service {spec.name!r} already added; use scale()")
+            self._specs[spec.name] = spec
+            self._members[spec.name] = []
+            self._retired[spec.name] = {}
+        return self.scale(spec.name, replicas, wait=wait)
+
+    def start(self, service: str, index: int | None = None, *, wait: bool = True) -> list[Replica]:
+        """(Re)start the selected replicas that are not running/paused."""
+        reps = self._select(service, index)
+        self._refresh(reps)
+        targets = self._claim(reps, lambda r: r.state not in ACTIVE)
+        return self._launch(targets, wait)
+
+    def kill(self, service: str, index: int | None = None) -> list[Replica]:
+        """`docker kill` (SIGKILL) and wait until the container exited; state "killed"."""
+        return self._terminate(self._select(service, index), "killed", 0.0)
+
+    def stop(self, service: str, index: int | None = None, timeout: float = 10.0) -> list[Replica]:
+        """`docker stop`: SIGTERM (unpaused first), SIGKILL after `timeout`; state "stopped"."""
+        return self._terminate(self._select(service, index), "stopped", timeout)
+
+    def restart(self, service: str, index: int | None = None, *, wait: bool = True) -> list[Replica]:
+        """Graceful stop, then start; returns the replicas started."""
+        self.stop(service, index)
+        return self.start(service, index, wait=wait)
+
+    def pause(self, service: str, index: int | None = None) -> list[Replica]:
+        """`docker pause` (cgroup freezer); returns once frozen."""
+        reps = self._select(service, index)
+        self._refresh(reps)
+        done = self._claim(reps, lambda r: r.state == "running")
+        return self._each(done, lambda r: r.container.pause(), "paused")
+
+    def resume(self, service: str, index: int | None = None) -> list[Replica]:
+        """`docker unpause`."""
+        reps = self._select(service, index)
+        self._refresh(reps)
+        done = self._claim(reps, lambda r: r.state == "paused")
+        return self._each(done, lambda r: r.container.unpause(), "running")
+
+    def scale(self, service: str, n: int, *, wait: bool = True) -> list[Replica]:
+        """Make the service have `n` replicas (new containers with the next indexes, a slot scaled
+        away earlier reused; or the highest-indexed stopped). Returns the running members."""
+        if n < 0:
+            raise ValueError("n must be >= 0")
+        with self._lock:
+            self._check_open()
+            members = self._member_list(service)
+            retired, new = members[n:], []
+            del members[n:]
+            for i in range(len(members) + 1, n + 1):
+                r = self._retired[service].pop(i, None) or self._new_replica(service, i)
+                r._busy = True
+                members.append(r)
+                new.append(r)
+            for r in retired:
+                self._retired[service][r.index] = r
+        self._terminate(retired, "stopped", 10.0)
+        self._launch(new, wait)
+        return [r for r in self.replicas(service) if r.state == "running"]
+
+    def wait_ready(self, replica: Replica, timeout: float | None = None) -> None:
+        """Poll health_url (loopback) until HTTP 200; ProcessError with the log tail if the
+        container exits or the deadline passes."""
+        assert isinstance(replica, ContainerReplica)
+        spec = self._specs[replica.service]
+        limit = spec.ready_timeout if timeout is None else timeout
+        deadline = time.monotonic() + limit
+        url = spec.health_url(replica.index)
+        if url is not None and urllib.parse.urlsplit(url).hostname not in _LOCAL_HOSTS:
+            raise ProcessError(f"{replica.name}: health URL must be on 127.0.0.1: {url}")
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        while True:
+            if not replica.alive():
+                self._refresh([replica])
+                raise self._error(replica, "exited before ready")
+            now = time.monotonic()
+            if url is None:
+                return
+            if _healthy(opener, url, min(1.0, max(0.05, deadline - now))):
+                return
+            if time.monotonic() >= deadline:
+                raise self._error(replica, f"not ready within {limit:g}s ({url})")
+            time.sleep(0.05)
+
+    def shutdown(self, timeout: float = 10.0) -> None:
+        """Stop and remove every container (logs collected into run_dir/logs). Idempotent."""
+        with self._lock:
+            self._closed = True
+            reps = self._all()
+        for r in reps:
+            if r.container is not None:
+                self.engine.remove(r.container, timeout)
+                r.container = None
+                if r.state in ACTIVE:
+                    r.state = "stopped"
+
+    def __enter__(self) -> DockerSupervisor:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.shutdown()
+
+    # -------------------------------------------------------------- internals
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ProcessError("supervisor is shut down")
+
+    def _member_list(self, service: str) -> list[ContainerReplica]:
+        try:
+            return self._members[service]
+        except KeyError:
+            raise ProcessError(f"unknown service {service!r}") from None
+
+    def _all(self) -> list[ContainerReplica]:
+        return [r for s in self._specs for r in [*self._members[s], *self._retired[s].values()]]
+
+    def _select(self, service: str, index: int | None) -> list[ContainerReplica]:
+        with self._lock:
+            members = self._member_list(service)
+            if index is None:
+                return list(members)
+            if not 1 <= index <= len(members):
+                raise ProcessError(f"{service} has no replica {index} (has {len(members)})")
+            return [members[index - 1]]
+
+    def _new_replica(self, service: str, index: int) -> ContainerReplica:
+        name = f"{service}-{index}"
+        return ContainerReplica(service, index, name, self._log_dir / f"{name}.log")
+
+    def _claim(self, reps: list[ContainerReplica], pick: Callable[[ContainerReplica], bool]) -> list[ContainerReplica]:
+        """Mark the picked, idle replicas busy (under the lock) and return them."""
+        with self._lock:
+            targets = [r for r in reps if pick(r) and not r._busy]
+            for r in targets:
+                r._busy = True
+            return targets
+
+    def _refresh(self, reps: list[ContainerReplica]) -> None:
+        """Mark replicas whose container exited on its own "exited" (with the exit code)."""
+        for r in reps:
+            if r._busy or r.state not in ACTIVE:
+                continue
+            status = r.status()
+            state = container_state(status, r.state)
+            if state == "exited" and r.container is not None:
+                code = r.container.attrs.get("State", {}).get("ExitCode") if status != "absent" else None
+                r.returncode = int(code) if code is not None else None
+            with self._lock:
+                if not r._busy:
+                    r.state = state
+
+    def _each(self, reps: list[ContainerReplica], op: Callable[[ContainerReplica], Any], state: str) -> list[Replica]:
+        """Apply `op` to each claimed replica, set `state`, release; errors become ProcessError."""
+        import docker.errors
+
+        try:
+            for r in reps:
+                try:
+                    op(r)
+                except docker.errors.DockerException as exc:
+                    raise ProcessError(f"{r.name}: {exc}") from exc
+                r.state = state
+        finally:
+            with self._lock:
+                for r in reps:
+                    r._busy = False
+        return list(reps)
+
+    def _terminate(self, reps: list[ContainerReplica], final: str, timeout: float) -> list[Replica]:
+        """Kill (`timeout` 0) or stop the active replicas and wait until their containers exited."""
+        self._refresh(reps)
+        targets = self._claim(reps, lambda r: r.state in ACTIVE)
+
+        def end(r: ContainerReplica) -> None:
+            c = r.container
+            c.reload()
+            if final == "killed":
+                if c.status in ("running", "paused", "restarting"):
+                    c.kill()
+            else:
+                if c.status == "paused":
+                    c.unpause()
+                c.stop(timeout=max(1, int(round(timeout))))
+            c.wait(timeout=_KILL_WAIT + timeout)
+            c.reload()
+            r.returncode = c.attrs.get("State", {}).get("ExitCode")
+
+        return self._each(targets, end, final)
+
+    def _launch(self, targets: list[ContainerReplica], wait: bool) -> list[Replica]:
+        """Start a container for each (busy-marked) target, then optionally wait until ready."""
+        try:
+            for r in targets:
+                self._run(r)
+        finally:
+            with self._lock:
+                for r in targets:
+                    r._busy = False
+        if wait:
+            for r in targets:
+                self.wait_ready(r)
+        return list(targets)
+
+    def _run(self, r: ContainerReplica) -> None:
+        import docker.errors
+
+        spec = self._specs[r.service]
+        kind, argv = container_command(spec.command(r.index), self._systems)
+        self._log_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            if r.container is not None and r.argv != argv:
+                self.engine.remove(r.container)
+                r.container = None
+            if r.container is None:
+                env = {k: v for k, v in spec.env.items() if k != "PYTHONPATH"}
+                cwd = str(Path(spec.cwd).resolve()) if spec.cwd is not None else str(self.run_dir)
+                r.container = self.engine.create(
+                    self._image_for(kind), f"{kind}-{r.name}", command=argv, environment=env,
+                    mounts={self.run_dir: (str(self.run_dir), "rw")}, working_dir=cwd,
+                    user=host_user(), log_path=r.log_path)
+                r.argv = argv
+            r.container.start()
+        except docker.errors.DockerException as exc:
+            raise ProcessError(f"{r.name}: cannot start a container: {exc}") from exc
+        with self._lock:
+            r.state, r.returncode = "running", None
+            r.starts += 1
+            closed = self._closed
+        if closed:   # shutdown raced with this start
+            self.engine.remove(r.container)
+            r.container, r.state = None, "stopped"
+
+    def _error(self, r: ContainerReplica, what: str) -> ProcessError:
+        tail = log_tail(r.container) if r.container is not None else ""
+        return ProcessError(f"{r.name} (container {r.container.name if r.container else '-'}) {what}; "
+                            f"last log lines:\n{tail}")
+
+
+def _healthy(opener: urllib.request.OpenerDirector, url: str, timeout: float) -> bool:
+    try:
+        with opener.open(url, timeout=timeout) as resp:
+            return bool(resp.status == 200)
+    except (OSError, http.client.HTTPException, ValueError):
+        return False
