@@ -3,7 +3,8 @@
 Same methods, same replica states and same return values as `harness.infra.processes.Supervisor`,
 so shops, faults and experiments do not change. A service's `command(index)` (``python
 <checkout>/systems/<kind>/<program>.py --config FILE``) becomes ``python3
-/app/systems/<kind>/<program>.py --config FILE`` in the shop image of that kind; the shop's run
+/app/systems/<kind>/<program>.py --config FILE`` in the shop image of that kind (a shared program,
+outside the shops' folders, runs in the image of the shop that starts it); the shop's run
 directory is bind-mounted at the same path, so configs, SQLite databases and logs live where the
 local runtime puts them. Every container runs on the host network as the invoking user.
 
@@ -27,6 +28,7 @@ from types import TracebackType
 from typing import Any
 
 from harness.infra.engine import Engine, host_user, log_tail
+from harness.infra.images import SHOP_KINDS
 from harness.infra.processes import ACTIVE, ProcessError, Replica, ServiceSpec
 
 APP_DIR = "/app"
@@ -35,15 +37,25 @@ _KILL_WAIT = 10.0
 
 
 def container_command(argv: list[str], systems: Path) -> tuple[str, list[str]]:
-    """(shop kind, argv inside the shop image) for a service command whose program lies under
-    `systems`/<kind>/; the interpreter becomes the image's python3. ProcessError otherwise."""
+    """(folder, argv inside a shop image) for a service command whose program lies in
+    `systems`/<folder>/; the interpreter becomes the image's python3. ProcessError otherwise."""
     root = systems.resolve()
     for i, arg in enumerate(argv):
         path = Path(arg)
         if path.is_absolute() and path.suffix == ".py" and path.resolve().parent.parent == root:
-            kind = path.resolve().parent.name
-            return kind, ["python3", f"{APP_DIR}/systems/{kind}/{path.name}", *argv[i + 1:]]
+            folder = path.resolve().parent.name
+            return folder, ["python3", f"{APP_DIR}/systems/{folder}/{path.name}", *argv[i + 1:]]
     raise ProcessError(f"not a service program under {systems}: {argv!r}")
+
+
+def image_kind(folder: str, shop_dir: Path) -> str:
+    """Which shop image runs a program of systems/<folder>/: that shop's own when the folder is a
+    shop ("sync", "async"), else the image of the shop whose run directory is `shop_dir`."""
+    if folder in SHOP_KINDS:
+        return folder
+    if shop_dir.name in SHOP_KINDS:
+        return shop_dir.name
+    raise ProcessError(f"no shop image for programs of systems/{folder}/ run from {shop_dir}")
 
 
 def container_state(status: str, before: str) -> str:
@@ -341,7 +353,8 @@ class DockerSupervisor:
         import docker.errors
 
         spec = self._specs[r.service]
-        kind, argv = container_command(spec.command(r.index), self._systems)
+        folder, argv = container_command(spec.command(r.index), self._systems)
+        kind = image_kind(folder, self.run_dir)
         self._log_dir.mkdir(parents=True, exist_ok=True)
         try:
             if r.container is not None and r.argv != argv:

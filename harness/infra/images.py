@@ -6,8 +6,8 @@ Names, each overridable by an environment variable:
   * ``CHAOSCAFE_BASE_IMAGE``      (``python:3.11-slim``) the base of the shop images (python3 with venv).
 
 Shop images are built by the harness from ``systems/<kind>/Dockerfile`` (BASE_IMAGE is a build
-argument; pip there trusts the host's CA bundle) and tagged ``chaoscafe/shop-<kind>:<hash>``; the hash covers the Dockerfile, ``cafe/``,
-``systems/<kind>/`` and the base image's id, so an image is built only when that tag is missing.
+argument; pip there trusts the host's CA bundle) and tagged ``chaoscafe/shop-<kind>:<hash>``; the
+hash covers ``cafe/``, ``systems/`` (Dockerfiles included) and the base image's id, so an image is built only when that tag is missing.
 
 Where no registry is reachable, `build_local_images()` makes the three named images from what is
 installed: a debootstrapped Debian bookworm base (``docker import``), Debian's rabbitmq-server
@@ -96,9 +96,8 @@ def shop_tag(kind: str, base_id: str, repo: Path = REPO_ROOT) -> str:
     """``chaoscafe/shop-<kind>:<hash>`` for the current sources and base image id."""
     if kind not in SHOP_KINDS:
         raise ImageError(f"no shop kind {kind!r} (one of {', '.join(SHOP_KINDS)})")
-    systems = repo / "systems" / kind
-    parts = [("base", base_id.encode()), *tree_parts(repo / "cafe", "cafe"),
-             *tree_parts(systems, f"systems/{kind}")]
+    parts = [("kind", kind.encode()), ("base", base_id.encode()), *tree_parts(repo / "cafe", "cafe"),
+             *tree_parts(repo / "systems", "systems")]
     return f"chaoscafe/shop-{kind}:{content_hash(parts)}"
 
 
@@ -201,8 +200,7 @@ def shop_image(client: Any, kind: str, names: ImageNames | None = None, *, log: 
         return tag
     with _context() as ctx:
         shutil.copytree(repo / "cafe", ctx / "cafe", ignore=shutil.ignore_patterns(*(f"*{s}" for s in _SKIP)))
-        shutil.copytree(repo / "systems" / kind, ctx / "systems" / kind,
-                        ignore=shutil.ignore_patterns(*(f"*{s}" for s in _SKIP)))
+        shutil.copytree(repo / "systems", ctx / "systems", ignore=shutil.ignore_patterns(*(f"*{s}" for s in _SKIP)))
         shutil.copy(repo / "systems" / kind / "Dockerfile", ctx / "Dockerfile")
         shutil.copy(pip_ca_bundle(), ctx / "pip-ca.pem")
         build(client, ctx, tag, buildargs={"BASE_IMAGE": names.base},
