@@ -6,9 +6,10 @@ Two declared policies, both per replica and clamped to [min_replicas, max_replic
     thresholds  backlog per replica > scale_up_above  -> replicas + step
                 backlog per replica < scale_down_below -> replicas - step
 
-The backlog is judged over the last `window_s` seconds of samples: scaling up looks at their mean,
-scaling down at their maximum (remove a barista only when the whole window was quiet). No change
-within `cooldown_s` of the previous one. `decide` never reads the clock: `now` is given.
+The backlog is judged over the last `window_s` seconds of samples for scaling up (their mean) and
+over the last `down_window_s` seconds (default: window_s) for scaling down (their maximum: remove a
+barista only when that whole stretch was quiet, like Kubernetes' scale-down stabilisation window).
+No change within `cooldown_s` of the previous one. `decide` never reads the clock: `now` is given.
 """
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ class Policy:
     scale_up_above: float | None = None
     scale_down_below: float | None = None
     step: int = 1
+    down_window_s: float | None = None
 
     def __post_init__(self) -> None:
         if not 1 <= self.min_replicas <= self.max_replicas:
@@ -59,16 +61,20 @@ def decide(policy: Policy, samples: Sequence[tuple[float, float]], replicas: int
     """The change the policy asks for now, or None (no samples in the window, in cooldown, or no
     change). `samples` are (time, backlog) pairs; only those in [now - window_s, now] count."""
     recent = [backlog for time, backlog in samples if now - policy.window_s <= time <= now]
+    down_window = policy.window_s if policy.down_window_s is None else policy.down_window_s
+    quiet = [backlog for time, backlog in samples if now - down_window <= time <= now]
     if not recent:
         return None
     if last_change is not None and now - last_change < policy.cooldown_s:
         return None
-    mean, peak = sum(recent) / len(recent), max(recent)
+    mean, peak = sum(recent) / len(recent), max(quiet or recent)
     up, down = _wanted(policy, mean, replicas), _wanted(policy, peak, replicas)
     if up > replicas:
         to, judged, word = up, mean, "mean"
+        window = policy.window_s
     elif down < replicas:
         to, judged, word = down, peak, "max"
+        window = down_window
     else:
         return None
     to = max(policy.min_replicas, min(policy.max_replicas, to))
@@ -77,7 +83,7 @@ def decide(policy: Policy, samples: Sequence[tuple[float, float]], replicas: int
     rule = (f"target {policy.target_per_replica:g}/replica" if policy.policy == "target"
             else f"thresholds up > {policy.scale_up_above:g}, down < {policy.scale_down_below:g} per replica")
     return Decision(replicas, to, round(judged, 3),
-                    f"{word} backlog {judged:.1f} over {policy.window_s:g} s with {replicas} replicas, {rule}")
+                    f"{word} backlog {judged:.1f} over {window:g} s with {replicas} replicas, {rule}")
 
 
 def _wanted(policy: Policy, backlog: float, replicas: int) -> int:

@@ -47,6 +47,9 @@ class LoadSpec(Strict):
     steps: list[tuple[float, float]] | None = None
     client_timeout_s: float = Field(10.0, gt=0, le=600, description="a customer gives up after this")
     max_in_flight: int = Field(10_000, ge=1, le=15_000, description="beyond this many open requests, arrivals are dropped")
+    retries: int = Field(0, ge=0, le=10, description="a customer whose attempt ends unknown tries again this often")
+    retry_after_s: float = Field(1.0, ge=0, le=600, description="pause before a retry")
+    idempotency_key: bool = Field(False, description="every attempt of an order carries the same Idempotency-Key")
 
     @model_validator(mode="after")
     def _shape_fields(self) -> "LoadSpec":
@@ -176,6 +179,7 @@ class AutoscalerSpec(Strict):
     max_replicas: int = Field(8, ge=1, le=16)
     cooldown_s: float = Field(2.0, ge=0, le=600, description="no change within this of the previous one")
     window_s: float = Field(1.0, gt=0, le=600, description="backlog samples judged at each decision")
+    down_window_s: float | None = Field(None, gt=0, le=600, description="samples judged to scale down (default window_s)")
     interval_s: float = Field(0.5, gt=0, le=60, description="time between decisions")
     policy: Literal["target", "thresholds"] = "target"
     target_per_replica: float | None = Field(None, gt=0)
@@ -190,7 +194,8 @@ class AutoscalerSpec(Strict):
 
     def policy_of(self) -> Policy:
         return Policy(self.min_replicas, self.max_replicas, self.cooldown_s, self.window_s, self.policy,
-                      self.target_per_replica, self.scale_up_above, self.scale_down_below, self.step)
+                      self.target_per_replica, self.scale_up_above, self.scale_down_below, self.step,
+                      self.down_window_s)
 
 
 MATRIX_SECTIONS = ("run", "load", "shop", "autoscaler")
@@ -224,6 +229,26 @@ class Profile(Strict):
     rate_factor: float = Field(1.0, gt=0, le=10)
 
 
+SOURCES: tuple[Literal["replay", "feed", "pages"], ...] = ("replay", "feed", "pages")
+
+
+class LatecomerSpec(Strict):
+    """After the drain, loyalty services join one per source and must catch up exactly."""
+
+    sources: list[Literal["replay", "feed", "pages"]] = Field(
+        default_factory=lambda: list(SOURCES), min_length=1)
+    restart: bool = Field(True, description="kill each once a third caught up, and start it again")
+    more_orders: int = Field(20, ge=0, le=10_000, description="orders placed after they caught up")
+    timeout_s: float = Field(300.0, gt=0, le=7200, description="per source, to catch up")
+
+    @field_validator("sources")
+    @classmethod
+    def _distinct(cls, sources: list[str]) -> list[str]:
+        if len(set(sources)) != len(sources):
+            raise ValueError(f"sources repeat: {sources}")
+        return sources
+
+
 class Experiment(Strict):
     title: str = Field(min_length=1)
     claim: str = Field(min_length=1, description="the claim tested, in plain words")
@@ -236,6 +261,7 @@ class Experiment(Strict):
     faults: list[FaultSpec] = Field(default_factory=list)
     scale: list[ScaleSpec] = Field(default_factory=list, description="scheduled barista pool changes")
     autoscaler: AutoscalerSpec | None = None
+    latecomer: LatecomerSpec | None = None
     matrix: dict[str, list[int | float | str | bool]] = Field(
         default_factory=dict, description='variants: {"shop.baristas" = [1, 2]}; several keys are zipped')
     profiles: dict[Literal["smoke", "full"], Profile] = Field(default_factory=dict)
@@ -343,7 +369,7 @@ class Experiment(Strict):
 
     def for_profile(self, name: str) -> "Experiment":
         """The experiment as run under a profile: every duration and time offset (run, drain, SLO,
-        shape windows, fault windows, scale times, the autoscaler's cooldown) multiplied by time_factor, every arrival rate by rate_factor.
+        shape windows, fault windows, scale times, the autoscaler's cooldown and down_window_s) multiplied by time_factor, every arrival rate by rate_factor.
         Brew times, timeouts and capacities are left alone: they define the shops, not the run."""
         p = self.profile(name)
         t, r = p.time_factor, p.rate_factor
@@ -359,8 +385,10 @@ class Experiment(Strict):
             load_update["steps"] = [(at * t, rate * r) for at, rate in self.load.steps]
         faults = [f.model_copy(update={"start_s": f.start_s * t, "duration_s": f.duration_s * t}) for f in self.faults]
         scale = [c.model_copy(update={"start_s": c.start_s * t}) for c in self.scale]
-        autoscaler = (self.autoscaler.model_copy(update={"cooldown_s": self.autoscaler.cooldown_s * t})
-                      if self.autoscaler is not None else None)
+        a = self.autoscaler
+        autoscaler = (a.model_copy(update={"cooldown_s": a.cooldown_s * t,
+                                           "down_window_s": None if a.down_window_s is None else a.down_window_s * t})
+                      if a is not None else None)
         return self.model_copy(update={"run": run, "load": self.load.model_copy(update=load_update),
                                        "faults": faults, "scale": scale, "autoscaler": autoscaler})
 

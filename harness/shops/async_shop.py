@@ -78,6 +78,9 @@ class AsyncShop(Shop):
     def brewed(self) -> list[dict[str, Any]]:
         return read_all(self.first_live_url("barista"), "/brews")
 
+    def redeliveries(self) -> list[dict[str, Any]]:
+        return read_all(self.first_live_url("barista"), "/redeliveries")
+
     def served(self) -> list[dict[str, Any]]:
         return read_all(self.first_live_url("waiter"), "/served")
 
@@ -96,17 +99,24 @@ class AsyncShop(Shop):
             raise
 
     def backlog(self) -> dict[str, Any]:
-        """Orders waiting: ready in the barista queue (exact), held unacked by baristas (management
-        API, may lag a few seconds), brewed coffees waiting for the waiter, dead letters; `held`:
-        unacked orders per barista replica (each replica's /health, skipped when it does not
-        answer); `consumers` on the barista queue and `baristas` (replicas now)."""
+        """Orders waiting: ready in the barista queue (passive declare: exact now), held unacked by
+        baristas, brewed coffees waiting for the waiter, dead letters; `held`: unacked orders per
+        barista replica (each replica's /health, skipped when it does not answer); `consumers` on
+        the barista queue (management API) and `baristas` (replicas now). The unacked count is the
+        sum of `held` when every running replica answered (`unacked_from` "replicas"), else the
+        management API's, whose statistics lag by seconds and can stay stale when the queue is idle
+        (`unacked_from` "management")."""
         orders_ready = self._ready(topology.ORDERS_QUEUE)
         brewed_ready = self._ready(topology.BREWED_QUEUE)
         stats = self.broker.queue_stats(topology.ORDERS_QUEUE)
-        unacked = stats["unacked"]
+        held = self.held()
+        running = sum(1 for r in self.supervisor.replicas("barista") if r.state == "running")
+        exact = len(held) == running  # every running replica said what it holds: exact, no stats lag
+        unacked = sum(held.values()) if exact else stats["unacked"]
         return {"orders_ready": orders_ready, "orders_unacked": unacked, "brewed_waiting": brewed_ready,
                 "dead_letters": self.dead_letters(), "total": orders_ready + unacked + brewed_ready,
-                "consumers": stats["consumers"], "held": self.held(), "baristas": self.replica_count("barista")}
+                "unacked_from": "replicas" if exact else "management", "management_unacked": stats["unacked"],
+                "consumers": stats["consumers"], "held": held, "baristas": self.replica_count("barista")}
 
     def held(self) -> dict[str, int]:
         """Orders each live barista replica holds unacked (its prefetch buffer plus brews)."""

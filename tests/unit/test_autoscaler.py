@@ -56,3 +56,12 @@ def test_thresholds_policy_steps() -> None:
 def test_bad_policies_are_refused(kwargs: dict) -> None:
     with pytest.raises(ValueError):
         Policy(**kwargs)
+
+
+def test_scale_down_waits_for_a_longer_quiet_stretch_when_asked() -> None:
+    stabilised = Policy(max_replicas=8, cooldown_s=0, window_s=1.0, down_window_s=5.0, target_per_replica=5)
+    samples = [(5.5, 40.0), (7.0, 3.0), (9.5, 3.0), (10.0, 3.0)]     # busy 4.5 s ago, quiet for the last 1 s
+    assert decide(stabilised, samples, replicas=4, now=10.0, last_change=None) is None
+    later = decide(stabilised, samples, replicas=4, now=11.0, last_change=None)
+    assert later is not None and later.to == 1 and "over 5 s" in later.reason
+    assert decide(TARGET, samples, replicas=4, now=10.0, last_change=None).to == 1   # type: ignore[union-attr]
