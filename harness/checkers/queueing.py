@@ -2,7 +2,8 @@
 samples, and the M/M/c prediction where the run fits the model.
 
 Little's law: the time average of the sampled backlog (`total`: orders in the shop) against the
-arrival rate x mean time in the shop, where an order is in the shop from its send to its serving.
+arrival rate x mean time in the shop, where an order is in the shop from its send to its serving
+(or to the end of the samples, when it was not refused and never served).
 M/M/c applies to a run with Poisson arrivals at a constant rate, exponential brews, no scale change
 and no slow replica; servers c = baristas x brewers, μ = 1 / the model's mean brew (capped mean).
 Measured over the steady part of the load window (the first WARMUP share is skipped): throughput
@@ -13,6 +14,7 @@ time (a barista's idle gap between brews while an order waits) added to the mean
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,7 +22,7 @@ from typing import Any
 from harness.checkers.base import CheckerResult, CheckOptions
 from harness.checkers.orders import first_time_by_key, invoked_orders
 from harness.checkers.timeline import t0
-from harness.history import Record, run_record
+from harness.history import FAIL, Record, run_record
 from harness.scaling import backlog_samples
 from harness.theory import TOLERANCE, capped_exponential_mean, littles_law, mmc, ratio, time_average, within
 
@@ -28,10 +30,11 @@ WARMUP = 0.1   # share of the load window skipped before measuring against M/M/c
 
 
 def stays(history: Sequence[Record]) -> list[tuple[float, float]]:
-    """(sent, first served) of every served order."""
+    """(sent, first served) of every served order; an order not refused (ok or unknown outcome)
+    but never served is still in the shop at the end: (sent, inf)."""
     served = first_time_by_key(history, "served")
-    return [(o.sent, served[o.ref]) for o in invoked_orders(history).values()
-            if o.sent is not None and o.ref in served]
+    return [(o.sent, served.get(o.ref, math.inf)) for o in invoked_orders(history).values()
+            if o.sent is not None and (o.ref in served or o.outcome != FAIL)]
 
 
 def first_brews(history: Sequence[Record]) -> dict[str, Record]:
