@@ -315,7 +315,9 @@ class DockerSupervisor:
         return list(reps)
 
     def _terminate(self, reps: list[ContainerReplica], final: str, timeout: float) -> list[Replica]:
-        """Kill (`timeout` 0) or stop the active replicas and wait until their containers exited."""
+        """Kill (`final` "killed") or stop the active replicas and wait until their containers exited."""
+        import docker.errors
+
         self._refresh(reps)
         targets = self._claim(reps, lambda r: r.state in ACTIVE)
 
@@ -323,7 +325,16 @@ class DockerSupervisor:
             c = r.container
             c.reload()
             if final == "killed":
-                if c.status in ("running", "paused", "restarting"):
+                if c.status == "paused":   # SIGKILL first, so the frozen process never runs again
+                    try:
+                        c.kill()
+                    except docker.errors.APIError:   # an engine that refuses to kill a paused container
+                        pass
+                    c.reload()
+                    if c.status == "paused":
+                        c.unpause()
+                        c.reload()
+                if c.status in ("running", "restarting"):
                     c.kill()
             else:
                 if c.status == "paused":

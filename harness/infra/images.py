@@ -42,6 +42,7 @@ SHOP_KINDS = ("sync", "async")
 DEBIAN_SUITE = "bookworm"
 DEBIAN_MIRROR = "http://deb.debian.org/debian"
 BASE_PACKAGES = ("python3", "python3-venv")
+LOCAL_BASE = "chaoscafe/base:bookworm"   # the debootstrapped base's name unless CHAOSCAFE_BASE_IMAGE says otherwise
 _SKIP = ("__pycache__", ".pyc", ".pyo", ".mypy_cache", ".pytest_cache")
 
 
@@ -289,11 +290,14 @@ def build_local_images(client: Any, names: ImageNames | None = None, *, log_dir:
 
 
 def main() -> int:
-    """`python -m harness.infra.images`: build the local images and the shop images, print times."""
+    """`python -m harness.infra.images`: build the local images (the base as $CHAOSCAFE_BASE_IMAGE,
+    default chaoscafe/base:bookworm) and the shop images; print the seconds each took."""
     from harness.infra.engine import connect
 
     client = connect()
-    names = ImageNames.from_env()
+    names = ImageNames.from_env({**os.environ, "CHAOSCAFE_BASE_IMAGE": os.environ.get("CHAOSCAFE_BASE_IMAGE")
+                                 or LOCAL_BASE})
+    print(f"base image: {names.base} (runs need CHAOSCAFE_BASE_IMAGE={names.base})")
     took = build_local_images(client, names)
     for kind in SHOP_KINDS:
         t = time.monotonic()
