@@ -7,7 +7,8 @@ Names, each overridable by an environment variable:
 
 Shop images are built by the harness from ``systems/<kind>/Dockerfile`` (BASE_IMAGE is a build
 argument; pip there trusts the host's CA bundle) and tagged ``chaoscafe/shop-<kind>:<hash>``; the
-hash covers ``cafe/``, ``systems/`` (Dockerfiles included) and the base image's id, so an image is built only when that tag is missing.
+hash covers ``cafe/``, ``systems/`` (Dockerfiles included) and the base image's id, so an image is
+built only when that tag is missing (older tags of that shop are then removed).
 
 Where no registry is reachable, `build_local_images()` makes the three named images from what is
 installed: a debootstrapped Debian bookworm base (``docker import``), Debian's rabbitmq-server
@@ -206,7 +207,23 @@ def shop_image(client: Any, kind: str, names: ImageNames | None = None, *, log: 
         shutil.copy(pip_ca_bundle(), ctx / "pip-ca.pem")
         build(client, ctx, tag, buildargs={"BASE_IMAGE": names.base},
               labels={HASH_LABEL: tag.rpartition(":")[2], "chaoscafe.image": f"shop-{kind}"}, log=log)
+    _drop_older(client, tag)
     return tag
+
+
+def _drop_older(client: Any, tag: str) -> None:
+    """Remove the other tags of `tag`'s repository (older sources), so the cache stays one image
+    per shop; an image still used by a container is kept."""
+    import docker.errors
+
+    repository = tag.rpartition(":")[0]
+    for image in client.images.list(name=repository):
+        for other in image.tags:
+            if other != tag and other.rpartition(":")[0] == repository:
+                try:
+                    client.images.remove(other)
+                except docker.errors.APIError:
+                    pass
 
 
 # ------------------------------------------------------------------ local images (no registry)
