@@ -64,15 +64,16 @@ TOLERANCES: dict[str, Tolerance] = {
     "orders.duplicate_brews": _INVARIANT,
     "orders.duplicate_servings": _INVARIANT,
     "orders.unexpected": _INVARIANT,
-    "latency_ms.acceptance.p50": Tolerance("lower", ratio=2.0, floor=50.0),
-    "latency_ms.acceptance.p99": Tolerance("lower", ratio=2.0, floor=250.0),
-    "latency_ms.fulfilment.p50": Tolerance("lower", ratio=2.0, floor=250.0),
-    "latency_ms.fulfilment.p99": Tolerance("lower", ratio=2.0, floor=1000.0),
-    "throughput.accepted_per_s": Tolerance("higher", ratio=0.5, floor=1.0),
-    "throughput.served_per_s": Tolerance("higher", ratio=0.5, floor=1.0),
-    "availability.overall": Tolerance("higher", absolute=0.15),
-    "availability.in_faults": Tolerance("higher", absolute=0.25),
-    "probe.share_within_slo": Tolerance("higher", absolute=0.15),
+    # wide on purpose: smoke runs are short and the machine is shared; these catch breakage, not drift
+    "latency_ms.acceptance.p50": Tolerance("lower", ratio=4.0, floor=200.0),
+    "latency_ms.acceptance.p99": Tolerance("lower", ratio=9.0, floor=1000.0),
+    "latency_ms.fulfilment.p50": Tolerance("lower", ratio=4.0, floor=2000.0),
+    "latency_ms.fulfilment.p99": Tolerance("lower", ratio=4.0, floor=5000.0),
+    "throughput.accepted_per_s": Tolerance("higher", ratio=2.0, floor=2.0),
+    "throughput.served_per_s": Tolerance("higher", ratio=2.0, floor=2.0),
+    "availability.overall": Tolerance("higher", absolute=0.2),
+    "availability.in_faults": Tolerance("higher", absolute=0.3),
+    "probe.share_within_slo": Tolerance("higher", absolute=0.25),
 }
 
 
