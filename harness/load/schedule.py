@@ -18,7 +18,9 @@ Content: order i's product and size depend only on (seed, menu_mix, sizes, i), n
 the process or the duration, so two runs with the same seed send the same first orders. They come
 from random.Random(f"{seed}:menu"): one draw picks the product (weights over the products sorted by
 name, so the mapping's order does not matter), the next picks the size uniformly from
-sizes[product] (in the order given). Only Random.random() is used, whose sequence Python keeps
+sizes[product] (in the order given). The customer comes from its own stream,
+random.Random(f"{seed}:customers"), one draw per order over `customers` regulars (0: none), so it
+leaves products and sizes as they were. Only Random.random() is used, whose sequence Python keeps
 stable across versions, so a digest is reproducible on any Python 3.
 """
 from __future__ import annotations
@@ -35,6 +37,7 @@ from itertools import accumulate, pairwise
 from harness.load.shapes import Shape
 
 PROCESSES = ("poisson", "uniform")
+CUSTOMERS = 100  # regulars: each order's customer is drawn uniformly from customer-001..customer-100
 HAIR_S = 1e-6  # the resolution of the canonical form; the latest offset allowed is duration - HAIR_S
 
 
@@ -46,6 +49,7 @@ class Arrival:
     offset_s: float  # intended send time, seconds after the run's t0
     product: str
     size: str
+    customer: str = ""  # who orders (loyalty points are theirs); "" for none
 
     @property
     def ref(self) -> str:
@@ -53,8 +57,9 @@ class Arrival:
 
     def to_json(self) -> str:
         """Canonical JSON: sorted keys, no spaces, ASCII, offset with exactly 6 decimals."""
+        customer = f'"customer":{json.dumps(self.customer)},' if self.customer else ""
         return (
-            f'{{"index":{self.index},"offset_s":{self.offset_s:.6f},'
+            f'{{{customer}"index":{self.index},"offset_s":{self.offset_s:.6f},'
             f'"product":{json.dumps(self.product)},"size":{json.dumps(self.size)}}}'
         )
 
@@ -107,6 +112,7 @@ def build_schedule(
     seed: int,
     menu_mix: Mapping[str, float],
     sizes: Mapping[str, Sequence[str]],
+    customers: int = CUSTOMERS,
 ) -> ArrivalSchedule:
     """The schedule of `shape` over [0, duration_s); identical inputs give an identical schedule.
 
@@ -129,8 +135,10 @@ def build_schedule(
         offsets = _poisson_offsets(shape, duration, random.Random(seed))
     latest = max(0.0, duration - HAIR_S)
     content = _content(menu, random.Random(f"{seed}:menu"))
+    who = random.Random(f"{seed}:customers")
     arrivals = tuple(
-        Arrival(i, min(offset, latest), *next(content)) for i, offset in enumerate(offsets)
+        Arrival(i, min(offset, latest), *next(content), customer=_customer(who, customers))
+        for i, offset in enumerate(offsets)
     )
     return ArrivalSchedule(arrivals, duration)
 
@@ -154,6 +162,11 @@ def _menu(menu_mix: Mapping[str, float], sizes: Mapping[str, Sequence[str]]) -> 
             raise ValueError(f"sizes[{product!r}]: must list at least one size, got {choices!r}")
     cumulative = list(accumulate(float(menu_mix[p]) for p in products))
     return products, cumulative, {p: tuple(sizes[p]) for p in products}
+
+
+def _customer(rng: random.Random, customers: int) -> str:
+    """One draw: a customer id, or "" when the schedule has no customers (customers == 0)."""
+    return f"customer-{min(int(rng.random() * customers), customers - 1) + 1:03d}" if customers > 0 else ""
 
 
 def _content(menu: _Menu, rng: random.Random) -> Iterator[tuple[str, str]]:

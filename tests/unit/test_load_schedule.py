@@ -263,10 +263,12 @@ def test_sizes_are_always_valid_for_the_product(menu: dict[str, tuple[float, lis
 
 def test_jsonl_is_canonical() -> None:
     schedule = build(Constant(2), 1.5, mix={"Flat White": 1}, sizes={"Flat White": ["small"]})
+    customers = [a.customer for a in schedule.arrivals]
+    assert all(c.startswith("customer-") and len(c) == 12 for c in customers)
     assert schedule.to_jsonl() == (
-        '{"index":0,"offset_s":0.500000,"product":"Flat White","size":"small"}\n'
-        '{"index":1,"offset_s":1.000000,"product":"Flat White","size":"small"}\n'
-        '{"index":2,"offset_s":1.499999,"product":"Flat White","size":"small"}\n'
+        f'{{"customer":"{customers[0]}","index":0,"offset_s":0.500000,"product":"Flat White","size":"small"}}\n'
+        f'{{"customer":"{customers[1]}","index":1,"offset_s":1.000000,"product":"Flat White","size":"small"}}\n'
+        f'{{"customer":"{customers[2]}","index":2,"offset_s":1.499999,"product":"Flat White","size":"small"}}\n'
     )
     header = '{"duration_s":1.500000}\n'
     assert schedule.digest() == hashlib.sha256((header + schedule.to_jsonl()).encode()).hexdigest()
@@ -278,8 +280,8 @@ def test_jsonl_lines_have_sorted_keys_and_six_decimals() -> None:
         record = json.loads(line)
         assert list(record) == sorted(record)
         assert line.isascii()
-        assert record == {"index": arrival.index, "offset_s": round(arrival.offset_s, 6),
-                          "product": "Café ☕", "size": "grand"}
+        assert record == {"customer": arrival.customer, "index": arrival.index,
+                          "offset_s": round(arrival.offset_s, 6), "product": "Café ☕", "size": "grand"}
         assert len(line.split('"offset_s":')[1].split(",")[0].split(".")[1]) == 6
 
 
@@ -329,3 +331,16 @@ def test_a_hand_built_schedule_is_checked(arrivals: tuple[Arrival, ...], field: 
 
 def test_arrival_ref_is_its_index_as_text() -> None:
     assert Arrival(12, 0.0, "Latte", "small").ref == "12"
+
+
+def test_customers_come_from_their_own_stream() -> None:
+    with_customers = build(Constant(20), 5.0, "poisson", seed=3)
+    without = build_schedule(Constant(20), 5.0, process="poisson", seed=3, menu_mix=MIX, sizes=SIZES, customers=0)
+    assert [(a.offset_s, a.product, a.size) for a in with_customers.arrivals] == \
+        [(a.offset_s, a.product, a.size) for a in without.arrivals]
+    assert all(a.customer == "" for a in without.arrivals)
+    assert '"customer"' not in without.to_jsonl()
+    regulars = {a.customer for a in with_customers.arrivals}
+    assert len(regulars) > 20 and all("customer-001" <= c <= "customer-100" for c in regulars)
+    assert [a.customer for a in build(Constant(20), 5.0, "poisson", seed=3).arrivals] == \
+        [a.customer for a in with_customers.arrivals]
