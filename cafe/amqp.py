@@ -58,6 +58,7 @@ class Delivery:
     redelivered: bool
     body: bytes
     delivery_count: int  # x-delivery-count of quorum queues (0 on first delivery)
+    stream_offset: int | None = None  # x-stream-offset of a message read from a stream
 
 
 class Connection(threading.Thread):
@@ -153,16 +154,19 @@ class Consumer(Connection):
     """Consumes `queue` with manual acks and `prefetch`; `handler(delivery)` runs in this thread."""
 
     def __init__(self, name: str, url: str, queue: str, handler: Callable[[Delivery], None], *,
-                 prefetch: int = 1, **kwargs: Any) -> None:
+                 prefetch: int = 1, arguments: Callable[[], dict[str, Any]] | None = None,
+                 **kwargs: Any) -> None:
         super().__init__(name, url, **kwargs)
         self.queue, self.handler, self.prefetch = queue, handler, prefetch
+        self.arguments = arguments  # consumer arguments, asked anew on every (re)connect
         self.pending = 0  # deliveries handed to the handler and not yet acked or rejected
         self._tag: str | None = None
 
     def on_connect(self, channel: Any) -> None:
         self.pending = 0
         channel.basic_qos(prefetch_count=self.prefetch)
-        self._tag = channel.basic_consume(self.queue, self._on_message)
+        self._tag = channel.basic_consume(self.queue, self._on_message,
+                                          arguments=self.arguments() if self.arguments else None)
 
     def begin_stop(self, channel: Any) -> None:
         if self._tag is not None:
@@ -175,7 +179,7 @@ class Consumer(Connection):
         headers = properties.headers or {}
         self.pending += 1
         self.handler(Delivery(method.delivery_tag, self.generation, bool(method.redelivered), body,
-                              int(headers.get("x-delivery-count", 0) or 0)))
+                              int(headers.get("x-delivery-count", 0) or 0), headers.get("x-stream-offset")))
 
     # settle from the connection thread (use call_soon from others) ----------
     def _current(self, delivery: Delivery) -> bool:

@@ -15,6 +15,7 @@ from cafe.brewing import BrewTime
 
 PUBLISH_MODES = ("outbox", "direct")
 QUEUE_TYPES = ("quorum", "classic")
+SOURCES = ("", "replay", "feed", "pages")
 
 
 @dataclass(frozen=True)
@@ -41,13 +42,20 @@ class ServiceConfig:
     queue_type: str = "quorum"
     delivery_limit: int = 5        # deliveries before a message is dead-lettered
     heartbeat_s: int = 10
+    # late-comers (loyalty service) and feeds
+    source: str = ""               # loyalty catch-up: replay (event-log stream) | feed (Atom-style) | pages
+    source_url: str = ""           # base URL of the service whose feed or pages are read
+    page_size: int = 100           # entries per feed page (waiter) / per GET page (readers)
+    poll_s: float = 0.5            # how often a caught-up reader asks for more
 
     def __post_init__(self) -> None:
         if self.publish_mode not in PUBLISH_MODES:
             raise ValueError(f"publish_mode: {self.publish_mode!r} is not one of {PUBLISH_MODES}")
         if self.queue_type not in QUEUE_TYPES:
             raise ValueError(f"queue_type: {self.queue_type!r} is not one of {QUEUE_TYPES}")
-        for name in ("brewers", "capacity", "prefetch", "delivery_limit", "relay_batch"):
+        if self.source not in SOURCES:
+            raise ValueError(f"source: {self.source!r} is not one of {SOURCES}")
+        for name in ("brewers", "capacity", "prefetch", "delivery_limit", "relay_batch", "page_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}: must be >= 1, got {getattr(self, name)}")
 

@@ -6,13 +6,18 @@ while the connection thread keeps heartbeats going. With idempotency on (default
 order ids are stored in the same transaction as the brew, so a redelivered order is not brewed
 again: its `CoffeeBrewed` is published again with the same eventId. A malformed or unknown event is
 dead-lettered at once; a brew that raises is returned to the queue until the delivery limit.
-HTTP: GET /brews?after=&limit=, GET /health.
+Fault hooks (cafe/hooks.py, armed by the harness): `crash_before_ack` SIGKILLs the replica after
+a first delivery's brew is recorded and before its CoffeeBrewed is published and acked, so the
+broker redelivers it; `silent` takes deliveries and never brews nor acks them.
+HTTP: GET /brews?after=&limit=, GET /redeliveries?after=&limit=, GET /health, GET/POST /control/faults.
 Run: python systems/async/barista.py --config FILE.json
 """
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import signal
 import sqlite3
 import time
 import uuid
@@ -21,6 +26,7 @@ from typing import Any
 
 from aiohttp import web
 
+from cafe import hooks as fault_hooks
 from cafe.amqp import Consumer, Delivery
 from cafe.config import ServiceConfig, load_from_argv
 from cafe.events import Event, InvalidEvent, decode, new_event
@@ -37,6 +43,7 @@ CREATE TABLE IF NOT EXISTS brews (
     brew_id TEXT NOT NULL UNIQUE,
     order_id TEXT NOT NULL,
     ref TEXT,
+    customer TEXT,
     product TEXT NOT NULL,
     size TEXT NOT NULL,
     barista TEXT NOT NULL,
@@ -46,6 +53,14 @@ CREATE TABLE IF NOT EXISTS brews (
     redelivered INTEGER NOT NULL,
     started_at REAL NOT NULL,
     brewed_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS redeliveries (   -- every delivery that came with the redelivered flag
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    order_id TEXT NOT NULL,
+    ref TEXT,
+    barista TEXT NOT NULL,
+    delivery_count INTEGER NOT NULL,
+    seen_at REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS processed (
     order_id TEXT PRIMARY KEY,
@@ -64,7 +79,9 @@ class Barista:
         self.consumer = Consumer(f"{config.name}-consumer", config.amqp_url, ORDERS_QUEUE, self.on_delivery,
                                  prefetch=config.prefetch, heartbeat_s=config.heartbeat_s,
                                  queue_type=config.queue_type, delivery_limit=config.delivery_limit)
-        self.stats = {"brewing": 0, "brewed": 0, "duplicates_skipped": 0, "dead_lettered": 0, "failed": 0}
+        self.stats = {"brewing": 0, "brewed": 0, "duplicates_skipped": 0, "dead_lettered": 0, "failed": 0,
+                      "held_silently": 0}
+        self.hooks = fault_hooks.Hooks()
 
     # connection thread --------------------------------------------------------
     def on_delivery(self, delivery: Delivery) -> None:
@@ -76,6 +93,9 @@ class Barista:
             log.warning("dead-lettering an invalid message: %s", exc)
             self.stats["dead_lettered"] += 1
             self.consumer.reject(delivery, requeue=False)
+            return
+        if self.hooks.silent:  # a broken consumer: the order is taken and nothing ever happens
+            self.stats["held_silently"] += 1
             return
         self.hands.submit(self.brew, event, delivery)
 
@@ -103,6 +123,11 @@ class Barista:
         return self._brewed_event(rows[0]) if rows else None
 
     def _brew(self, event: Event, delivery: Delivery) -> Event:
+        if delivery.redelivered:
+            with self.db.transaction() as tx:
+                tx.execute("INSERT INTO redeliveries (order_id, ref, barista, delivery_count, seen_at)"
+                           " VALUES (?, ?, ?, ?, ?)", (event.order_id, event.payload.get("ref"), self.config.name,
+                                                       delivery.delivery_count, now()))
         if self.config.idempotency:
             previous = self._previous(event.order_id)
             if previous is not None:
@@ -118,17 +143,17 @@ class Barista:
             self.stats["brewing"] -= 1
         brew_id = str(uuid.uuid4())
         record = {"brew_id": brew_id, "order_id": event.order_id, "ref": payload.get("ref"),
-                  "product": payload["product"], "size": payload["size"], "barista": self.config.name,
+                  "customer": payload.get("customer"), "product": payload["product"], "size": payload["size"], "barista": self.config.name,
                   "brew_ms": brew_ms, "ordered_event_id": event.event_id,
                   "brewed_event_id": str(uuid.uuid5(EVENT_NS, brew_id)),
                   "redelivered": int(delivery.redelivered), "started_at": started, "brewed_at": now()}
         try:
             with self.db.transaction() as tx:
                 tx.execute(
-                    "INSERT INTO brews (brew_id, order_id, ref, product, size, barista, brew_ms,"
+                    "INSERT INTO brews (brew_id, order_id, ref, customer, product, size, barista, brew_ms,"
                     " ordered_event_id, brewed_event_id, redelivered, started_at, brewed_at) VALUES"
-                    " (:brew_id, :order_id, :ref, :product, :size, :barista, :brew_ms, :ordered_event_id,"
-                    " :brewed_event_id, :redelivered, :started_at, :brewed_at)", record)
+                    " (:brew_id, :order_id, :ref, :customer, :product, :size, :barista, :brew_ms,"
+                    " :ordered_event_id, :brewed_event_id, :redelivered, :started_at, :brewed_at)", record)
                 if self.config.idempotency:
                     tx.execute("INSERT INTO processed (order_id, brew_id) VALUES (?, ?)",
                                (event.order_id, brew_id))
@@ -139,12 +164,17 @@ class Barista:
             self.stats["duplicates_skipped"] += 1
             return previous
         self.stats["brewed"] += 1
+        first = not delivery.redelivered and delivery.delivery_count == 0
+        if first and self.hooks.hits("crash_before_ack", str(payload.get("ref") or event.order_id)):
+            log.warning("crash_before_ack: order %s brewed and recorded, not acked: SIGKILL", event.order_id)
+            os.kill(os.getpid(), signal.SIGKILL)
         return self._brewed_event(record)
 
     @staticmethod
     def _brewed_event(row: dict[str, Any]) -> Event:
         return new_event("CoffeeBrewed", row["order_id"], {
-            "product": row["product"], "size": row["size"], "ref": row["ref"], "brewId": row["brew_id"],
+            "product": row["product"], "size": row["size"], "ref": row["ref"], "customer": row.get("customer"),
+            "brewId": row["brew_id"],
             "barista": row["barista"], "brewMs": row["brew_ms"], "brewedAt": row["brewed_at"],
         }, event_id=row["brewed_event_id"])
 
@@ -161,12 +191,17 @@ def build_app(config: ServiceConfig) -> web.Application:
         after, limit = paging(request)
         return web.json_response(barista.db.page("brews", after, limit))
 
+    async def redeliveries(request: web.Request) -> web.Response:
+        after, limit = paging(request)
+        return web.json_response(barista.db.page("redeliveries", after, limit))
+
     async def health(request: web.Request) -> web.Response:
         return web.json_response({
             "status": "ok", "service": "barista", "name": config.name,
             "broker": "connected" if barista.consumer.connected.is_set() else "disconnected",
             "brewers": config.brewers, "prefetch": config.prefetch, "idempotency": config.idempotency,
-            "held": barista.consumer.pending, "disconnects": barista.consumer.disconnects, **barista.stats})
+            "held": barista.consumer.pending, "disconnects": barista.consumer.disconnects,
+            "hooks": barista.hooks.state(), **barista.stats})
 
     async def start(_app: web.Application) -> None:
         barista.consumer.start()
@@ -175,7 +210,8 @@ def build_app(config: ServiceConfig) -> web.Application:
         await asyncio.get_running_loop().run_in_executor(None, barista.close)
 
     app = web.Application()
-    app.add_routes([web.get("/brews", brews), web.get("/health", health)])
+    app.add_routes([web.get("/brews", brews), web.get("/redeliveries", redeliveries), web.get("/health", health),
+                    *fault_hooks.routes(barista.hooks, ("crash_before_ack", "silent"))])
     app.on_startup.append(start)
     app.on_cleanup.append(stop)
     return app

@@ -2,7 +2,8 @@
 
 With idempotency on (default) an order is served once however often its `CoffeeBrewed` arrives;
 with it off every delivery is a serving, so duplicates show up in `GET /served`.
-HTTP: GET /served?after=&limit=, GET /health.
+HTTP: GET /served?after=&limit= (pages), GET /feed and /feed/{page} (an Atom-style archived feed of
+servings, see cafe/feed.py), GET /health.
 Run: python systems/async/waiter.py --config FILE.json
 """
 from __future__ import annotations
@@ -10,15 +11,24 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from typing import Any
 
 from aiohttp import web
 
+from cafe import feed
 from cafe.amqp import Consumer, Delivery
 from cafe.config import ServiceConfig, load_from_argv
 from cafe.events import InvalidEvent, decode, new_event
 from cafe.store import Database, now
 from cafe.topology import BREWED_QUEUE
-from cafe.web import paging, run_app
+from cafe.web import error, paging, run_app
+
+
+def served_entry(row: dict[str, Any]) -> dict[str, Any]:
+    """A feed entry: one serving, as the CoffeeServed fact."""
+    return {"id": row["serve_id"], "seq": row["seq"], "type": "CoffeeServed", "orderId": row["order_id"],
+            "ref": row["ref"], "customer": row["customer"], "product": row["product"], "size": row["size"],
+            "servedAt": row["served_at"]}
 
 log = logging.getLogger("cafe.waiter")
 EVENT_NS = uuid.UUID("7f1c6a52-3b0e-4d0c-9a55-2f4f1c0de002")
@@ -29,6 +39,7 @@ CREATE TABLE IF NOT EXISTS served (
     serve_id TEXT NOT NULL UNIQUE,
     order_id TEXT NOT NULL,
     ref TEXT,
+    customer TEXT,
     product TEXT NOT NULL,
     size TEXT NOT NULL,
     waiter TEXT NOT NULL,
@@ -62,17 +73,17 @@ def build_app(config: ServiceConfig) -> web.Application:
             if seen is None:
                 serve_id = str(uuid.uuid4())
                 tx.execute(
-                    "INSERT INTO served (serve_id, order_id, ref, product, size, waiter, brew_id,"
-                    " brewed_event_id, redelivered, served_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (serve_id, event.order_id, p.get("ref"), p["product"], p["size"], config.name,
+                    "INSERT INTO served (serve_id, order_id, ref, customer, product, size, waiter, brew_id,"
+                    " brewed_event_id, redelivered, served_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (serve_id, event.order_id, p.get("ref"), p.get("customer"), p["product"], p["size"], config.name,
                      p["brewId"], event.event_id, int(delivery.redelivered), now()))
                 stats["served"] += 1
             else:
                 serve_id = seen[0]
                 stats["duplicates_skipped"] += 1
         served = new_event("CoffeeServed", event.order_id, {
-            "product": p["product"], "size": p["size"], "ref": p.get("ref"), "waiter": config.name,
-            "brewId": p["brewId"]}, event_id=str(uuid.uuid5(EVENT_NS, serve_id)))
+            "product": p["product"], "size": p["size"], "ref": p.get("ref"), "customer": p.get("customer"),
+            "waiter": config.name, "brewId": p["brewId"]}, event_id=str(uuid.uuid5(EVENT_NS, serve_id)))
         try:
             consumer.ack(delivery, then_publish=served)
         except Exception as exc:  # publish refused: the delivery comes back and is deduplicated
@@ -85,6 +96,29 @@ def build_app(config: ServiceConfig) -> web.Application:
     async def served(request: web.Request) -> web.Response:
         after, limit = paging(request)
         return web.json_response(db.page("served", after, limit))
+
+    def last_seq() -> int:
+        return int(db.query("SELECT COALESCE(MAX(seq), 0) AS n FROM served")[0]["n"])
+
+    def feed_page(page: int) -> web.Response:
+        after, until = feed.bounds(page, config.page_size)
+        rows = db.query("SELECT * FROM served WHERE seq > ? AND seq <= ?", (after, until))
+        doc = feed.document(page, rows, size=config.page_size, last_seq=last_seq(), base="/feed",
+                            feed_id=f"urn:chaoscafe:{config.name}:served", entry=served_entry)
+        cache = "public, max-age=31536000, immutable" if doc["archived"] else "no-cache"
+        return web.json_response(doc, headers={"Cache-Control": cache})
+
+    async def feed_current(request: web.Request) -> web.Response:
+        return feed_page(feed.page_count(last_seq(), config.page_size))
+
+    async def feed_archive(request: web.Request) -> web.Response:
+        try:
+            page = int(request.match_info["page"])
+        except ValueError:
+            return error(400, "page must be an integer", field="page", value=request.match_info["page"])
+        if not 1 <= page <= feed.page_count(last_seq(), config.page_size):
+            return error(404, "no such page", field="page", value=page)
+        return feed_page(page)
 
     async def health(request: web.Request) -> web.Response:
         return web.json_response({
@@ -100,7 +134,8 @@ def build_app(config: ServiceConfig) -> web.Application:
         db.close()
 
     app = web.Application()
-    app.add_routes([web.get("/served", served), web.get("/health", health)])
+    app.add_routes([web.get("/served", served), web.get("/feed", feed_current),
+                    web.get("/feed/{page}", feed_archive), web.get("/health", health)])
     app.on_startup.append(start)
     app.on_cleanup.append(stop)
     return app

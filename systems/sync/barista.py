@@ -2,6 +2,10 @@
 
 At most `brewers` brews run at once; further requests wait for free hands. Every brew is recorded
 in this service's own SQLite database and readable with `GET /brews?after=&limit=`.
+With idempotency on, a second request for an order id already brewed (or brewing) gets that
+brew back instead of a new one: the cashier retries under the same order id. Fault hook
+(cafe/hooks.py): `silent` takes requests and never answers them until it is disarmed.
+HTTP: POST /brews, GET /brews?after=&limit=, GET /health, GET/POST /control/faults.
 Run: python systems/sync/barista.py --config FILE.json
 """
 from __future__ import annotations
@@ -9,9 +13,11 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from typing import Any
 
 from aiohttp import web
 
+from cafe import hooks as fault_hooks
 from cafe.config import ServiceConfig, load_from_argv
 from cafe.menu import load_menu
 from cafe.orders import OrderRejected, parse_order
@@ -31,6 +37,7 @@ CREATE TABLE IF NOT EXISTS brews (
     started_at REAL NOT NULL,
     brewed_at REAL NOT NULL
 );
+CREATE INDEX IF NOT EXISTS brews_order ON brews (order_id);
 """
 
 
@@ -38,7 +45,13 @@ def build_app(config: ServiceConfig) -> web.Application:
     db = Database(config.db, SCHEMA)
     menu = load_menu(config.menu)
     hands = asyncio.Semaphore(config.brewers)
-    state = {"brewing": 0, "waiting": 0}
+    state = {"brewing": 0, "waiting": 0, "held_silently": 0, "duplicates_skipped": 0}
+    hooks = fault_hooks.Hooks()
+    brewing: dict[str, asyncio.Future[dict[str, Any]]] = {}   # order id -> brew in progress (idempotency)
+
+    def earlier_brew(order_id: str) -> dict[str, Any] | None:
+        rows = db.query("SELECT * FROM brews WHERE order_id = ? ORDER BY seq LIMIT 1", (order_id,))
+        return rows[0] if rows else None
 
     async def brew(request: web.Request) -> web.Response:
         body = await read_body(request)
@@ -53,6 +66,26 @@ def build_app(config: ServiceConfig) -> web.Application:
             order = parse_order(json.dumps(data).encode(), menu)
         except OrderRejected as exc:
             return error(400, "invalid brew request", field=exc.field, detail=exc.message)
+        if hooks.silent:  # a broken barista: the call is taken and never answered while armed
+            state["held_silently"] += 1
+            while hooks.silent:
+                await asyncio.sleep(0.1)
+        if config.idempotency:
+            if order_id in brewing:
+                state["duplicates_skipped"] += 1
+                return web.json_response(await asyncio.shield(brewing[order_id]), status=201)
+            earlier = earlier_brew(order_id)
+            if earlier is not None:
+                state["duplicates_skipped"] += 1
+                return web.json_response(earlier, status=201)
+            job = asyncio.ensure_future(make(order, order_id))
+            brewing[order_id] = job
+            job.add_done_callback(lambda _f: brewing.pop(order_id, None))
+            return web.json_response(await asyncio.shield(job), status=201)
+        return web.json_response(await make(order, order_id), status=201)
+
+    async def make(order: Any, order_id: str) -> dict[str, Any]:
+        """Brew `order` (waiting for free hands) and record it; the brew record."""
         brew_ms = config.brew.sample(order.ref or order_id)
         state["waiting"] += 1
         try:
@@ -76,7 +109,7 @@ def build_app(config: ServiceConfig) -> web.Application:
         finally:
             state["brewing"] -= 1
             hands.release()
-        return web.json_response(record, status=201)
+        return record
 
     async def brews(request: web.Request) -> web.Response:
         after, limit = paging(request)
@@ -84,10 +117,12 @@ def build_app(config: ServiceConfig) -> web.Application:
 
     async def health(request: web.Request) -> web.Response:
         return web.json_response({"status": "ok", "service": "barista", "name": config.name,
-                                  "brewers": config.brewers, **state})
+                                  "brewers": config.brewers, "idempotency": config.idempotency,
+                                  "hooks": hooks.state(), **state})
 
     app = web.Application(client_max_size=MAX_BODY)
-    app.add_routes([web.post("/brews", brew), web.get("/brews", brews), web.get("/health", health)])
+    app.add_routes([web.post("/brews", brew), web.get("/brews", brews), web.get("/health", health),
+                    *fault_hooks.routes(hooks, ("silent",))])
 
     async def close_db(_app: web.Application) -> None:
         db.close()

@@ -10,6 +10,14 @@ broken round robin. The set of baristas starts as `barista_urls` (named barista-
 replaced at runtime with `PUT /baristas` {"baristas": [{"name", "url"}, ...]} (the harness does so
 when it scales); calls already made to a barista that left the set finish normally.
 `GET /baristas` and `/health` show the set and the calls in flight per barista.
+
+Idempotency (on unless the shop turns it off): a customer's retry carries the same
+`Idempotency-Key` header. An attempt still in progress is joined (the retry gets its answer); a
+served order is answered again as it was; a failed one is tried again under the same order id,
+which the barista (idempotent by order id) recognises, so a coffee that was brewed although the
+call timed out is not brewed twice. The order's row is then replaced (a new `seq`, so readers
+paging by seq see the new outcome). Without the key or with idempotency off, every request is a
+new order: the hidden duplicate of the synchronous world.
 Run: python systems/sync/cashier.py --config FILE.json
 """
 from __future__ import annotations
@@ -37,6 +45,7 @@ CREATE TABLE IF NOT EXISTS orders (
     product TEXT NOT NULL,
     size TEXT NOT NULL,
     customer TEXT,
+    idempotency_key TEXT UNIQUE,   -- the customer's Idempotency-Key (idempotency on), else NULL
     status TEXT NOT NULL,          -- served | failed
     error TEXT,
     barista TEXT,
@@ -110,8 +119,9 @@ def build_app(config: ServiceConfig) -> web.Application:
     menu = load_menu(config.menu)
     tills = asyncio.Semaphore(config.capacity)
     baristas = Baristas([(f"barista-{i}", url) for i, url in enumerate(config.barista_urls, start=1)])
-    state = {"in_flight": 0, "waiting": 0}
+    state = {"in_flight": 0, "waiting": 0, "replayed": 0}
     session: dict[str, aiohttp.ClientSession] = {}
+    attempts: dict[str, asyncio.Future[tuple[int, dict[str, Any]]]] = {}   # idempotency key -> attempt
 
     async def call_barista(order_id: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         """(HTTP status for the customer, outcome fields) of one brew call."""
@@ -142,8 +152,35 @@ def build_app(config: ServiceConfig) -> web.Application:
             order = parse_order(body, menu)
         except OrderRejected as exc:
             return web.json_response(exc.as_json(), status=400)
+        key = request.headers.get("Idempotency-Key") if config.idempotency else None
+        if key is None:
+            return answer(*await take_order(order, received, str(uuid.uuid4()), None, replaces=False))
+        if key in attempts:  # the first attempt is still in progress: its answer is ours
+            state["replayed"] += 1
+            return answer(*await asyncio.shield(attempts[key]))
+        earlier = db.query("SELECT * FROM orders WHERE idempotency_key = ?", (key,))
+        if earlier and earlier[0]["status"] == "served":
+            state["replayed"] += 1
+            return web.json_response({**earlier[0], "replayed": True}, status=201)
+        order_id = earlier[0]["id"] if earlier else str(uuid.uuid4())
+        attempt = asyncio.ensure_future(take_order(order, received, order_id, key, replaces=bool(earlier)))
+        attempts[key] = attempt
+        try:
+            return answer(*await asyncio.shield(attempt))
+        finally:
+            if attempt.done():
+                attempts.pop(key, None)
+            else:
+                attempt.add_done_callback(lambda _f: attempts.pop(key, None))
+
+    def answer(status: int, payload: dict[str, Any]) -> web.Response:
+        return web.json_response(payload, status=status)
+
+    async def take_order(order: Any, received: float, order_id: str, key: str | None, *,
+                         replaces: bool) -> tuple[int, dict[str, Any]]:
+        """Take one order under `order_id`: (HTTP status, answer body)."""
         if state["waiting"] >= config.queue_limit:
-            return error(503, "cashier line is full", waiting=state["waiting"])
+            return 503, {"error": "cashier line is full", "waiting": state["waiting"]}
         state["waiting"] += 1
         try:
             await tills.acquire()
@@ -151,22 +188,23 @@ def build_app(config: ServiceConfig) -> web.Application:
             state["waiting"] -= 1
         state["in_flight"] += 1
         try:
-            order_id = str(uuid.uuid4())
             status, outcome = await call_barista(order_id, order.to_dict())
         finally:
             state["in_flight"] -= 1
             tills.release()
-        record = {"id": order_id, **order.to_dict(), "status": outcome["status"],
+        record = {"id": order_id, **order.to_dict(), "idempotency_key": key, "status": outcome["status"],
                   "error": outcome.get("error"), "barista": outcome.get("barista"),
                   "brew_id": outcome.get("brew_id"), "received_at": received, "completed_at": now()}
         with db.transaction() as tx:
+            if replaces:
+                tx.execute("DELETE FROM orders WHERE id = ?", (order_id,))
             tx.execute(
-                "INSERT INTO orders (id, ref, product, size, customer, status, error, barista, brew_id,"
-                " received_at, completed_at) VALUES (:id, :ref, :product, :size, :customer, :status,"
-                " :error, :barista, :brew_id, :received_at, :completed_at)", record)
+                "INSERT INTO orders (id, ref, product, size, customer, idempotency_key, status, error, barista,"
+                " brew_id, received_at, completed_at) VALUES (:id, :ref, :product, :size, :customer,"
+                " :idempotency_key, :status, :error, :barista, :brew_id, :received_at, :completed_at)", record)
         if status != 201:
-            return web.json_response({"error": record["error"], "order": record}, status=status)
-        return web.json_response(record, status=201)
+            return status, {"error": record["error"], "order": record}
+        return 201, record
 
     async def get_order(request: web.Request) -> web.Response:
         rows = db.query("SELECT * FROM orders WHERE id = ?", (request.match_info["order_id"],))

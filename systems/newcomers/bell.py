@@ -1,0 +1,105 @@
+"""Brewed bell, a new consumer added to a running async shop: rings once per coffee brewed.
+
+SCENARIOS.md item 8. On start it declares its own queue `bell.brewed`, binds it to CoffeeBrewed
+and consumes it; nothing else in the shop changes or restarts. Every CoffeeBrewed published after
+the binding reaches it. A ring is keyed by brewId, so a redelivered event does not ring twice.
+HTTP: GET /rings?after=&limit=, GET /health (joined_at: when the binding was in place).
+Run: python systems/newcomers/bell.py --config FILE.json
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from aiohttp import web
+
+from cafe.amqp import Consumer, Delivery
+from cafe.config import ServiceConfig, load_from_argv
+from cafe.events import InvalidEvent, decode
+from cafe.store import Database, now
+from cafe.topology import EXCHANGE, queue_arguments
+from cafe.web import paging, run_app
+
+log = logging.getLogger("cafe.bell")
+BELL_QUEUE = "bell.brewed"
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS rings (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    brew_id TEXT NOT NULL UNIQUE,
+    order_id TEXT NOT NULL,
+    ref TEXT,
+    brewed_at REAL,
+    rung_at REAL NOT NULL
+);
+"""
+
+
+class Bell(Consumer):
+    def __init__(self, config: ServiceConfig, db: Database) -> None:
+        super().__init__(f"{config.name}-consumer", config.amqp_url, BELL_QUEUE, self.on_delivery,
+                         prefetch=config.prefetch, heartbeat_s=config.heartbeat_s,
+                         queue_type=config.queue_type, delivery_limit=config.delivery_limit)
+        self.db = db
+        self.joined_at: float | None = None
+        self.stats = {"rings": 0, "duplicates_skipped": 0, "invalid": 0}
+
+    def on_connect(self, channel: Any) -> None:
+        channel.queue_declare(BELL_QUEUE, durable=True, arguments=queue_arguments(self.queue_type, self.delivery_limit))
+        channel.queue_bind(BELL_QUEUE, EXCHANGE, routing_key="CoffeeBrewed")
+        if self.joined_at is None:
+            self.joined_at = now()
+        super().on_connect(channel)
+
+    def on_delivery(self, delivery: Delivery) -> None:
+        try:
+            event = decode(delivery.body)
+        except InvalidEvent as exc:
+            log.warning("dead-lettering an invalid message: %s", exc)
+            self.stats["invalid"] += 1
+            self.reject(delivery, requeue=False)
+            return
+        p = event.payload
+        with self.db.transaction() as tx:
+            rung = tx.execute("INSERT OR IGNORE INTO rings (brew_id, order_id, ref, brewed_at, rung_at)"
+                              " VALUES (?, ?, ?, ?, ?)", (p["brewId"], event.order_id, p.get("ref"),
+                                                          p.get("brewedAt"), now())).rowcount
+        self.stats["rings" if rung else "duplicates_skipped"] += 1
+        self.ack(delivery)
+
+
+def build_app(config: ServiceConfig) -> web.Application:
+    db = Database(config.db, SCHEMA)
+    bell = Bell(config, db)
+
+    async def rings(request: web.Request) -> web.Response:
+        after, limit = paging(request)
+        return web.json_response(db.page("rings", after, limit))
+
+    async def health(request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok", "service": "bell", "name": config.name,
+                                  "broker": "connected" if bell.connected.is_set() else "disconnected",
+                                  "joined_at": bell.joined_at, **bell.stats})
+
+    async def start(_app: web.Application) -> None:
+        bell.start()
+
+    async def stop(_app: web.Application) -> None:
+        await asyncio.get_running_loop().run_in_executor(None, bell.stop)
+        db.close()
+
+    app = web.Application()
+    app.add_routes([web.get("/rings", rings), web.get("/health", health)])
+    app.on_startup.append(start)
+    app.on_cleanup.append(stop)
+    return app
+
+
+def main() -> None:
+    config = load_from_argv(__doc__.splitlines()[0])
+    run_app(build_app(config), config.host, config.port)
+
+
+if __name__ == "__main__":
+    main()
