@@ -5,7 +5,7 @@ from typing import Any
 
 LEDGER = ("attempted", "accepted", "rejected", "unknown", "dropped", "brewed", "served", "lost", "duplicated",
           "duplicate_brews", "duplicate_servings", "unexpected", "recovered", "rejected_but_brewed",
-          "unknown_brewed")
+          "unknown_brewed", "redelivered")
 PERCENTILES = ("count", "mean", "p50", "p90", "p99", "p999", "max")
 
 METRICS: frozenset[str] = frozenset(
@@ -13,7 +13,8 @@ METRICS: frozenset[str] = frozenset(
     + [f"latency_ms.{kind}.{p}" for kind in ("acceptance", "fulfilment", "response") for p in PERCENTILES]
     + [f"throughput.{k}" for k in ("accepted_per_s", "served_per_s", "peak_served_per_s", "served_in_faults_per_s")]
     + [f"availability.{k}" for k in ("overall", "in_faults", "outside_faults")]
-    + [f"probe.{k}" for k in ("share_within_slo", "longest_overdue_s", "first_overdue_s", "detection_s")]
+    + [f"probe.{k}" for k in ("share_within_slo", "longest_overdue_s", "first_overdue_s", "detection_s",
+                              "placed_within_slo", "first_error_s")]
     + [f"generator.{k}" for k in ("lag_p50_ms", "lag_p99_ms", "lag_max_ms", "late", "dropped")]
     + [f"backlog.{k}" for k in ("max", "mean", "time_to_drain_s")]
     + [f"scaling.{k}" for k in ("scale_ups", "scale_downs", "errors", "initial_replicas", "max_replicas",
@@ -22,6 +23,10 @@ METRICS: frozenset[str] = frozenset(
     + [f"theory.little.{k}" for k in ("ratio", "mean_backlog", "predicted_backlog")]
     + [f"theory.mmc.ratios.{k}" for k in ("throughput", "mean_wait", "mean_backlog")]
     + [f"theory.mmc.measured.{k}" for k in ("throughput_per_s", "mean_wait_s", "mean_in_system")]
+    + [f"newcomer.{k}" for k in ("brewed_after_join", "rang", "missing", "repeated", "early", "unknown",
+                                 "acceptance_p99_before_ms", "acceptance_p99_after_ms", "acceptance_p99_ratio")]
+    + [f"latecomer.sources.{src}.{k}" for src in ("replay", "feed", "pages")
+       for k in ("catch_up_s", "awards_per_s", "awarded")]
 )
 
 

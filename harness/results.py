@@ -36,6 +36,7 @@ def assemble(header: dict[str, Any], checked: dict[str, CheckerResult], expectat
         "backlog": data.get("backlog", {}),
         "scaling": data.get("scaling", {}),
         "theory": data.get("theory", {}),
+        "newcomer": data.get("newcomer", {}),
         "checkers": {name: {"valid": r.valid, "error": r.error} for name, r in checked.items()},
         "provenance": provenance,
     }
@@ -49,6 +50,21 @@ def assemble(header: dict[str, Any], checked: dict[str, CheckerResult], expectat
         results["checks"].append({"name": "scaled", "expected": "every scale change applied", "min": None,
                                   "max": None, "observed": [e.get("error") for e in header["scale_errors"]],
                                   "passed": False})
+    if results["newcomer"]:  # a consumer joined: it must handle every later coffee exactly once
+        n = results["newcomer"]
+        results["checks"].append({"name": "newcomer exactly once", "expected": "every coffee brewed after the "
+                                  "join handled once, none repeated", "min": None, "max": None,
+                                  "observed": {k: n.get(k) for k in ("brewed_after_join", "missing", "repeated",
+                                                                     "unknown")},
+                                  "passed": bool(checked["newcomer"].valid)})
+    if header.get("latecomer"):  # late-comers ran: their totals must be exact
+        late = header["latecomer"]
+        results["checks"].append({"name": "late-comers exact", "expected": "every applicable source caught up "
+                                  "with exactly the right points per customer, live orders included",
+                                  "min": None, "max": None,
+                                  "observed": {src: (d.get("points") or {}).get("correct", d.get("not_applicable"))
+                                               for src, d in late.get("sources", {}).items()},
+                                  "passed": bool(late.get("correct"))})
     if "healed" in header:  # every run must end with every fault healed, whatever it expects
         healed = header["healed"]
         results["checks"].append({"name": "healed", "expected": "no toxic left, proxies enabled, all running",

@@ -8,6 +8,7 @@ incomplete, heals the faults and stops every process.
 """
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from cafe.menu import load_menu
+from harness import latecomer, newcomers
 from harness import results as results_mod
 from harness.checkers import CheckOptions, default_checkers, fault_windows, run_checkers
 from harness.experiment import Experiment
@@ -27,7 +29,10 @@ from harness.nemesis import Nemesis
 from harness.provenance import provenance
 from harness.scaling import Scaler
 from harness.shops import SHOPS, Shop
+from harness.shops.base import http_json as get_json
+from harness.shops.base import read_all
 
+log = logging.getLogger("harness.run")
 LEAD_S = 1.0          # t0 is this far in the future when the driver starts, so the first arrival is on time
 DRAIN_POLL_S = 0.5
 
@@ -103,13 +108,24 @@ class BacklogSampler(threading.Thread):
 
 
 def observations(shop: Shop) -> list[Record]:
-    """What the shop says it brewed and served, as history records."""
+    """What the shop says it brewed, served and redelivered, and what a newcomer that joined (the
+    brewed bell) did, as history records."""
     records: list[Record] = []
     for row in shop.brewed():
         records.append({"type": "brewed", "ref": row.get("ref"), "order_id": row["order_id"],
-                        "time": row["brewed_at"], "started": row.get("started_at"), "barista": row.get("barista")})
+                        "time": row["brewed_at"], "started": row.get("started_at"), "barista": row.get("barista"),
+                        "brew_id": row.get("brew_id")})
     for row in shop.served():
         records.append({"type": "served", "ref": row.get("ref"), "order_id": row["order_id"], "time": row["served_at"]})
+    for row in shop.redeliveries():
+        records.append({"type": "redelivered", "ref": row.get("ref"), "order_id": row["order_id"],
+                        "time": row["seen_at"], "barista": row["barista"], "count": row["delivery_count"]})
+    if "bell" in shop.supervisor.services():
+        bell = shop.url("bell-1")
+        records.append({"type": "joined", "service": "bell", "time": get_json(f"{bell}/health")["joined_at"]})
+        for row in read_all(bell, "/rings"):
+            records.append({"type": "rang", "brew_id": row["brew_id"], "order_id": row["order_id"],
+                            "ref": row.get("ref"), "time": row["rung_at"]})
     return records
 
 
@@ -134,8 +150,26 @@ def scaler_for(exp: Experiment, shop: Shop, history: HistoryWriter, t0: float) -
 
 
 def actual_faults(history: list[Record]) -> list[dict[str, Any]]:
+    """The fault windows as applied, with what each fault reported it did (e.g. crashes)."""
+    details = {r["name"]: r["details"] for r in history
+               if r.get("type") == "fault" and r.get("phase") == "end" and r.get("details")}
     return [{"name": w.name, "kind": w.kind, "target": w.target, "start_s": round(w.start_s, 3),
-             "end_s": round(w.end_s, 3)} for w in fault_windows(history)]
+             "end_s": round(w.end_s, 3), **({"details": details[w.name]} if w.name in details else {})}
+            for w in fault_windows(history)]
+
+
+def latecomers(exp: Experiment, shop: Shop, history: list[Record]) -> dict[str, Any] | None:
+    """The late-comer phase (harness.latecomer), when the experiment has one; an error in it is
+    reported in the section (and fails its check), not raised."""
+    spec = exp.latecomer
+    if spec is None:
+        return None
+    try:
+        return latecomer.run_phase(shop, history, sources=spec.sources, restart=spec.restart,
+                                   more_orders=spec.more_orders, timeout_s=spec.timeout_s)
+    except Exception as exc:
+        log.exception("late-comer phase failed")
+        return {"correct": False, "error": f"{exc.__class__.__name__}: {exc}"[:500], "sources": {}}
 
 
 def run_one(name: str, experiment: Experiment, system: str, *, profile: str, seed: int | None,
@@ -170,8 +204,12 @@ def run_one(name: str, experiment: Experiment, system: str, *, profile: str, see
         scaler = scaler_for(exp, shop, history, t0)
         driver = OpenLoopDriver(shop.entry_url, schedule, t0, accepted_status=shop.accepted_status,
                                 client_timeout_s=exp.load.client_timeout_s, max_in_flight=exp.load.max_in_flight,
-                                record=history.write)
+                                record=history.write, retries=exp.load.retries, retry_after_s=exp.load.retry_after_s,
+                                idempotency_key=exp.load.idempotency_key)
+        late: dict[str, Any] | None = None
         try:
+            if exp.latecomer is not None and "replay" in exp.latecomer.sources and system == "async":
+                newcomers.declare_event_log(shop)   # before the first order: the log holds everything
             nemesis.start()
             sampler.start()
             scaler.start()
@@ -183,6 +221,8 @@ def run_one(name: str, experiment: Experiment, system: str, *, profile: str, see
             nemesis.heal()  # heal before reading: a killed service answers again once restarted
             healed = shop.heal_report()
             history.write_all(observations(shop))
+            state["phase"] = "late-comers" if exp.latecomer else state["phase"]
+            late = latecomers(exp, shop, history.records)
             complete = True
         finally:
             scaler.stop()
@@ -205,6 +245,7 @@ def run_one(name: str, experiment: Experiment, system: str, *, profile: str, see
         "healed": healed,
         "fault_errors": [r for r in history.records if r.get("type") == "fault" and r.get("phase") == "error"],
         "scale_errors": [r for r in history.records if r.get("type") == "scale" and r.get("error")],
+        **({"latecomer": late} if late is not None else {}),
     }
     results = results_mod.assemble(header, checked, exp.expectations(system), provenance(**versions))
     results_mod.write(results, out_dir / "results.json")

@@ -9,6 +9,7 @@
     backlog       orders waiting in the shop, and how fast they drain
     scaling       the barista pool over time, scale changes and reasons, work and orders held per replica
     queueing      measured against theory: Little's law, the M/M/c (Erlang C) prediction (section "theory")
+    newcomer      a consumer added at runtime: every coffee brewed after it joined handled exactly once
 """
 from harness.checkers.availability import Availability
 from harness.checkers.backlog import Backlog
@@ -23,6 +24,7 @@ from harness.checkers.base import (
 from harness.checkers.generator import GeneratorHealth
 from harness.checkers.latency import Latency
 from harness.checkers.ledger import Ledger
+from harness.checkers.newcomer import Newcomer
 from harness.checkers.probe import BusinessProbe
 from harness.checkers.queueing import Queueing
 from harness.checkers.scaling import Scaling
@@ -40,6 +42,7 @@ __all__ = [
     "GeneratorHealth",
     "Latency",
     "Ledger",
+    "Newcomer",
     "Queueing",
     "Scaling",
     "Throughput",

@@ -106,10 +106,11 @@ def default_checkers() -> list[Checker]:
     from harness.checkers.generator import GeneratorHealth
     from harness.checkers.latency import Latency
     from harness.checkers.ledger import Ledger
+    from harness.checkers.newcomer import Newcomer
     from harness.checkers.probe import BusinessProbe
     from harness.checkers.queueing import Queueing
     from harness.checkers.scaling import Scaling
     from harness.checkers.throughput import Throughput
 
     return [Ledger(), Latency(), Throughput(), Availability(), BusinessProbe(), GeneratorHealth(), Backlog(),
-            Scaling(), Queueing()]
+            Scaling(), Queueing(), Newcomer()]

@@ -2,7 +2,8 @@
 
 Every invoked ref has one outcome (ok / fail / info; no completion at all counts as info).
 Brewed and served records are matched to invoked refs; records without a ref are keyed
-"order:<order_id>" and so are always unexpected. Valid iff nothing accepted was lost and
+"order:<order_id>" and so are always unexpected. `redelivered` counts the orders the broker
+delivered again ("redelivered" records: the barista saw the redelivered flag). Valid iff nothing accepted was lost and
 nothing unexpected was brewed or served; duplicates are reported, not judged (expectations do).
 """
 from __future__ import annotations
@@ -11,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from harness.checkers.base import CheckerResult, CheckOptions
-from harness.checkers.orders import counts_by_key, invoked_orders, sample
+from harness.checkers.orders import counts_by_key, invoked_orders, sample, shop_key
 from harness.history import FAIL, INFO, OK, Record
 
 SAMPLE_LIMIT = 20
@@ -49,6 +50,7 @@ class Ledger:
             "rejected_but_brewed": len(rejected & brews.keys()),
             "rejected_but_served": len(rejected & servings.keys()),
             "unknown_brewed": len(unknown & brews.keys()),
+            "redelivered": len({shop_key(r) for r in history if r.get("type") == "redelivered"}),
             "samples": {
                 "lost": sample(lost, SAMPLE_LIMIT),
                 "duplicated": sample(duplicated, SAMPLE_LIMIT),

@@ -4,9 +4,11 @@
     process.py  kill, pause, stop (targets: barista, orders, cashier, waiter)
     network.py  Toxiproxy toxics and `down` on named edges (targets: harness.shops.base.EDGES)
     broker.py   broker-crash, broker-stop (target: broker)
+    delivery.py crash-before-ack, duplicate-publish, silent: hooks inside the services
+    join.py     join: a new consumer (target: bell) joins the running shop (an action, not a fault)
     runner.py   Nemesis: applies windows at their times, heals everything at the end
 """
-from harness.nemesis import broker, network, process  # noqa: F401  (register the fault kinds)
+from harness.nemesis import broker, delivery, join, network, process  # noqa: F401  (register the fault kinds)
 from harness.nemesis.base import FAULT_KINDS, Fault, FaultWindow, NotApplicable, register
 from harness.nemesis.runner import Nemesis
 

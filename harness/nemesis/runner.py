@@ -19,7 +19,7 @@ class Nemesis:
 
     Every transition is recorded through `record` as {"type": "fault", "phase": "start"|"end"|
     "not-applicable"|"error", "name", "kind", "target", "time"}, with the time at which the
-    transition took effect. `heal()` stops the thread and heals every active fault; call it in a
+    transition took effect; an "end" record has `details` when the fault reports what it did. `heal()` stops the thread and heals every active fault; call it in a
     `finally` so that a failed or interrupted run leaves no fault behind.
     """
 
@@ -77,7 +77,8 @@ class Nemesis:
             self._note(window, "start")
         else:
             self.active.pop(window.name, None)
-            self._note(window, "end")
+            report = getattr(fault, "report", None)   # what the fault did, for kinds that count it
+            self._note(window, "end", **({"details": report()} if report else {}))
 
     def heal(self) -> None:
         """Stop scheduling, heal every active fault (recording its end), tear everything down."""

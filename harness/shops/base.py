@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 from cafe.brewing import BrewTime
 from cafe.config import ServiceConfig
 from harness.infra.ports import free_port
-from harness.infra.processes import ServiceSpec, Supervisor
+from harness.infra.processes import ServiceSpec
 from harness.infra.stack import Infrastructure
 from harness.infra.toxiproxy import Proxy
 
@@ -98,7 +98,7 @@ class Shop(ABC):
         self.settings = settings or ShopSettings()
         self.dir = infra.run_dir / self.kind
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.supervisor = Supervisor(self.dir)
+        self.supervisor = infra.supervisor(self.dir)   # processes or containers (the run's runtime)
         self.ports: dict[str, int] = {}
         self.proxies: dict[str, Proxy] = {}
         self.edges: dict[str, list[str]] = {}  # edge name ("orders->barista") -> proxy names
@@ -139,9 +139,10 @@ class Shop(ABC):
     def proxy_url(proxy: Proxy) -> str:
         return f"http://127.0.0.1:{proxy.listen_port}"
 
-    def service(self, name: str, program: str, config_for: Any) -> ServiceSpec:
-        """A ServiceSpec running systems/<kind>/<program> with the ServiceConfig `config_for(index)`."""
-        script = systems_dir() / self.kind / program
+    def service(self, name: str, program: str, config_for: Any, *, directory: str | None = None) -> ServiceSpec:
+        """A ServiceSpec running systems/<directory or kind>/<program> with the ServiceConfig
+        `config_for(index)` (directory "newcomers" for services that join a running shop)."""
+        script = systems_dir() / (directory or self.kind) / program
         configs = self.dir / "config"
         configs.mkdir(exist_ok=True)
 
@@ -220,6 +221,11 @@ class Shop(ABC):
     @abstractmethod
     def served(self) -> list[dict[str, Any]]:
         """Every serving (order_id, ref, served_at, ...), one row per coffee handed out."""
+
+    def redeliveries(self) -> list[dict[str, Any]]:
+        """Every delivery the broker made again (order_id, ref, barista, delivery_count, seen_at);
+        none in a shop without a broker."""
+        return []
 
     @abstractmethod
     def backlog(self) -> dict[str, Any]:

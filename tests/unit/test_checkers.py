@@ -116,8 +116,9 @@ def test_without_a_run_record_the_checkers_needing_t0_are_unknown_and_the_rest_s
     history = History().order(0, 1.0).end(5.0)[1:]
     results = run_checkers(default_checkers(), history, OPTS)
     assert {name for name, r in results.items() if r.valid is not None} == {"ledger", "generator"}
-    unknown = [r for r in results.values() if r.valid is None]
+    unknown = [r for r in results.values() if r.valid is None and r.name != "newcomer"]
     assert all(r.error == "ValueError: history has no run record" for r in unknown)
+    assert results["newcomer"].data == {} and results["newcomer"].error is None   # no consumer joined
 
 
 @pytest.mark.parametrize(
@@ -140,7 +141,7 @@ def test_compose_reports_a_raising_member_as_unknown_with_its_error() -> None:
 def test_default_checkers_has_one_of_each_and_the_package_exports_what_it_claims() -> None:
     names = [c.name for c in default_checkers()]
     assert names == ["ledger", "latency", "throughput", "availability", "probe", "generator", "backlog",
-                     "scaling", "theory"]
+                     "scaling", "theory", "newcomer"]
     assert all(hasattr(checkers, name) for name in checkers.__all__)
 
 

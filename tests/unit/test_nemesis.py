@@ -28,7 +28,8 @@ def fault(kind: str = "kill", target: str = "barista", start: float = 5, duratio
 
 
 def test_every_toxic_and_down_and_process_and_broker_kinds_are_registered() -> None:
-    assert set(TOXICS) | {"down", "kill", "pause", "stop", "broker-crash", "broker-stop"} == set(FAULT_KINDS)
+    assert set(TOXICS) | {"down", "kill", "pause", "stop", "broker-crash", "broker-stop", "crash-before-ack",
+                          "duplicate-publish", "silent", "join"} == set(FAULT_KINDS)
 
 
 @pytest.mark.parametrize("spec", [
@@ -36,6 +37,8 @@ def test_every_toxic_and_down_and_process_and_broker_kinds_are_registered() -> N
     fault("latency", "orders->barista", params={"latency": 50, "jitter": 5, "stream": "upstream"}),
     fault("down", "customer->orders"), fault("broker-crash", "broker"),
     fault("reset_peer", "barista->broker", replica=2, params={"timeout": 0, "toxicity": 1}),
+    fault("crash-before-ack", "barista", params={"rate": 0.2, "seed": 3}), fault("silent", "barista"),
+    fault("duplicate-publish", "orders", params={"rate": 1}), fault("join", "bell"),
 ])
 def test_valid_faults(spec: dict) -> None:
     (window,) = experiment(spec).windows()
@@ -53,6 +56,11 @@ def test_valid_faults(spec: dict) -> None:
     (fault("kill", params={"signal": 9}), "'kill' takes no parameters"),
     (fault(start=35, duration=10), "ends at 45"),
     (fault(replica=0), "faults[0].replica"),
+    (fault("crash-before-ack", "barista", params={"rate": 0}), "rate: must be a number in (0, 1], got 0"),
+    (fault("crash-before-ack", "barista", params={"every": 3}), "every: not a parameter of 'crash-before-ack'"),
+    (fault("duplicate-publish", "barista"), "unknown target 'barista' for 'duplicate-publish'"),
+    (fault("silent", "barista", params={"rate": 1}), "'silent' takes no parameters"),
+    (fault("join", "orders"), "unknown target 'orders' for 'join'"),
 ])
 def test_invalid_faults_give_one_clean_line(spec: dict, words: str) -> None:
     with pytest.raises(ExperimentError) as info:

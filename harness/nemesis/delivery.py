@@ -1,0 +1,168 @@
+"""Delivery faults: hooks inside the services (cafe/hooks.py), armed over HTTP for the window.
+
+    crash-before-ack   async barista: SIGKILL after a first delivery's brew is recorded, before the
+                       ack, for a share `rate` of orders; crashed replicas are started again (and
+                       re-armed) at once, so the broker redelivers the order to a live replica
+    duplicate-publish  async order service: publish a share `rate` of events twice
+    silent             barista (both shops): takes work and never finishes it (async: never acks;
+                       sync: never answers); healed by killing and starting the replicas (async:
+                       the held deliveries go back to the queue) or disarming the hook (sync)
+
+Which orders a rate hits is a hash of (seed, order ref or event id): the same ones in every run.
+A connection reset with deliveries in flight needs no hook: `reset_peer` on `barista->broker`.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import urllib.request
+from typing import Any, ClassVar
+
+from harness.nemesis.base import FaultWindow, NotApplicable, register
+from harness.shops.base import Shop
+
+log = logging.getLogger("harness.nemesis")
+WATCH_S = 0.2
+
+
+def arm(shop: Shop, replica_name: str, body: dict[str, Any]) -> None:
+    """POST the hooks `body` to one replica's control endpoint (an empty body disarms)."""
+    request = urllib.request.Request(f"{shop.url(replica_name)}/control/faults", data=json.dumps(body).encode(),
+                                     headers={"content-type": "application/json"}, method="POST")
+    with urllib.request.urlopen(request, timeout=5) as resp:  # noqa: S310 (loopback)
+        resp.read()
+
+
+def check_rate_params(kind: str, params: dict[str, Any]) -> None:
+    for key, value in params.items():
+        if key == "rate":
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
+                raise ValueError(f"rate: must be a number in (0, 1], got {value!r}")
+        elif key == "seed":
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ValueError(f"seed: must be an integer, got {value!r}")
+        else:
+            raise ValueError(f"{key}: not a parameter of {kind!r} (allowed: rate, seed)")
+
+
+class HookFault:
+    """Arms a hook on the target's replicas at start and disarms it at stop."""
+
+    kind: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    targets: ClassVar[tuple[str, ...]] = ("barista",)
+    hook: ClassVar[str] = ""
+    shops: ClassVar[tuple[str, ...]] = ("async",)
+    why_not: ClassVar[str] = ""
+
+    def __init__(self, window: FaultWindow) -> None:
+        self.window = window
+        self.service = ""
+
+    @classmethod
+    def check_params(cls, params: dict[str, Any]) -> None:
+        check_rate_params(cls.kind, params)
+
+    def body(self) -> dict[str, Any]:
+        p = self.window.params
+        return {self.hook: {"rate": float(p.get("rate", 1.0)), "seed": int(p.get("seed", 1))}}
+
+    def setup(self, shop: Shop) -> None:
+        if shop.kind not in self.shops:
+            raise NotApplicable(self.why_not)
+        self.service = shop.service_for(self.window.target)   # raises NotApplicable
+
+    def replicas(self, shop: Shop) -> list[Any]:
+        reps = shop.supervisor.replicas(self.service)
+        return [r for r in reps if self.window.replica is None or r.index == self.window.replica]
+
+    def start(self, shop: Shop) -> None:
+        for r in self.replicas(shop):
+            arm(shop, r.name, self.body())
+
+    def stop(self, shop: Shop) -> None:
+        for r in self.replicas(shop):
+            if r.alive():
+                arm(shop, r.name, {})
+
+    def teardown(self, shop: Shop) -> None:
+        pass
+
+
+@register
+class CrashBeforeAck(HookFault):
+    kind = "crash-before-ack"
+    description = ("async barista: SIGKILL after recording a first delivery's brew, before its ack, for a "
+                   "share `rate` of orders (seeded by `seed`); crashed replicas restart at once")
+    hook = "crash_before_ack"
+    why_not = "the sync shop has no acks: its hidden duplicate is a customer's retry (load.retries)"
+
+    def __init__(self, window: FaultWindow) -> None:
+        super().__init__(window)
+        self.crashes = 0
+        self._halt = threading.Event()
+        self._watcher: threading.Thread | None = None
+
+    def start(self, shop: Shop) -> None:
+        super().start(shop)
+        self._halt.clear()
+        self._watcher = threading.Thread(target=self._watch, args=(shop,), name=f"{self.window.name}-watch",
+                                         daemon=True)
+        self._watcher.start()
+
+    def _watch(self, shop: Shop) -> None:
+        """Restart and re-arm every target replica that crashed, until the window ends."""
+        while not self._halt.wait(WATCH_S):
+            for r in self.replicas(shop):   # states refreshed: a replica that died by itself is "exited"
+                if r.state == "exited" or (r.state == "running" and not r.alive()):
+                    self.crashes += 1
+                    try:
+                        shop.supervisor.start(self.service, r.index)
+                        if not self._halt.is_set():
+                            arm(shop, r.name, self.body())
+                    except Exception:  # the next round tries again; stop() restarts for sure
+                        log.exception("%s: restarting %s failed", self.window.name, r.name)
+
+    def stop(self, shop: Shop) -> None:
+        self._halt.set()
+        if self._watcher is not None:
+            self._watcher.join(timeout=30)
+        shop.supervisor.start(self.service, self.window.replica)   # any replica still down
+        super().stop(shop)
+
+    def report(self) -> dict[str, Any]:
+        return {"crashes": self.crashes}
+
+
+@register
+class DuplicatePublish(HookFault):
+    kind = "duplicate-publish"
+    description = "async order service: publish a share `rate` of events twice (a lost confirm's republish)"
+    targets = ("orders",)
+    hook = "duplicate_publish"
+    why_not = "the sync shop publishes nothing: its hidden duplicate is a customer's retry (load.retries)"
+
+
+@register
+class Silent(HookFault):
+    kind = "silent"
+    description = ("barista: takes work and never finishes it (async: holds deliveries unacked; sync: never "
+                   "answers); healed by a restart (async) or by disarming (sync)")
+    shops = ("sync", "async")
+
+    @classmethod
+    def check_params(cls, params: dict[str, Any]) -> None:
+        if params:
+            raise ValueError(f"{next(iter(params))}: 'silent' takes no parameters")
+
+    def body(self) -> dict[str, Any]:
+        return {"silent": True}
+
+    def stop(self, shop: Shop) -> None:
+        if shop.kind == "async":   # the held deliveries return to the queue when its connection closes
+            for r in self.replicas(shop):   # killed: a broken consumer does not finish gracefully
+                shop.supervisor.kill(self.service, r.index)
+                shop.supervisor.start(self.service, r.index)
+        else:
+            super().stop(shop)
