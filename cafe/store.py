@@ -25,9 +25,22 @@ class Database:
         self._conn.row_factory = sqlite3.Row
         self._lock = threading.RLock()
         with self._lock:
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=NORMAL")
-            self._conn.executescript(schema)
+            self._setup(schema)
+
+    def _setup(self, schema: str, attempts: int = 50) -> None:
+        """WAL mode and the schema. Opening a database shared with a replica that was just
+        SIGKILLed can meet SQLITE_BUSY without the busy handler being asked (WAL recovery needs
+        an exclusive lock for a moment), so a locked database is tried again for a few seconds."""
+        for attempt in range(attempts):
+            try:
+                self._conn.execute("PRAGMA journal_mode=WAL")
+                self._conn.execute("PRAGMA synchronous=NORMAL")
+                self._conn.executescript(schema)
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or attempt == attempts - 1:
+                    raise
+                time.sleep(0.1 + 0.01 * attempt)
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
