@@ -4,6 +4,7 @@ orders keep being served across the changes."""
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -61,3 +62,51 @@ def test_scale_up_and_down_on_a_live_shop(kind: str, request: pytest.FixtureRequ
         assert result.statuses == {shop.accepted_status: 20}
         assert {b["barista"] for b in shop.brewed()[before:]} == {"barista-1"}
         assert shop.backlog()["baristas"] == 1
+
+
+SCHEDULED = """
+title = "scheduled scaling"
+claim = "the pool follows the schedule"
+time_scale = "1:1"
+[run]
+duration_s = 6
+drain_s = 10
+seed = 2
+[load]
+shape = "constant"
+process = "uniform"
+rate = 10
+[shop]
+baristas = 1
+capacity = 4
+brew = { distribution = "fixed", mean_ms = 50 }
+[[scale]]
+start_s = 1.5
+replicas = 3
+[[scale]]
+start_s = 4
+replicas = 1
+[profiles.full]
+time_factor = 1
+"""
+
+
+def test_scheduled_scale_changes_run_and_are_recorded(tmp_path: Path) -> None:
+    from harness.experiment import load_experiment
+    from harness.history import load
+    from harness.run import run_one
+
+    path = tmp_path / "scheduled.toml"
+    path.write_text(SCHEDULED)
+    results = run_one("scheduled", load_experiment(path), "sync", profile="full", seed=None,
+                      out_dir=tmp_path / "out", run_id="test")
+    assert results["complete"] and results["passed"], results["checks"]
+    scaling = results["scaling"]
+    assert [(e["from"], e["to"], e["trigger"], e["reason"]) for e in scaling["events"]] == [
+        (1, 3, "schedule", "scheduled"), (3, 1, "schedule", "scheduled")]
+    assert [s["replicas"] for s in scaling["series"]] == [1, 3, 1]
+    assert 1.5 <= scaling["series"][1]["t"] < 4 <= scaling["series"][2]["t"] < 6
+    assert {"barista-2", "barista-3"} <= set(scaling["per_replica"])     # the newcomers brewed
+    assert results["orders"]["lost"] == 0 and results["orders"]["served"] == results["orders"]["attempted"]
+    history = load(tmp_path / "out" / "history.jsonl")
+    assert [r["count"] for r in history if r["type"] == "replicas"] == [1]
