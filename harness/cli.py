@@ -191,6 +191,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from harness.runs import run_all
 
     selected = _selected(args.experiments)   # ExperimentError -> exit 2 before anything starts
+    if args.runtime:   # every Infrastructure of this run reads it (harness/infra/runtime.py)
+        os.environ["CHAOSCAFE_RUNTIME"] = args.runtime
     systems = ["sync", "async"] if args.system == "both" else [args.system]
     tasks: dict[tuple[str, str], Any] = {}
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -284,6 +286,42 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_explore(args: argparse.Namespace) -> int:
+    from harness.explore.search import explore
+    from harness.report import write_report
+
+    systems = ["sync", "async"] if args.shop == "both" else [args.shop]
+    found_any = False
+    for system in systems:
+        console.print(f"exploring the {system} shop ({args.config} configuration): up to {args.examples} "
+                      f"examples, {args.budget:g} s budget for new ones", highlight=False)
+
+        def show(example: dict[str, Any]) -> None:
+            verdict = "[green]holds[/green]" if example["passed"] else \
+                f"[red]violated: {', '.join(example['failed_checks'])}[/red]"
+            console.print(f"  {example['name']}: {'; '.join(example['faults'])} -> {verdict}", highlight=False)
+
+        finding = explore(system, args.config, examples=args.examples, budget_s=args.budget, out=Path(args.out),
+                          max_faults=args.max_faults, on_example=show)
+        try:
+            write_report(finding.run_dir, Path(args.out) / "explore")
+        except Exception as exc:  # the findings are written; a report failure must not hide them
+            console.print(f"[red]report not written: {exc.__class__.__name__}: {exc}[/red]", highlight=False)
+        if finding.found:
+            found_any = True
+            assert finding.minimal is not None
+            console.print(f"[red]{system}: a violation ({', '.join(finding.minimal_failed)}), shrunk to "
+                          f"{len(finding.minimal.faults)} fault(s) in {finding.seconds:.0f} s[/red]; "
+                          f"replayed from {finding.file}: {'reproduced' if finding.reproduced else 'NOT reproduced'}",
+                          highlight=False)
+            console.print(f"  replay: chaoscafe run {finding.file} --system {system}", highlight=False)
+        else:
+            console.print(f"[green]{system}: no violation in {len(finding.examples)} examples "
+                          f"({finding.seconds:.0f} s{', budget spent' if finding.budget_spent else ''})[/green]",
+                          highlight=False)
+    return 1 if found_any else 0
+
+
 def cmd_baseline(args: argparse.Namespace) -> int:
     from harness.baseline import save_baseline
     from harness.compare import CompareError
@@ -368,6 +406,9 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--quiet", action="store_true", help="no live progress")
     run.add_argument("--repeat", type=_positive, default=1, metavar="N",
                      help="run each experiment N times with seeds seed..seed+N-1; mean and 95%% CI per metric")
+    run.add_argument("--runtime", choices=["local", "docker", "auto"],
+                     help="processes (local), containers (docker) or docker when available (auto); "
+                          "default $CHAOSCAFE_RUNTIME, else local")
     run.set_defaults(func=cmd_run)
     rep = sub.add_parser("report", help="write the HTML report of a run (index, one page per experiment)")
     rep.add_argument("run_dir", nargs="?", metavar="RUN_DIR",
@@ -381,6 +422,15 @@ def parser() -> argparse.ArgumentParser:
     cmp.add_argument("--all", action="store_true", help="also list metrics that did not change")
     cmp.add_argument("--json", help="also write every change as JSON to this file")
     cmp.set_defaults(func=cmd_compare)
+    exp = sub.add_parser("explore", help="search fault schedules for a broken invariant; shrink it to a replayable file")
+    exp.add_argument("--shop", choices=["sync", "async", "both"], default="both")
+    exp.add_argument("--config", choices=["strong", "weak"], default="strong",
+                     help="strong: idempotency and keyed retries (the default); weak: none of it")
+    exp.add_argument("--examples", type=_positive, default=20, help="generated schedules at most (default 20)")
+    exp.add_argument("--budget", type=float, default=600.0, help="seconds for new examples (default 600)")
+    exp.add_argument("--max-faults", type=_positive, default=3, help="faults per schedule at most (default 3)")
+    exp.add_argument("--out", default="reports", help="runs go to OUT/runs/explore-*, the report to OUT/explore")
+    exp.set_defaults(func=cmd_explore)
     base = sub.add_parser("baseline", help="save a run's results (no histories) as the regression baseline")
     base.add_argument("run_dir", metavar="RUN_DIR")
     base.add_argument("--out", default="reports/baseline/smoke", help="default reports/baseline/smoke")

@@ -50,14 +50,15 @@ def sample_orders(n: int, seed: int = 1) -> list[dict[str, str]]:
 
 
 async def _place(entry_url: str, orders: list[dict[str, str]], concurrency: int,
-                 timeout_s: float) -> list[tuple[int, Any]]:
+                 timeout_s: float, keyed: bool = False) -> list[tuple[int, Any]]:
     limit = asyncio.Semaphore(concurrency)
     timeout = aiohttp.ClientTimeout(total=timeout_s)
     async with aiohttp.ClientSession(timeout=timeout, connector=aiohttp.TCPConnector(limit=0)) as session:
         async def one(order: dict[str, str]) -> tuple[int, Any]:
             async with limit:
                 try:
-                    async with session.post(f"{entry_url}/orders", json=order) as resp:
+                    headers = {"Idempotency-Key": f"order-{order.get('ref')}"} if keyed else None
+                    async with session.post(f"{entry_url}/orders", json=order, headers=headers) as resp:
                         return resp.status, await resp.json(content_type=None)
                 except (TimeoutError, aiohttp.ClientError) as exc:
                     return 0, repr(exc)
@@ -65,9 +66,10 @@ async def _place(entry_url: str, orders: list[dict[str, str]], concurrency: int,
 
 
 def place_orders(entry_url: str, orders: list[dict[str, str]], *, concurrency: int = 32,
-                 timeout_s: float = 30.0) -> list[tuple[int, Any]]:
-    """POST every order to `{entry_url}/orders`; (HTTP status or 0 on a transport error, body) each."""
-    return asyncio.run(_place(entry_url, orders, concurrency, timeout_s))
+                 timeout_s: float = 30.0, keyed: bool = False) -> list[tuple[int, Any]]:
+    """POST every order to `{entry_url}/orders`; (HTTP status or 0 on a transport error, body) each.
+    `keyed`: each carries `Idempotency-Key: order-<ref>`."""
+    return asyncio.run(_place(entry_url, orders, concurrency, timeout_s, keyed))
 
 
 def wait_until(predicate: Callable[[], bool], timeout_s: float, interval_s: float = 0.2) -> bool:

@@ -5,7 +5,7 @@ from typing import Any
 
 LEDGER = ("attempted", "accepted", "rejected", "unknown", "dropped", "brewed", "served", "lost", "duplicated",
           "duplicate_brews", "duplicate_servings", "unexpected", "recovered", "rejected_but_brewed",
-          "unknown_brewed", "redelivered")
+          "unknown_brewed", "unknown_unresolved", "redelivered")
 PERCENTILES = ("count", "mean", "p50", "p90", "p99", "p999", "max")
 
 METRICS: frozenset[str] = frozenset(

@@ -3,7 +3,9 @@
 Every invoked ref has one outcome (ok / fail / info; no completion at all counts as info).
 Brewed and served records are matched to invoked refs; records without a ref are keyed
 "order:<order_id>" and so are always unexpected. `redelivered` counts the orders the broker
-delivered again ("redelivered" records: the barista saw the redelivered flag). Valid iff nothing accepted was lost and
+delivered again ("redelivered" records: the barista saw the redelivered flag);
+`unknown_unresolved` the orders whose outcome the customer never learnt that were brewed and
+yet never served (a coffee made for nobody). Valid iff nothing accepted was lost and
 nothing unexpected was brewed or served; duplicates are reported, not judged (expectations do).
 """
 from __future__ import annotations
@@ -50,6 +52,7 @@ class Ledger:
             "rejected_but_brewed": len(rejected & brews.keys()),
             "rejected_but_served": len(rejected & servings.keys()),
             "unknown_brewed": len(unknown & brews.keys()),
+            "unknown_unresolved": len((unknown & brews.keys()) - servings.keys()),
             "redelivered": len({shop_key(r) for r in history if r.get("type") == "redelivered"}),
             "samples": {
                 "lost": sample(lost, SAMPLE_LIMIT),

@@ -1,0 +1,128 @@
+"""`chaoscafe explore`: search for a fault schedule that breaks a property, then shrink it.
+
+Hypothesis generates experiments (harness.explore.strategies); each example is a real run of
+`harness.run.run_one` on a fresh shop, and a property is violated when the run does not pass
+(its expectations are the ledger invariants, plus the built-in "faults applied" and "healed").
+`hypothesis.find` returns the smallest violating experiment it reached: fewer faults, earlier
+and shorter windows, kinds nearer the front of the menu. Verdicts are memoised per experiment,
+so Hypothesis sees one answer per input even though the live shop is not deterministic, and a
+spent budget only stops *new* examples. The minimal schedule is written as an experiment TOML
+file and replayed once from that file, exactly as `chaoscafe run FILE` would; both the examples
+and the replay get an HTML report.
+
+What a replay reproduces: the arrival schedule and the fault schedule, byte for byte (same seed,
+same windows). What it cannot: thread and process interleavings, OS scheduling, which replica a
+broker hands a message to, Toxiproxy's timing. So a violation can fail to reproduce; the
+result says whether it did.
+"""
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+from hypothesis import HealthCheck, Phase, find, settings
+from hypothesis.errors import NoSuchExample
+
+from harness.experiment import Experiment, load_experiment
+from harness.explore.strategies import experiments
+from harness.run import ProgressFn, run_one
+from harness.runs import new_run_id
+
+
+@dataclass
+class Finding:
+    """The outcome of an exploration."""
+
+    system: str
+    config: str
+    run_dir: Path
+    examples: list[dict[str, Any]] = field(default_factory=list)   # {name, faults, passed, failed_checks}
+    seconds: float = 0.0
+    minimal: Experiment | None = None
+    minimal_failed: list[str] = field(default_factory=list)
+    file: Path | None = None
+    reproduced: bool | None = None
+    budget_spent: bool = False
+
+    @property
+    def found(self) -> bool:
+        return self.minimal is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"system": self.system, "config": self.config, "run_dir": str(self.run_dir),
+                "examples": self.examples, "seconds": round(self.seconds, 1), "found": self.found,
+                "minimal_faults": [f.model_dump(exclude_none=True) for f in self.minimal.faults] if self.minimal else None,
+                "minimal_failed": self.minimal_failed, "file": str(self.file) if self.file else None,
+                "reproduced": self.reproduced, "budget_spent": self.budget_spent}
+
+
+def to_toml(experiment: Experiment) -> str:
+    """The experiment as a TOML file that loads back to the same Experiment."""
+    return tomli_w.dumps(experiment.model_dump(mode="json", exclude_none=True))
+
+
+def failed_checks(results: dict[str, Any]) -> list[str]:
+    return [c["name"] for c in results.get("checks", []) if not c.get("passed")] or \
+        ([] if results.get("complete", True) else ["incomplete"])
+
+
+def explore(system: str, config: str, *, examples: int, budget_s: float, out: Path, max_faults: int = 3,
+            progress: ProgressFn | None = None, on_example: Callable[[dict[str, Any]], None] | None = None) -> Finding:
+    """Search `examples` generated schedules (at most `budget_s` seconds of new examples) against
+    `system` in the `config` configuration; shrink, write and replay a violation if one is found."""
+    run_id = f"explore-{system}-{config}-{new_run_id()}"
+    finding = Finding(system, config, out / "runs" / run_id)
+    verdicts: dict[str, list[str]] = {}   # experiment (JSON) -> the checks its run failed
+    started = time.monotonic()
+
+    def violated(exp: Experiment) -> bool:
+        key = exp.model_dump_json()
+        if key in verdicts:
+            return bool(verdicts[key])
+        if time.monotonic() - started > budget_s:
+            finding.budget_spent = True
+            return False
+        name = f"example-{len(finding.examples) + 1:03d}"
+        results = run_one(name, exp, system, profile="smoke", seed=None, out_dir=finding.run_dir / name / system,
+                          run_id=run_id, progress=progress)
+        bad = failed_checks(results)
+        example = {"name": name, "faults": [f"{f.kind} {f.target} @{f.start_s:g}s+{f.duration_s:g}s" for f in exp.faults],
+                   "passed": not bad, "failed_checks": bad}
+        finding.examples.append(example)
+        if on_example:
+            on_example(example)
+        verdicts[key] = bad
+        return bool(bad)
+
+    try:
+        finding.minimal = find(experiments(system, config, max_faults), violated,
+                               settings=settings(max_examples=examples, deadline=None, database=None,
+                                                 phases=[Phase.generate, Phase.shrink],
+                                                 suppress_health_check=list(HealthCheck)))
+    except NoSuchExample:
+        finding.minimal = None
+    finding.seconds = time.monotonic() - started
+    if finding.minimal is not None:
+        finding.minimal_failed = verdicts[finding.minimal.model_dump_json()]
+        finding.file = finding.run_dir / f"counterexample-{system}.toml"
+        finding.file.write_text(_header(finding) + to_toml(finding.minimal))
+        replay = run_one("counterexample", load_experiment(finding.file), system, profile="smoke", seed=None,
+                         out_dir=finding.run_dir / "counterexample" / system, run_id=run_id, progress=progress)
+        finding.reproduced = bool(failed_checks(replay))
+    (finding.run_dir / "exploration.json").write_text(json.dumps(finding.to_dict(), indent=2))
+    (finding.run_dir / "summary.json").write_text(json.dumps(
+        [{"experiment": e["name"], "system": system, "passed": e["passed"]} for e in finding.examples]
+        + ([{"experiment": "counterexample", "system": system, "passed": not finding.reproduced}]
+           if finding.file else []), indent=2))
+    return finding
+
+
+def _header(finding: Finding) -> str:
+    return (f"# Found by `chaoscafe explore --shop {finding.system} --config {finding.config}` after "
+            f"{len(finding.examples)} runs;\n# it broke: {', '.join(finding.minimal_failed)}. "
+            "Replay: chaoscafe run THIS_FILE --system " + finding.system + "\n")
