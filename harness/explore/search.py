@@ -45,6 +45,7 @@ class Finding:
     seconds: float = 0.0
     minimal: Experiment | None = None
     minimal_failed: list[str] = field(default_factory=list)
+    minimal_example: str | None = None          # the example (directory name) that ran the minimal schedule
     file: Path | None = None
     reproduced: bool | None = None
     budget_spent: bool = False
@@ -57,7 +58,7 @@ class Finding:
         return {"system": self.system, "config": self.config, "run_dir": str(self.run_dir),
                 "examples": self.examples, "seconds": round(self.seconds, 1), "found": self.found,
                 "minimal_faults": [f.model_dump(exclude_none=True) for f in self.minimal.faults] if self.minimal else None,
-                "minimal_failed": self.minimal_failed, "file": str(self.file) if self.file else None,
+                "minimal_failed": self.minimal_failed, "minimal_example": self.minimal_example, "file": str(self.file) if self.file else None,
                 "reproduced": self.reproduced, "budget_spent": self.budget_spent}
 
 
@@ -78,6 +79,7 @@ def explore(system: str, config: str, *, examples: int, budget_s: float, out: Pa
     run_id = f"explore-{system}-{config}-{new_run_id()}"
     finding = Finding(system, config, out / "runs" / run_id)
     verdicts: dict[str, list[str]] = {}   # experiment (JSON) -> the checks its run failed
+    names: dict[str, str] = {}            # experiment (JSON) -> the example that ran it
     started = time.monotonic()
 
     def violated(exp: Experiment) -> bool:
@@ -96,7 +98,7 @@ def explore(system: str, config: str, *, examples: int, budget_s: float, out: Pa
         finding.examples.append(example)
         if on_example:
             on_example(example)
-        verdicts[key] = bad
+        verdicts[key], names[key] = bad, name
         return bool(bad)
 
     try:
@@ -109,6 +111,7 @@ def explore(system: str, config: str, *, examples: int, budget_s: float, out: Pa
     finding.seconds = time.monotonic() - started
     if finding.minimal is not None:
         finding.minimal_failed = verdicts[finding.minimal.model_dump_json()]
+        finding.minimal_example = names[finding.minimal.model_dump_json()]
         finding.file = finding.run_dir / f"counterexample-{system}.toml"
         finding.file.write_text(_header(finding) + to_toml(finding.minimal))
         replay = run_one("counterexample", load_experiment(finding.file), system, profile="smoke", seed=None,

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 import urllib.request
 from typing import Any, ClassVar
 
@@ -125,11 +126,23 @@ class CrashBeforeAck(HookFault):
                         log.exception("%s: restarting %s failed", self.window.name, r.name)
 
     def stop(self, shop: Shop) -> None:
+        """Disarm first, then start whatever is down: a replica can still crash between the two
+        (a brew that passed the hook just before), so look twice."""
         self._halt.set()
         if self._watcher is not None:
             self._watcher.join(timeout=30)
-        shop.supervisor.start(self.service, self.window.replica)   # any replica still down
-        super().stop(shop)
+        for r in self.replicas(shop):
+            if r.alive():
+                try:
+                    arm(shop, r.name, {})
+                except OSError:   # it crashed meanwhile: started below
+                    pass
+        for _ in range(2):
+            time.sleep(WATCH_S)
+            down = [r for r in self.replicas(shop) if not r.alive()]
+            self.crashes += sum(1 for r in down if r.state == "exited")
+            for r in down:
+                shop.supervisor.start(self.service, r.index)
 
     def report(self) -> dict[str, Any]:
         return {"crashes": self.crashes}

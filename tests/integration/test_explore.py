@@ -28,9 +28,8 @@ def test_weak_sync_shop_violation_is_found_shrunk_and_replayable(tmp_path: Path)
     assert "orders.duplicated" in finding.minimal_failed          # retries without a key brewed twice
     assert 1 <= len(finding.minimal.faults) <= 2
     assert finding.file is not None and load_experiment(finding.file) == finding.minimal
-    example = next(e for e in finding.examples if not e["passed"]
-                   and len(e["faults"]) == len(finding.minimal.faults))
-    original = finding.run_dir / example["name"] / "sync"
+    assert finding.minimal_example is not None
+    original = finding.run_dir / finding.minimal_example / "sync"
     replay = finding.run_dir / "counterexample" / "sync"
     assert (replay / "schedule.jsonl").read_bytes() == (original / "schedule.jsonl").read_bytes()
     declared = [json.loads((d / "results.json").read_text())["config"]["experiment"]["faults"]
