@@ -35,6 +35,7 @@ ORDER_COLUMNS = (
 TIMELINE_COLUMNS = (
     "t", "sent", "accepted", "rejected", "unknown", "brewed", "served",
     "acceptance_p50", "acceptance_p99", "fulfilment_p50", "fulfilment_p99", "backlog", "lag_max_ms", "in_fault",
+    "replicas",
 )
 
 
@@ -195,7 +196,8 @@ def timeline_frame(history: Sequence[Record], bucket_s: float = 1.0) -> pd.DataF
     acceptance_* / fulfilment_* are HDR percentiles (ms) of the orders *intended* in the bucket
     (as the latency checker computes them); backlog is the largest sampled backlog in the bucket
     (NaN when no sample was taken); lag_max_ms the generator's worst lag; in_fault whether the
-    bucket overlaps a fault window. Times before t0 fall in the first bucket.
+    bucket overlaps a fault window; replicas the barista pool at the bucket's end (from the
+    "replicas" and "scale" records; NaN before the first). Times before t0 fall in the first bucket.
     """
     origin = t0(history)
     orders = orders_frame(history)
@@ -242,8 +244,26 @@ def timeline_frame(history: Sequence[Record], bucket_s: float = 1.0) -> pd.DataF
         "backlog": backlog,
         "lag_max_ms": lag,
         "in_fault": [any(s < (i + 1) * bucket_s and e > i * bucket_s for s, e in windows) for i in range(count)],
+        "replicas": _pool(history, origin, count, bucket_s),
     }, columns=list(TIMELINE_COLUMNS))
     return frame
+
+
+def _pool(history: Sequence[Record], origin: float, count: int, bucket_s: float) -> list[float]:
+    """The barista pool size at the end of each bucket (NaN until the first record)."""
+    changes = sorted((float(r["time"]), float(r["count"])) for r in history
+                     if r.get("type") == "replicas" and r.get("target", "barista") == "barista" and "count" in r)
+    changes += sorted((float(r["time"]), float(r["to"])) for r in history
+                      if r.get("type") == "scale" and not r.get("error") and r.get("to") is not None)
+    changes.sort()
+    pool, current, j = [], math.nan, 0
+    for i in range(count):
+        end = origin + (i + 1) * bucket_s
+        while j < len(changes) and changes[j][0] < end:
+            current = changes[j][1]
+            j += 1
+        pool.append(current)
+    return pool
 
 
 def export_csv(run: RunData) -> list[Path]:

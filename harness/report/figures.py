@@ -79,7 +79,7 @@ def _row(title: str, note: str, shops: Sequence[ShopRun], timelines: Sequence[pd
 
 
 def timeline_rows(shops: Sequence[ShopRun]) -> list[Row]:
-    """Orders per second, acceptance and fulfilment latency, backlog: one row each."""
+    """Orders per second, acceptance and fulfilment latency, backlog, the barista pool: one row each."""
     bucket_s = bucket_for(shops)
     timelines = [timeline_of(s, bucket_s) for s in shops]
     xr = x_range(shops, timelines, bucket_s)
@@ -100,6 +100,10 @@ def timeline_rows(shops: Sequence[ShopRun]) -> list[Row]:
         _row("orders waiting in the shop (backlog)", "The largest backlog sampled in each bucket: sync counts "
              "orders in flight or waiting at the cashier; async counts messages queued or being processed.",
              shops, timelines, (("backlog", "backlog", "#17becf", False),), unit="orders", bucket_s=bucket_s, xr=xr),
+        *([_row("barista replicas", "How many barista replicas the shop had (scheduled changes or the autoscaler; "
+                "see the scaling section).", shops, timelines, (("replicas", "replicas", "#e377c2", False),),
+                unit="", bucket_s=bucket_s, xr=xr)]
+          if any(t["replicas"].notna().any() for t in timelines) else []),
     ]
 
 

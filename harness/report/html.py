@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from html import escape
 from typing import Any
 
-from harness.report import figures, spread
+from harness.report import figures, sections, spread
 from harness.report.analysis import RunData, ShopRun
 from harness.report.flow import sample_orders, swimlane
 from harness.report.templates import PAGE, ZOOM_BAR
@@ -30,7 +30,8 @@ LEDGER_WORDS = (
     ("recovered", "unknown outcome, but served"), ("rejected_but_brewed", "refused, yet brewed"),
     ("unknown_brewed", "unknown outcome, brewed"),
 )
-METRIC_SECTIONS = ("orders", "latency_ms", "throughput", "availability", "probe", "generator", "backlog")
+METRIC_SECTIONS = ("orders", "latency_ms", "throughput", "availability", "probe", "generator", "backlog",
+                   "scaling", "theory", "newcomer")
 
 
 def h(value: object) -> str:
@@ -336,6 +337,7 @@ def render_experiment(run: RunData, experiment: str, *, assets: str = "../assets
         _pair(("", svg) for svg in figures.distribution_charts(shops)),
         "<h2>The ledger: every order accounted for</h2>", _ledger_table(shops),
         "<h2>Checks: expected vs observed</h2>", _checks_tables(shops),
+        sections.latecomers(shops), sections.pool(shops), sections.theory(shops),
         "<h2>Event flow of sampled orders</h2><p class=\"note\">What happened to a few orders, service by "
         "service. Hover a dot for its exact time.</p>", _flows(shops),
         "<h2>All metrics side by side</h2>", _metrics_table(shops),

@@ -1,0 +1,105 @@
+"""Experiment-page sections that only some experiments have: late-comers, the barista pool and
+queueing theory. Each returns "" when no shop of the experiment has the section, so html.py can
+place them unconditionally. Pure rendering of results.json; nothing is computed here.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from html import escape
+from typing import Any
+
+from harness.report.analysis import ShopRun
+
+
+def _num(value: Any) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:,.3f}".rstrip("0").rstrip(".")
+    if isinstance(value, int):
+        return f"{value:,}"
+    return escape(str(value))
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    head = "".join(f"<th>{escape(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def latecomers(shops: Sequence[ShopRun]) -> str:
+    """Per shop and source: caught up, how fast, where it was killed, and whether the points were exact."""
+    rows = []
+    for shop in shops:
+        late = shop.results.get("latecomer")
+        if not late:
+            continue
+        if late.get("error"):
+            rows.append([escape(shop.system), "–", f"error: {escape(late['error'])}", *["–"] * 6])
+        for source, d in late.get("sources", {}).items():
+            if "not_applicable" in d:
+                rows.append([escape(shop.system), escape(source), "not applicable: " + escape(d["not_applicable"]),
+                             *["–"] * 6])
+                continue
+            points = d.get("points") or {}
+            exact = "exact" if points.get("correct") else \
+                f"WRONG for {points.get('customers_wrong')} customers ({points.get('actual_total')} of " \
+                f"{points.get('expected_total')} points)"
+            rows.append([escape(shop.system), escape(source), "caught up" if d.get("caught_up") else "NOT caught up",
+                         _num(late.get("history_orders")), _num(d.get("catch_up_s")), _num(d.get("awards_per_s")),
+                         _num(d.get("killed_at_awarded")), _num(d.get("pages_read")), escape(exact)])
+    if not rows:
+        return ""
+    return ("<h2>Late-comers</h2><p class=\"note\">A loyalty service started after the drain, once per source; "
+            "it was killed after about a third of the orders earned points and started again, then orders "
+            "placed live had to earn points too. Catch-up time includes starting the process.</p>"
+            + _table(["shop", "source", "", "orders in history", "catch-up s", "awards/s", "killed at",
+                      "feed pages read", "points per customer"], rows))
+
+
+def pool(shops: Sequence[ShopRun]) -> str:
+    """Scale changes and the work per barista replica, when the experiment scaled or measured it."""
+    parts = []
+    for shop in shops:
+        scaling = shop.results.get("scaling") or {}
+        per = scaling.get("per_replica") or {}
+        events = scaling.get("events") or []
+        if not per and not events:
+            continue
+        parts.append(f"<h3>{escape(shop.system)} shop</h3>")
+        if events:
+            parts.append(_table(["at s", "from", "to", "trigger", "reason", "took s"],
+                                [[_num(e.get("t")), _num(e.get("from")), _num(e.get("to")), _num(e.get("trigger")),
+                                  _num(e.get("reason")), _num(e.get("took_s"))] for e in events]))
+        if per:
+            parts.append(_table(["replica", "brewed", "share", "wait p50 ms", "wait p99 ms"],
+                                [[escape(name), _num(d.get("brewed")), _num(d.get("share")),
+                                  _num((d.get("wait_ms") or {}).get("p50")), _num((d.get("wait_ms") or {}).get("p99"))]
+                                 for name, d in per.items()]))
+    if not parts:
+        return ""
+    return "<h2>The barista pool</h2>" + "".join(parts)
+
+
+def theory(shops: Sequence[ShopRun]) -> str:
+    """Measured against M/M/c and Little's law, with the notes that explain a gap."""
+    rows, notes = [], []
+    for shop in shops:
+        t = shop.results.get("theory") or {}
+        mmc, little = t.get("mmc") or {}, t.get("little") or {}
+        if mmc.get("applies"):
+            ratios = mmc.get("ratios") or {}
+            rows.append([escape(shop.system), _num((mmc.get("model") or {}).get("servers")),
+                         _num(ratios.get("throughput")), _num(ratios.get("mean_wait")), _num(ratios.get("mean_backlog")),
+                         _num(little.get("ratio"))])
+            notes += [f"{shop.system}: {n}" for n in mmc.get("notes") or []]
+        elif little:
+            rows.append([escape(shop.system), "–", "–", "–", "–", _num(little.get("ratio"))])
+    if not rows:
+        return ""
+    return ("<h2>Measured against queueing theory</h2><p class=\"note\">Measured / predicted (M/M/c, Erlang C) and "
+            "Little's law (mean backlog / arrival rate x mean time in the shop); 1 means theory and measurement "
+            "agree.</p>" + _table(["shop", "servers", "throughput", "mean wait", "mean backlog", "Little"], rows)
+            + ("<ul>" + "".join(f"<li>{escape(n)}</li>" for n in notes) + "</ul>" if notes else ""))
