@@ -23,20 +23,28 @@ class Selected:
 
 
 def select(names: list[str], directory: Path = EXPERIMENTS_DIR) -> list[Selected]:
-    """Experiments named on the command line (file paths or names in `directory`), or all of them.
-    Raises ExperimentError for a missing or invalid file; nothing runs until all are valid."""
-    paths: list[Path] = []
+    """Experiments named on the command line (file paths, names in `directory`, or one variant of a
+    matrix as `NAME@field=value`), or all of them. Raises ExperimentError for a missing or invalid
+    file or an unknown variant; nothing runs until all are valid."""
+    if not names:
+        return [Selected(n, p, e) for p in discover(directory) for n, e in expand(experiment_name(p), load_experiment(p), p)]
+    selected: list[Selected] = []
     for name in names:
-        path = Path(name)
-        if not path.suffix:
-            path = directory / f"{name}.toml"
+        base, _, variant = name.partition("@") if not name.endswith(".toml") else (name, "", "")
+        path = Path(base)
+        if path.suffix != ".toml":
+            path = directory / f"{base}.toml"
         if not path.is_file():
             known = ", ".join(p.stem for p in discover(directory))
             raise ExperimentError(path, "", f"no such experiment file (known: {known})")
-        paths.append(path)
-    if not names:
-        paths = discover(directory)
-    return [Selected(name, p, exp) for p in paths for name, exp in expand(experiment_name(p), load_experiment(p), p)]
+        runs = [Selected(n, path, e) for n, e in expand(experiment_name(path), load_experiment(path), path)]
+        if variant:
+            runs = [r for r in runs if r.name == f"{experiment_name(path)}@{variant}"]
+            if not runs:
+                variants = ", ".join(n for n, _ in expand(experiment_name(path), load_experiment(path), path))
+                raise ExperimentError(path, "matrix", f"no variant {name!r} (variants: {variants})")
+        selected.extend(runs)
+    return selected
 
 
 def new_run_id() -> str:
