@@ -178,8 +178,8 @@ def test_experiments_through_docker_have_the_local_verdicts(docker_images: dict[
     local processes, which `tox -e regression` holds the local runtime to)."""
     experiments = ("steady-state", "barista-outage")
     out = tmp_path / "docker"
-    proc = chaoscafe("run", *experiments, "--profile", "smoke", "--out", str(out), "--quiet",
-                     env={"CHAOSCAFE_RUNTIME": "docker"})
+    proc = chaoscafe("run", *experiments, "--profile", "smoke", "--runtime", "docker", "--out", str(out), "--quiet",
+                     env={"CHAOSCAFE_RUNTIME": "local"})   # the option wins over the environment
     assert proc.returncode in (0, 1), proc.stdout + proc.stderr
     docker = results(out)
     assert set(docker) == {(e, s) for e in experiments for s in ("sync", "async")}
