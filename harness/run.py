@@ -231,7 +231,7 @@ def run_one(name: str, experiment: Experiment, system: str, *, profile: str, see
             history.close(complete=complete, time=time.time())
         describe = shop.describe()
         versions = {"rabbitmq": infra.broker.version() if infra.broker else None,
-                    "toxiproxy": infra.toxiproxy_server.version()}
+                    "toxiproxy": infra.toxiproxy_server.version(), "runtime": infra.runtime}
     state["phase"] = "checking"
     checked = run_checkers(default_checkers(), history.records,
                            CheckOptions(slo_s=exp.run.slo_s, bucket_s=1.0, late_ms=exp.run.late_ms))
