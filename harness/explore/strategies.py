@@ -87,9 +87,13 @@ def _without_clashes(faults: list[FaultSpec]) -> list[FaultSpec]:
     return kept
 
 
-def experiment_for(system: str, config: str, faults: list[FaultSpec], rate: int, seed: int) -> Experiment:
-    """The experiment of one example: a short constant Poisson load, the shop config, the faults
-    and the properties as expectations."""
+LOADS = ("constant", "burst")   # constant: `rate` all along; burst: twice `rate` in the middle third
+
+
+def experiment_for(system: str, config: str, faults: list[FaultSpec], rate: int, seed: int,
+                   load: str = "constant") -> Experiment:
+    """The experiment of one example: a short Poisson load (constant, or a burst of twice the rate
+    in the middle third), the shop config, the faults and the properties as expectations."""
     cfg = CONFIGS[config]
     expect = {system: {**PROPERTIES["both"], **PROPERTIES.get(system, {})}}
     return Experiment.model_validate({
@@ -100,7 +104,9 @@ def experiment_for(system: str, config: str, faults: list[FaultSpec], rate: int,
                        "configuration and shrunk to a minimal one; replay it with `chaoscafe run FILE`.",
         "time_scale": "a 20 ms brew is a short brew; the run lasts six seconds",
         "run": {"duration_s": RUN_S, "drain_s": DRAIN_S, "seed": seed, "slo_s": DRAIN_S},
-        "load": {"shape": "constant", "process": "poisson", "rate": rate, "client_timeout_s": 1.0,
+        "load": {**({"shape": "constant"} if load == "constant" else
+                    {"shape": "step", "steps": [[0, rate], [RUN_S / 3, 2 * rate], [2 * RUN_S / 3, rate]]}),
+                 "process": "poisson", "rate": rate, "client_timeout_s": 1.0,
                  "retries": 2, "retry_after_s": 2.0, "idempotency_key": cfg["idempotency_key"]},
         "shop": {"baristas": 2, "brewers": 2, "capacity": 8, "barista_timeout_s": 3, "prefetch": 2,
                  "idempotency": cfg["idempotency"], "brew": {"distribution": "fixed", "mean_ms": 20}},
@@ -112,8 +118,9 @@ def experiment_for(system: str, config: str, faults: list[FaultSpec], rate: int,
 
 @st.composite
 def experiments(draw: st.DrawFn, system: str, config: str, max_faults: int = 3) -> Experiment:
-    """An example: faults for `system`, an arrival rate, and a fixed seed (the arrivals are the same
+    """An example: faults for `system`, an arrival rate and load shape, and a fixed seed (the arrivals are the same
     for every example, so shrinking compares like with like)."""
     faults = draw(fault_specs(system, max_faults))
     rate = draw(st.sampled_from((8, 12)))
-    return experiment_for(system, config, faults, rate, seed=7)
+    load = draw(st.sampled_from(LOADS))
+    return experiment_for(system, config, faults, rate, seed=7, load=load)

@@ -23,6 +23,8 @@ def test_generated_experiments_are_valid_and_round_trip(pair: tuple[str, Experim
     assert all((f.kind, f.target) in {(m.kind, m.target) for m in MENUS[system]} for f in exp.faults)
     assert Experiment.model_validate(tomllib.loads(to_toml(exp))) == exp
     assert exp.shop.idempotency and exp.load.idempotency_key
+    assert exp.load.shape == "constant" or exp.load.steps == [(0.0, exp.load.rate), (RUN_S / 3, 2 * exp.load.rate),
+                                                              (2 * RUN_S / 3, exp.load.rate)]
     assert "orders.lost" in exp.expectations(system) and "orders.duplicated" in exp.expectations(system)
 
 
