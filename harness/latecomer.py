@@ -13,15 +13,16 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from harness.checkers.orders import counts_by_key
-from harness.demo import place_orders
+from harness.demo import place_orders, wait_until
 from harness.history import Record
 from harness.nemesis.base import NotApplicable
-from harness.newcomers import get_json, loyalty_fields, start
+from harness.newcomers import loyalty_fields, start
 from harness.shops.base import Shop
+from harness.shops.base import http_json as get_json
 
 ANONYMOUS = "anonymous"   # as systems/newcomers/loyalty.py names an order without a customer
 POLL_S = 0.05
@@ -46,15 +47,6 @@ def compare_points(expected: Counter[str], actual: dict[str, int]) -> dict[str, 
             "customers_wrong": len(wrong)}
 
 
-def _wait(predicate: Callable[[], bool], timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(POLL_S)
-    return predicate()
-
-
 def _awarded(url: str) -> int:
     try:
         return int(get_json(f"{url}/health")["awarded"])
@@ -73,11 +65,11 @@ def catch_up(shop: Shop, source: str, *, target: int, restart: bool, timeout_s: 
     ready = time.time()
     killed_at: int | None = None
     if restart:
-        _wait(lambda: _awarded(url) >= max(1, target // 3), timeout_s)
+        wait_until(lambda: _awarded(url) >= max(1, target // 3), timeout_s, POLL_S)
         killed_at = _awarded(url)
         shop.supervisor.kill(name)
         shop.supervisor.start(name)
-    caught_up = _wait(lambda: _awarded(url) >= target, timeout_s)
+    caught_up = wait_until(lambda: _awarded(url) >= target, timeout_s, POLL_S)
     done = time.time()
     health = get_json(f"{url}/health")
     reading = done - ready
@@ -122,7 +114,7 @@ def run_phase(shop: Shop, history: Sequence[Record], *, sources: Sequence[str], 
         def awarded_all(u: str = url) -> bool:
             return _awarded(u) >= target + accepted
 
-        _wait(awarded_all, timeout_s)
+        wait_until(awarded_all, timeout_s, POLL_S)
         points = get_json(f"{url}/points")["customers"]
         data["points"] = compare_points(expected_live, points)
     report["correct"] = bool(running) and all(d["caught_up"] and d["points"]["correct"] for d in running.values())

@@ -6,8 +6,6 @@ URL once it is healthy. Nothing else in the shop is touched.
 """
 from __future__ import annotations
 
-import json
-import urllib.request
 from dataclasses import replace
 from typing import Any
 
@@ -65,8 +63,3 @@ def declare_event_log(shop: Shop) -> None:
         declare(connection.channel())
     finally:
         connection.close()
-
-
-def get_json(url: str, timeout: float = 5.0) -> Any:
-    with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 (loopback)
-        return json.loads(resp.read())
