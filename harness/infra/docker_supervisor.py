@@ -16,23 +16,17 @@ containers, or the highest-indexed ones stopped. A replica's container output is
 """
 from __future__ import annotations
 
-import http.client
-import threading
-import time
-import urllib.parse
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from harness.infra.engine import Engine, host_user, log_tail
 from harness.infra.images import SHOP_KINDS
-from harness.infra.processes import ACTIVE, ProcessError, Replica, ServiceSpec
+from harness.infra.processes import Replica
+from harness.infra.supervision import ACTIVE, ProcessError, ReplicaSupervisor
 
 APP_DIR = "/app"
-_LOCAL_HOSTS = ("127.0.0.1", "localhost")
 _KILL_WAIT = 10.0
 
 
@@ -100,28 +94,18 @@ class ContainerReplica(Replica):
         return str(self.container.status)
 
 
-class DockerSupervisor:
+class DockerSupervisor(ReplicaSupervisor[ContainerReplica]):
     """Owns the replica containers of several services; see the module docstring.
 
     `image_for(kind)` returns the shop image to run ("sync" or "async"; built when missing)."""
 
     def __init__(self, run_dir: Path, engine: Engine, image_for: Callable[[str], str], systems: Path) -> None:
-        self.run_dir = Path(run_dir).resolve()
+        super().__init__(Path(run_dir).resolve())
         self.engine = engine
         self._image_for = image_for
         self._systems = systems
-        self._log_dir = self.run_dir / "logs"
-        self._lock = threading.RLock()
-        self._specs: dict[str, ServiceSpec] = {}
-        self._members: dict[str, list[ContainerReplica]] = {}
-        self._retired: dict[str, dict[int, ContainerReplica]] = {}
-        self._closed = False
 
     # -------------------------------------------------------------- queries
-
-    def services(self) -> list[str]:
-        with self._lock:
-            return list(self._specs)
 
     def replicas(self, service: str) -> list[Replica]:
         """Members in index order, states refreshed from the engine."""
@@ -138,17 +122,6 @@ class DockerSupervisor:
 
     # -------------------------------------------------------------- lifecycle
 
-    def add(self, spec: ServiceSpec, replicas: int = 1, *, wait: bool = True) -> list[Replica]:
-        """Register `spec` and start replicas 1..`replicas`; ProcessError if not ready."""
-        with self._lock:
-            self._check_open()
-            if spec.name in self._specs:
-                raise ProcessError(f"service {spec.name!r} already added; use scale()")
-            self._specs[spec.name] = spec
-            self._members[spec.name] = []
-            self._retired[spec.name] = {}
-        return self.scale(spec.name, replicas, wait=wait)
-
     def start(self, service: str, index: int | None = None, *, wait: bool = True) -> list[Replica]:
         """(Re)start the selected replicas that are not running/paused."""
         reps = self._select(service, index)
@@ -159,15 +132,6 @@ class DockerSupervisor:
     def kill(self, service: str, index: int | None = None) -> list[Replica]:
         """`docker kill` (SIGKILL) and wait until the container exited; state "killed"."""
         return self._terminate(self._select(service, index), "killed", 0.0)
-
-    def stop(self, service: str, index: int | None = None, timeout: float = 10.0) -> list[Replica]:
-        """`docker stop`: SIGTERM (unpaused first), SIGKILL after `timeout`; state "stopped"."""
-        return self._terminate(self._select(service, index), "stopped", timeout)
-
-    def restart(self, service: str, index: int | None = None, *, wait: bool = True) -> list[Replica]:
-        """Graceful stop, then start; returns the replicas started."""
-        self.stop(service, index)
-        return self.start(service, index, wait=wait)
 
     def pause(self, service: str, index: int | None = None) -> list[Replica]:
         """`docker pause` (cgroup freezer); returns once frozen."""
@@ -183,51 +147,6 @@ class DockerSupervisor:
         done = self._claim(reps, lambda r: r.state == "paused")
         return self._each(done, lambda r: r.container.unpause(), "running")
 
-    def scale(self, service: str, n: int, *, wait: bool = True) -> list[Replica]:
-        """Make the service have `n` replicas (new containers with the next indexes, a slot scaled
-        away earlier reused; or the highest-indexed stopped). Returns the running members."""
-        if n < 0:
-            raise ValueError("n must be >= 0")
-        with self._lock:
-            self._check_open()
-            members = self._member_list(service)
-            retired, new = members[n:], []
-            del members[n:]
-            for i in range(len(members) + 1, n + 1):
-                r = self._retired[service].pop(i, None) or self._new_replica(service, i)
-                r._busy = True
-                members.append(r)
-                new.append(r)
-            for r in retired:
-                self._retired[service][r.index] = r
-        self._terminate(retired, "stopped", 10.0)
-        self._launch(new, wait)
-        return [r for r in self.replicas(service) if r.state == "running"]
-
-    def wait_ready(self, replica: Replica, timeout: float | None = None) -> None:
-        """Poll health_url (loopback) until HTTP 200; ProcessError with the log tail if the
-        container exits or the deadline passes."""
-        assert isinstance(replica, ContainerReplica)
-        spec = self._specs[replica.service]
-        limit = spec.ready_timeout if timeout is None else timeout
-        deadline = time.monotonic() + limit
-        url = spec.health_url(replica.index)
-        if url is not None and urllib.parse.urlsplit(url).hostname not in _LOCAL_HOSTS:
-            raise ProcessError(f"{replica.name}: health URL must be on 127.0.0.1: {url}")
-        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-        while True:
-            if not replica.alive():
-                self._refresh([replica])
-                raise self._error(replica, "exited before ready")
-            now = time.monotonic()
-            if url is None:
-                return
-            if _healthy(opener, url, min(1.0, max(0.05, deadline - now))):
-                return
-            if time.monotonic() >= deadline:
-                raise self._error(replica, f"not ready within {limit:g}s ({url})")
-            time.sleep(0.05)
-
     def shutdown(self, timeout: float = 10.0) -> None:
         """Stop and remove every container (logs collected into run_dir/logs). Idempotent."""
         with self._lock:
@@ -240,36 +159,7 @@ class DockerSupervisor:
                 if r.state in ACTIVE:
                     r.state = "stopped"
 
-    def __enter__(self) -> DockerSupervisor:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.shutdown()
-
     # -------------------------------------------------------------- internals
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise ProcessError("supervisor is shut down")
-
-    def _member_list(self, service: str) -> list[ContainerReplica]:
-        try:
-            return self._members[service]
-        except KeyError:
-            raise ProcessError(f"unknown service {service!r}") from None
-
-    def _all(self) -> list[ContainerReplica]:
-        return [r for s in self._specs for r in [*self._members[s], *self._retired[s].values()]]
-
-    def _select(self, service: str, index: int | None) -> list[ContainerReplica]:
-        with self._lock:
-            members = self._member_list(service)
-            if index is None:
-                return list(members)
-            if not 1 <= index <= len(members):
-                raise ProcessError(f"{service} has no replica {index} (has {len(members)})")
-            return [members[index - 1]]
 
     def _new_replica(self, service: str, index: int) -> ContainerReplica:
         name = f"{service}-{index}"
@@ -346,21 +236,10 @@ class DockerSupervisor:
 
         return self._each(targets, end, final)
 
-    def _launch(self, targets: list[ContainerReplica], wait: bool) -> list[Replica]:
-        """Start a container for each (busy-marked) target, then optionally wait until ready."""
-        try:
-            for r in targets:
-                self._run(r)
-        finally:
-            with self._lock:
-                for r in targets:
-                    r._busy = False
-        if wait:
-            for r in targets:
-                self.wait_ready(r)
-        return list(targets)
+    def _stop_replicas(self, reps: list[ContainerReplica], timeout: float) -> list[Replica]:
+        return self._terminate(reps, "stopped", timeout)
 
-    def _run(self, r: ContainerReplica) -> None:
+    def _start_one(self, r: ContainerReplica) -> None:
         import docker.errors
 
         spec = self._specs[r.service]
@@ -395,10 +274,3 @@ class DockerSupervisor:
         return ProcessError(f"{r.name} (container {r.container.name if r.container else '-'}) {what}; "
                             f"last log lines:\n{tail}")
 
-
-def _healthy(opener: urllib.request.OpenerDirector, url: str, timeout: float) -> bool:
-    try:
-        with opener.open(url, timeout=timeout) as resp:
-            return bool(resp.status == 200)
-    except (OSError, http.client.HTTPException, ValueError):
-        return False

@@ -32,46 +32,26 @@ from __future__ import annotations
 
 import atexit
 import ctypes
-import http.client
 import os
 import signal
 import subprocess
 import threading
 import time
-import urllib.parse
-import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from queue import SimpleQueue
-from types import TracebackType
 from typing import Any, TypeVar
 
+from harness.infra.supervision import ACTIVE, ProcessError, ReplicaSupervisor, ServiceSpec
+
+__all__ = ["ACTIVE", "ProcessError", "Replica", "ServiceSpec", "Supervisor", "install_signal_handlers",
+           "log_tail", "spawn"]
+
 _T = TypeVar("_T")
-ACTIVE = ("running", "paused")
 _KILL_WAIT = 5.0          # seconds to wait for a SIGKILLed process to vanish
-_NO_HEALTH_GRACE = 0.2    # without a health URL, a replica must survive this long
-_LOCAL_HOSTS = ("127.0.0.1", "localhost")
-
-
-class ProcessError(RuntimeError):
-    """A replica could not be started, became unready, or an operation was invalid."""
-
-
-@dataclass(frozen=True)
-class ServiceSpec:
-    """How to run one service. `command(replica)` returns argv for replica index 1..N (it may
-    write a config file); `health_url(replica)` returns a URL that answers HTTP 200 when that
-    replica is ready, or None to only wait for the process to be alive."""
-
-    name: str
-    command: Callable[[int], list[str]]
-    health_url: Callable[[int], str | None] = lambda i: None
-    env: Mapping[str, str] = field(default_factory=dict)
-    cwd: Path | None = None
-    ready_timeout: float = 30.0
 
 
 @dataclass(eq=False)
@@ -233,28 +213,18 @@ def install_signal_handlers() -> None:
 # ------------------------------------------------------------------ supervisor
 
 
-class Supervisor:
-    """Owns the replicas of several services; see the module docstring for cleanup.
+class Supervisor(ReplicaSupervisor[Replica]):
+    """Owns the replicas of several services as OS processes; see the module docstring for
+    cleanup and harness/infra/supervision.py for what every supervisor shares."""
 
-    Mutating operations return the replicas they acted on (e.g. kill() skips dead ones).
-    `index=None` means every replica of the service."""
+    no_health_grace = 0.2    # without a health URL, a replica must survive this long
 
     def __init__(self, run_dir: Path) -> None:
-        self.run_dir = Path(run_dir)
-        self._log_dir = self.run_dir / "logs"
-        self._lock = threading.RLock()
-        self._specs: dict[str, ServiceSpec] = {}
-        self._members: dict[str, list[Replica]] = {}    # index order, indexes 1..len
-        self._retired: dict[str, dict[int, Replica]] = {}  # scaled away, reusable
-        self._closed = False
+        super().__init__(run_dir)
         with _registry_lock:
             _registry.add(self)
 
     # -------------------------------------------------------------- queries
-
-    def services(self) -> list[str]:
-        with self._lock:
-            return list(self._specs)
 
     def replicas(self, service: str) -> list[Replica]:
         """Members in index order, states refreshed (includes stopped/killed/exited)."""
@@ -272,17 +242,6 @@ class Supervisor:
 
     # -------------------------------------------------------------- lifecycle
 
-    def add(self, spec: ServiceSpec, replicas: int = 1, *, wait: bool = True) -> list[Replica]:
-        """Register `spec` and start replicas 1..`replicas`; raises ProcessError if not ready."""
-        with self._lock:
-            self._check_open()
-            if spec.name in self._specs:
-                raise ProcessError(f"service {spec.name!r} already added; use scale()")
-            self._specs[spec.name] = spec
-            self._members[spec.name] = []
-            self._retired[spec.name] = {}
-        return self.scale(spec.name, replicas, wait=wait)
-
     def start(self, service: str, index: int | None = None, *, wait: bool = True) -> list[Replica]:
         """(Re)start the selected replicas that are not running/paused, with command(index)."""
         with self._lock:
@@ -298,16 +257,6 @@ class Supervisor:
         """SIGKILL the process groups and reap; state "killed"."""
         return self._terminate(self._select(service, index), signal.SIGKILL, _KILL_WAIT, "killed")
 
-    def stop(self, service: str, index: int | None = None, timeout: float = 10.0) -> list[Replica]:
-        """SIGTERM (after SIGCONT if paused), SIGKILL after `timeout`; state "stopped"."""
-        return self._terminate(self._select(service, index), signal.SIGTERM, timeout, "stopped")
-
-    def restart(self, service: str, index: int | None = None, *,
-                wait: bool = True) -> list[Replica]:
-        """Graceful stop, then start; returns the replicas started."""
-        self.stop(service, index)
-        return self.start(service, index, wait=wait)
-
     def pause(self, service: str, index: int | None = None) -> list[Replica]:
         """SIGSTOP the replicas' process groups; returns once each leader is stopped (state T in
         /proc: signal delivery is asynchronous) or after 2 s."""
@@ -318,53 +267,6 @@ class Supervisor:
     def resume(self, service: str, index: int | None = None) -> list[Replica]:
         return self._transition(service, index, signal.SIGCONT, "paused", "running")
 
-    def scale(self, service: str, n: int, *, wait: bool = True) -> list[Replica]:
-        """Make the service have `n` replicas: start new ones with the next indexes (a slot
-        scaled away earlier is reused, same log), or stop and drop the highest-indexed ones.
-        Existing members are not healed. Returns the running members."""
-        if n < 0:
-            raise ValueError("n must be >= 0")
-        with self._lock:
-            self._check_open()
-            members = self._member_list(service)
-            retired, new = members[n:], []
-            del members[n:]
-            for i in range(len(members) + 1, n + 1):
-                r = self._retired[service].pop(i, None) or self._new_replica(service, i)
-                r._busy = True
-                members.append(r)
-                new.append(r)
-            for r in retired:
-                self._retired[service][r.index] = r
-        self._terminate(retired, signal.SIGTERM, 10.0, "stopped")
-        self._launch(new, wait)
-        return [r for r in self.replicas(service) if r.state == "running"]
-
-    def wait_ready(self, replica: Replica, timeout: float | None = None) -> None:
-        """Poll health_url (loopback, no proxy) until HTTP 200; ProcessError with the log tail
-        if the process exits or the deadline passes."""
-        spec = self._specs[replica.service]
-        limit = spec.ready_timeout if timeout is None else timeout
-        deadline = time.monotonic() + limit
-        url = spec.health_url(replica.index)
-        if url is not None and urllib.parse.urlsplit(url).hostname not in _LOCAL_HOSTS:
-            raise ProcessError(f"{replica.name}: health URL must be on 127.0.0.1: {url}")
-        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-        grace_end = time.monotonic() + _NO_HEALTH_GRACE
-        while True:
-            if not replica.alive():
-                with self._lock:
-                    self._refresh([replica])
-                raise self._error(replica, f"exited with code {replica.returncode} before ready")
-            now = time.monotonic()
-            if url is None and now >= min(grace_end, deadline):
-                return
-            if url is not None and self._healthy(opener, url, min(1.0, max(0.05, deadline - now))):
-                return
-            if time.monotonic() >= deadline:
-                raise self._error(replica, f"not ready within {limit:g}s ({url})")
-            time.sleep(0.05)
-
     def shutdown(self, timeout: float = 10.0) -> None:
         """Stop everything (resume, SIGTERM, SIGKILL after `timeout`, reap). Idempotent."""
         with self._lock:
@@ -374,37 +276,7 @@ class Supervisor:
         with _registry_lock:
             _registry.discard(self)
 
-    def __enter__(self) -> Supervisor:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.shutdown()
-
     # -------------------------------------------------------------- internals
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise ProcessError("supervisor is shut down")
-
-    def _member_list(self, service: str) -> list[Replica]:
-        try:
-            return self._members[service]
-        except KeyError:
-            raise ProcessError(f"unknown service {service!r}") from None
-
-    def _all(self) -> list[Replica]:
-        return [r for s in self._specs for r in
-                [*self._members[s], *self._retired[s].values()]]
-
-    def _select(self, service: str, index: int | None) -> list[Replica]:
-        with self._lock:
-            members = self._member_list(service)
-            if index is None:
-                return list(members)
-            if not 1 <= index <= len(members):
-                raise ProcessError(f"{service} has no replica {index} (has {len(members)})")
-            return [members[index - 1]]
 
     def _new_replica(self, service: str, index: int) -> Replica:
         name = f"{service}-{index}"
@@ -427,7 +299,7 @@ class Supervisor:
         r.state = state
 
     def _transition(self, service: str, index: int | None, sig: int, before: str,
-                     after: str) -> list[Replica]:
+                    after: str) -> list[Replica]:
         with self._lock:
             reps = self._select(service, index)
             self._refresh(reps)
@@ -437,21 +309,7 @@ class Supervisor:
                 r.state = after
             return done
 
-    def _launch(self, targets: list[Replica], wait: bool) -> list[Replica]:
-        """Spawn the (busy-marked) targets, then optionally wait for all to be ready."""
-        try:
-            for r in targets:
-                self._spawn(r)
-        finally:
-            with self._lock:
-                for r in targets:
-                    r._busy = False
-        if wait:
-            for r in targets:
-                self.wait_ready(r)
-        return targets
-
-    def _spawn(self, r: Replica) -> None:
+    def _start_one(self, r: Replica) -> None:
         spec = self._specs[r.service]
         argv = spec.command(r.index)
         env = {**os.environ, **spec.env}
@@ -465,6 +323,9 @@ class Supervisor:
             r.starts += 1
             if self._closed:   # shutdown raced with this start
                 self._reap(r, "stopped")
+
+    def _stop_replicas(self, reps: list[Replica], timeout: float) -> list[Replica]:
+        return self._terminate(reps, signal.SIGTERM, timeout, "stopped")
 
     def _terminate(self, reps: list[Replica], sig: int, timeout: float,
                    final: str) -> list[Replica]:
@@ -496,14 +357,6 @@ class Supervisor:
     def _error(self, r: Replica, what: str) -> ProcessError:
         return ProcessError(f"{r.name} (pid {r.pid}) {what}; last log lines of {r.log_path}:\n"
                             f"{log_tail(r.log_path)}")
-
-    @staticmethod
-    def _healthy(opener: urllib.request.OpenerDirector, url: str, timeout: float) -> bool:
-        try:
-            with opener.open(url, timeout=timeout) as resp:
-                return bool(resp.status == 200)
-        except (OSError, http.client.HTTPException, ValueError):  # URLError is an OSError
-            return False
 
 
 def _proc_state(pid: int) -> str | None:

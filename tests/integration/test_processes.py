@@ -145,13 +145,13 @@ def svc(script: Path) -> Service:
 def sup(tmp_path: Path, script: Path) -> Iterator[Supervisor]:
     seen: list[int] = []
     s = Supervisor(tmp_path / "run")
-    original = s._spawn
+    original = s._start_one
 
     def tracking_spawn(r: Replica) -> None:
         original(r)
         if r.pid is not None:
             seen.append(r.pid)
-    s._spawn = tracking_spawn  # type: ignore[method-assign]
+    s._start_one = tracking_spawn  # type: ignore[method-assign]
     try:
         yield s
     finally:
