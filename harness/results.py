@@ -73,6 +73,15 @@ def assemble(header: dict[str, Any], checked: dict[str, CheckerResult], expectat
     return results
 
 
+def failed_checks(results: dict[str, Any], *, incomplete: bool = False) -> list[str]:
+    """Names of the checks a results dict failed; with `incomplete`, an unfinished run with no
+    failed check reports ["incomplete"] (it did not pass either)."""
+    failed = [c["name"] for c in results.get("checks", []) if not c.get("passed")]
+    if not failed and incomplete and not results.get("complete", True):
+        return ["incomplete"]
+    return failed
+
+
 def write(results: dict[str, Any], path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(results, indent=2, default=str))

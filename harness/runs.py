@@ -88,7 +88,7 @@ def summarise(results: dict[str, Any]) -> dict[str, Any]:
         "acceptance_p99_ms": (latency.get("acceptance") or {}).get("p99"),
         "fulfilment_p99_ms": (latency.get("fulfilment") or {}).get("p99"),
         "availability": (results.get("availability") or {}).get("overall"),
-        "failed_checks": [c["name"] for c in results.get("checks", []) if not c["passed"]],
+        "failed_checks": results_mod.failed_checks(results),
         "repeats": (results.get("repeats") or {}).get("n", 1),
         "intervals": {key: (results.get("repeats") or {}).get("metrics", {}).get(metric)
                       for key, metric in (("acceptance_p99_ms", "latency_ms.acceptance.p99"),

@@ -30,6 +30,7 @@ from hypothesis.errors import NoSuchExample
 
 from harness.experiment import Experiment, load_experiment
 from harness.explore.strategies import experiments
+from harness.results import failed_checks
 from harness.run import ProgressFn, run_one
 from harness.runs import new_run_id
 
@@ -67,11 +68,6 @@ def to_toml(experiment: Experiment) -> str:
     return tomli_w.dumps(experiment.model_dump(mode="json", exclude_none=True))
 
 
-def failed_checks(results: dict[str, Any]) -> list[str]:
-    return [c["name"] for c in results.get("checks", []) if not c.get("passed")] or \
-        ([] if results.get("complete", True) else ["incomplete"])
-
-
 def explore(system: str, config: str, *, examples: int, budget_s: float, out: Path, max_faults: int = 3,
             progress: ProgressFn | None = None, on_example: Callable[[dict[str, Any]], None] | None = None) -> Finding:
     """Search `examples` generated schedules (at most `budget_s` seconds of new examples) against
@@ -92,7 +88,7 @@ def explore(system: str, config: str, *, examples: int, budget_s: float, out: Pa
         name = f"example-{len(finding.examples) + 1:03d}"
         results = run_one(name, exp, system, profile="smoke", seed=None, out_dir=finding.run_dir / name / system,
                           run_id=run_id, progress=progress)
-        bad = failed_checks(results)
+        bad = failed_checks(results, incomplete=True)
         example = {"name": name, "faults": [f"{f.kind} {f.target} @{f.start_s:g}s+{f.duration_s:g}s" for f in exp.faults],
                    "passed": not bad, "failed_checks": bad}
         finding.examples.append(example)
@@ -116,7 +112,7 @@ def explore(system: str, config: str, *, examples: int, budget_s: float, out: Pa
         finding.file.write_text(_header(finding) + to_toml(finding.minimal))
         replay = run_one("counterexample", load_experiment(finding.file), system, profile="smoke", seed=None,
                          out_dir=finding.run_dir / "counterexample" / system, run_id=run_id, progress=progress)
-        finding.reproduced = bool(failed_checks(replay))
+        finding.reproduced = bool(failed_checks(replay, incomplete=True))
     (finding.run_dir / "exploration.json").write_text(json.dumps(finding.to_dict(), indent=2))
     (finding.run_dir / "summary.json").write_text(json.dumps(
         [{"experiment": e["name"], "system": system, "passed": e["passed"]} for e in finding.examples]

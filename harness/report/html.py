@@ -16,6 +16,7 @@ from harness.report import figures, sections, spread
 from harness.report.analysis import RunData, ShopRun
 from harness.report.flow import sample_orders, swimlane
 from harness.report.templates import PAGE, ZOOM_BAR
+from harness.results import failed_checks
 
 ARCHITECTURE_KEYS = ("kind", "entry_url", "services", "edges")  # differ between shops by design
 CONFIG_SKIP = ("experiment.title", "experiment.claim", "experiment.description", "experiment.expect",
@@ -92,17 +93,13 @@ def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def failed_checks(shop: ShopRun) -> list[str]:
-    return [c["name"] for c in shop.results.get("checks", []) if not c.get("passed")]
-
-
 def held_sentence(run: RunData, experiment: str) -> str:
     shops = run.of(experiment)
     first = shops[0].results
     parts = []
     for shop in shops:
         css, word = verdict(shop)
-        failed = failed_checks(shop)
+        failed = failed_checks(shop.results)
         held = "held" if css == "pass" else ("did not hold" + (f" (failed: {', '.join(failed)})" if failed else
                                                                f" ({word})"))
         parts.append(f"on <b>{h(shop.system)}</b> it {h(held)}")
@@ -123,7 +120,7 @@ def key_numbers(shop: ShopRun) -> str:
         ("acceptance p99", fmt((latency.get("acceptance") or {}).get("p99"), " ms")),
         ("fulfilment p99", fmt((latency.get("fulfilment") or {}).get("p99"), " ms")),
     ]
-    failed = failed_checks(shop)
+    failed = failed_checks(shop.results)
     if failed:
         rows.append(("failed checks", ", ".join(failed)))
     return "<dl>" + "".join(f"<dt>{h(k)}</dt><dd>{h(v)}</dd>" for k, v in rows) + "</dl>"

@@ -8,9 +8,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from harness.experiment.model import Experiment
-from harness.explore.search import failed_checks, to_toml
+from harness.explore.search import to_toml
 from harness.explore.strategies import CONFIGS, MENUS, RUN_S, experiments
 from harness.nemesis import FAULT_KINDS
+from harness.results import failed_checks
 
 
 @settings(max_examples=60, deadline=None)
@@ -46,5 +47,6 @@ def test_the_weak_shop_has_no_idempotency(exp: Experiment) -> None:
 
 def test_failed_checks() -> None:
     assert failed_checks({"checks": [{"name": "a", "passed": True}, {"name": "b", "passed": False}]}) == ["b"]
-    assert failed_checks({"checks": [], "complete": False}) == ["incomplete"]
+    assert failed_checks({"checks": [], "complete": False}, incomplete=True) == ["incomplete"]
+    assert failed_checks({"checks": [], "complete": False}) == []
     assert failed_checks({"checks": [{"name": "a", "passed": True}]}) == []
