@@ -46,20 +46,9 @@ def spawn(argv: list[str], env: dict[str, str], out: Path, *, stdin: int | None)
 Proc = tuple[int, int]  # (pid, start time in clock ticks): one exact process, never a reused PID
 
 
-def _stat(pid: int) -> tuple[str, str, int, int] | None:
-    """(comm, state, ppid, start ticks) of `pid` from /proc, or None if gone."""
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError, PermissionError):
-        return None
-    comm = raw[raw.index("(") + 1 : raw.rindex(")")]
-    fields = raw[raw.rindex(")") + 2 :].split()
-    return comm, fields[0], int(fields[1]), int(fields[19])
-
-
 def ident(pid: int) -> Proc | None:
     """Identity of live (non-zombie) `pid`, or None."""
-    st = _stat(pid)
+    st = processes.proc_stat(pid)
     return None if st is None or st[1] in ("Z", "X") else (pid, st[3])
 
 
@@ -74,7 +63,7 @@ def descendants(root: int) -> list[Proc]:
     """Live descendants of `root` (not including it), from one /proc scan."""
     children: dict[int, list[Proc]] = {}
     for entry in os.listdir("/proc"):
-        if entry.isdigit() and (st := _stat(int(entry))) is not None and st[1] not in ("Z", "X"):
+        if entry.isdigit() and (st := processes.proc_stat(int(entry))) is not None and st[1] not in ("Z", "X"):
             children.setdefault(st[2], []).append((int(entry), st[3]))
     found: list[Proc] = []
     todo = [root]
@@ -313,7 +302,7 @@ class RabbitNode:
     def beam_pid(self) -> int | None:
         """PID of this node's beam.smp (the started process or a descendant of it)."""
         for pid, _ in self._node_procs():
-            st = _stat(pid)
+            st = processes.proc_stat(pid)
             if st is not None and st[0] == "beam.smp":
                 return pid
         return None

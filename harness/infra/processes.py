@@ -48,7 +48,7 @@ from typing import Any, TypeVar
 from harness.infra.supervision import ACTIVE, ProcessError, ReplicaSupervisor, ServiceSpec
 
 __all__ = ["ACTIVE", "ProcessError", "Replica", "ServiceSpec", "Supervisor", "install_signal_handlers",
-           "log_tail", "spawn"]
+           "log_tail", "proc_stat", "spawn"]
 
 _T = TypeVar("_T")
 _KILL_WAIT = 5.0          # seconds to wait for a SIGKILLed process to vanish
@@ -359,10 +359,14 @@ class Supervisor(ReplicaSupervisor[Replica]):
                             f"{log_tail(r.log_path)}")
 
 
-def _proc_state(pid: int) -> str | None:
+def proc_stat(pid: int) -> tuple[str, str, int, int] | None:
+    """(comm, state, ppid, start ticks) of `pid` from /proc/<pid>/stat, or None if gone."""
     try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
+        raw = Path(f"/proc/{pid}/stat").read_text()
+        comm = raw[raw.index("(") + 1 : raw.rindex(")")]
+        fields = raw[raw.rindex(")") + 2 :].split()
+        return comm, fields[0], int(fields[1]), int(fields[19])
+    except (OSError, ValueError, IndexError):
         return None
 
 
@@ -370,7 +374,7 @@ def _wait_stopped(pids: list[int], timeout: float) -> None:
     """Wait until every pid is in a stopped state (T) or gone, at most `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if all(_proc_state(pid) in ("T", "t", None) for pid in pids):
+        if all((st := proc_stat(pid)) is None or st[1] in ("T", "t") for pid in pids):
             return
         time.sleep(0.01)
 
