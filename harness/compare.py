@@ -5,7 +5,8 @@ committed baseline). Rules, per metric (`TOLERANCES`, overridable from a TOML fi
 
 - verdicts may not flip from pass to fail; a check that passed may not fail;
 - ledger invariants (lost, duplicated, ...) are exact: where the experiment expects zero, the
-  current value may not exceed the baseline's;
+  current value may not exceed the baseline's; where it does not (an unsafe variant that expects
+  duplicates), any move is only "changed";
 - latencies and throughputs compare as ratios: worse by more than `ratio` (and by more than the
   absolute `floor`, so that noise on small numbers never counts) is a regression;
 - shares (availability, SLO) compare as differences: lower by more than `absolute` is a regression;
@@ -148,10 +149,10 @@ def judge(metric: str, tol: Tolerance, base: Any, cur: Any, *, expects_zero: boo
     if base == cur:
         return "same"
     worse = cur > base if tol.better == "lower" else cur < base
-    if tol.exact:
-        if worse:
-            return "regression" if expects_zero else "changed"
-        return "improved"
+    if tol.exact:   # judged only where zero is expected (e.g. duplicates in an unsafe variant vary)
+        if not expects_zero:
+            return "changed"
+        return "regression" if worse else "improved"
     delta = abs(cur - base)
     beyond = delta > tol.floor
     if tol.ratio is not None:
