@@ -1,6 +1,7 @@
 """The `chaoscafe` command (also `python -m harness`).
 
-Exit codes: 0 success, 1 a check or step failed, 2 bad input (usage, bad file), 130 interrupted.
+Exit codes (EXIT_CODES, also in `chaoscafe --help` and README.md): 0 success, 1 a check failed or a
+shop run errored, 2 bad input (usage, bad file), 130 interrupted.
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from rich.table import Table
 from cafe.brewing import BrewTime
 
 console = Console() if sys.stdout.isatty() else Console(width=160)
-STATE_DIR = Path(os.environ.get("CHAOSCAFE_HOME", ".chaoscafe"))
+STATE_DIR = Path(os.environ.get("CHAOSCAFE_HOME", ".chaoscafe")).resolve()
 INFRA_STATE = STATE_DIR / "infra.json"
 
 
@@ -120,7 +121,17 @@ def cmd_shop(args: argparse.Namespace) -> int:
             if infra.broker is not None:
                 console.print(f"  broker management: {infra.broker.management_url} "
                               f"(user {infra.broker.username} / {infra.broker.password})")
+            # other chaos tools (the Toxiproxy CLI, Chaos Toolkit's Toxiproxy extension) can drive these
+            console.print(f"  toxiproxy api: {infra.toxiproxy_server.api_url}  "
+                          f"(e.g. toxiproxy-cli -h {infra.toxiproxy_server.api_url.removeprefix('http://')} list)",
+                          highlight=False)
+            for edge, names in sorted(shop.edges.items()):
+                for name in names:
+                    proxy = next(p for p in shop.proxies.values() if p.name == name)
+                    console.print(f"  proxy {proxy.name} (edge {edge}): listen {proxy.listen} -> upstream "
+                                  f"{proxy.upstream}", highlight=False)
             console.print("Ctrl-C stops the shop and everything it started.")
+            sys.stdout.flush()   # a reader of a pipe sees the addresses now
             _wait_forever()
     return 0
 
@@ -188,46 +199,89 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from harness.runs import run_all
+    from harness.runlog import PlainLines
+    from harness.runs import new_run_id, planned_seconds, run_all
 
     selected = _selected(args.experiments)   # ExperimentError -> exit 2 before anything starts
     if args.runtime:   # every Infrastructure of this run reads it (harness/infra/runtime.py)
         os.environ["CHAOSCAFE_RUNTIME"] = args.runtime
     systems = ["sync", "async"] if args.system == "both" else [args.system]
+    out = Path(args.out)
+    run_id = new_run_id()
+    run_dir = out / "runs" / run_id
+    live = console.is_terminal and not args.quiet
+    listener = None
+    if not live and not args.quiet:   # a log (CI, tox, a pipe): one plain line per shop run start and end
+        windows = [planned_seconds([item], [s], profile=args.profile) for item in selected
+                   for _ in range(args.repeat) for s in systems]
+        listener = PlainLines(windows, emit=lambda line: print(line, flush=True))
+        print(f"chaoscafe run {run_id}: {len(selected)} experiment(s) x {', '.join(systems)}, profile "
+              f"{args.profile}, {len(windows)} shop runs, about {planned_seconds(selected, systems, profile=args.profile, repeat=args.repeat):.0f} s "
+              f"of arrivals; results in {run_dir}", flush=True)
     tasks: dict[tuple[str, str], Any] = {}
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("{task.fields[counters]}"), TimeElapsedColumn(), console=console,
-                  disable=args.quiet) as bar:
-        def progress(p: Any) -> None:
-            key = (p.experiment, p.system)
-            if key not in tasks:
-                tasks[key] = bar.add_task(f"{p.experiment} / {p.system}", total=p.scheduled, counters="")
-            faults = f" faults: {', '.join(p.faults)}" if p.faults else ""
-            served = "" if p.served is None else f" served {p.served}"
-            backlog = "" if p.backlog is None else f" backlog {p.backlog}"
-            bar.update(tasks[key], completed=p.sent, description=f"{p.experiment} / {p.system} [{p.phase}]",
-                       counters=f"ok {p.accepted} fail {p.failed} info {p.unknown} dropped {p.dropped}"
-                                f"{served}{backlog}{faults}")
+    try:
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                      TextColumn("{task.fields[counters]}"), TimeElapsedColumn(), console=console,
+                      disable=not live) as bar:
+            def progress(p: Any) -> None:
+                key = (p.experiment, p.system)
+                if key not in tasks:
+                    tasks[key] = bar.add_task(f"{p.experiment} / {p.system}", total=p.scheduled, counters="")
+                faults = f" faults: {', '.join(p.faults)}" if p.faults else ""
+                served = "" if p.served is None else f" served {p.served}"
+                backlog = "" if p.backlog is None else f" backlog {p.backlog}"
+                bar.update(tasks[key], completed=p.sent, description=f"{p.experiment} / {p.system} [{p.phase}]",
+                           counters=f"ok {p.accepted} fail {p.failed} info {p.unknown} dropped {p.dropped}"
+                                    f"{served}{backlog}{faults}")
 
-        run_dir, summary = run_all(selected, systems, profile=args.profile, seed=args.seed,
-                                   out=Path(args.out), progress=progress, repeat=args.repeat)
+            run_dir, summary = run_all(selected, systems, profile=args.profile, seed=args.seed, out=out,
+                                       progress=progress if live else None, repeat=args.repeat, run_id=run_id,
+                                       listener=listener)
+    except KeyboardInterrupt:   # report what finished, then let main() say "interrupted" (exit 130)
+        if (run_dir / "summary.json").is_file():
+            console.print(f"interrupted: writing the report of the shop runs that finished in {run_dir}")
+            try:
+                _write_report(run_dir, out)
+            except Exception as exc:
+                console.print(f"[red]report not written: {exc.__class__.__name__}: {exc}[/red]", highlight=False)
+        raise
     repeated = f", {args.repeat} repetitions each (p99s: mean ± 95% CI half-width; the rest: repetition 1)" \
         if args.repeat > 1 else ""
     table = Table(title=f"results in {run_dir}{repeated}")
     for column in ("experiment", "shop", "verdict", "accepted", "lost", "dup", "accept p99 ms",
                    "fulfil p99 ms", "failed checks"):
         table.add_column(column, overflow="fold")
+    verdicts = {"pass": "[green]pass[/green]", "fail": "[red]FAIL[/red]", "error": "[red]ERROR[/red]"}
     for row in summary:
-        verdict = "[green]pass[/green]" if row["passed"] else "[red]FAIL[/red]"
-        table.add_row(row["experiment"], row["system"], verdict, f"{row['accepted']}/{row['attempted']}",
+        table.add_row(row["experiment"], row["system"], verdicts.get(row["status"], row["status"]),
+                      f"{row['accepted']}/{row['attempted']}",
                       str(row["lost"]), str(row["duplicated"]), _ci(row, "acceptance_p99_ms"),
                       _ci(row, "fulfilment_p99_ms"), ", ".join(row["failed_checks"]))
     console.print(table)
     try:
-        _write_report(run_dir, Path(args.out))
+        _write_report(run_dir, out)
     except Exception as exc:  # the run's files are written; a broken report must not hide its verdict
         console.print(f"[red]report not written: {exc.__class__.__name__}: {exc}[/red]", highlight=False)
+    _ci_outputs(args, summary, run_dir, out)
     return 0 if all(row["passed"] for row in summary) else 1
+
+
+def _ci_outputs(args: argparse.Namespace, summary: list[dict[str, Any]], run_dir: Path, out: Path) -> None:
+    """--junit FILE, --summary-md FILE and $GITHUB_STEP_SUMMARY, from the run's summary rows."""
+    from harness.ci_output import append_github_summary, summary_markdown, write_junit
+
+    if args.junit:
+        write_junit(summary, Path(args.junit), report_dir=str(out), run_id=run_dir.name)
+        console.print(f"junit: {args.junit}", highlight=False)
+    markdown = summary_markdown(summary, title=f"chaoscafe run {run_dir.name} ({args.profile} profile)",
+                                report_index=str(out / "index.html"))
+    if args.summary_md:
+        Path(args.summary_md).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.summary_md).write_text(markdown, encoding="utf-8")
+        console.print(f"summary: {args.summary_md}", highlight=False)
+    written = append_github_summary(markdown)
+    if written is not None:
+        console.print(f"summary appended to $GITHUB_STEP_SUMMARY ({written})", highlight=False)
 
 
 def _write_report(run_dir: Path, out: Path) -> Path:
@@ -243,7 +297,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from harness.report import latest_run_dir
 
     try:
-        run_dir = Path(args.run_dir) if args.run_dir else latest_run_dir(Path("reports") / "runs")
+        run_dir = Path(args.run_dir) if args.run_dir else latest_run_dir(Path("reports").resolve() / "runs")
         if not run_dir.is_dir():
             raise FileNotFoundError(f"no such run directory: {run_dir}")
         _write_report(run_dir, Path(args.out))
@@ -263,6 +317,16 @@ def cmd_compare(args: argparse.Namespace) -> int:
         console.print(f"[red]chaoscafe compare: {exc}[/red]", highlight=False)
         return 2
     changes = compare_sets(baseline, current, tolerances)
+    bad = regressions(changes)
+    if args.json:
+        Path(args.json).write_text(json.dumps([c.to_dict() for c in changes], indent=2))
+    if args.format != "text":   # for CI: the document alone on stdout, the exit code as below
+        from harness.ci_output import compare_json, compare_markdown
+
+        doc = compare_markdown(changes, baseline=args.baseline, current=args.current, show_all=args.all) \
+            if args.format == "markdown" else compare_json(changes, baseline=args.baseline, current=args.current)
+        sys.stdout.write(doc if doc.endswith("\n") else doc + "\n")
+        return 1 if bad else 0
     shown = [c for c in changes if args.all or c.status != "same"]
     table = Table(title=f"{args.current} against baseline {args.baseline}")
     for column in ("experiment", "shop", "what", "baseline", "current", "status", "rule"):
@@ -273,10 +337,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         status = f"[{style}]{c.status}[/{style}]" if style else c.status
         table.add_row(c.experiment, c.system, c.metric, _cell(c.baseline), _cell(c.current), status, c.rule)
     console.print(table)
-    bad = regressions(changes)
     compared = len({(c.experiment, c.system) for c in changes})
-    if args.json:
-        Path(args.json).write_text(json.dumps([c.to_dict() for c in changes], indent=2))
     if bad:
         console.print(f"[red]{len(bad)} regression(s) in {compared} shop runs[/red]")
         return 1
@@ -354,6 +415,14 @@ def _num(value: Any) -> str:
     return "-" if value is None else f"{value:.1f}"
 
 
+EXIT_CODES = """exit codes (every command):
+  0    success: every shop run passed every check (run), no regression (compare), ...
+  1    failure: a check failed or a shop run ended in an error (run), a regression (compare),
+       a violation found (explore), or the environment failed (a clear one-line message)
+  2    bad input: usage, an invalid experiment file, a missing directory or result set
+  130  interrupted (Ctrl-C): everything started was stopped; finished shop runs are reported"""
+
+
 def _shop_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--baristas", type=int, default=1, help="barista replicas (default 1)")
     p.add_argument("--brewers", type=int, default=4, help="brews in parallel per barista (default 4)")
@@ -363,6 +432,15 @@ def _shop_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--publish-mode", choices=["outbox", "direct"], default="outbox")
     p.add_argument("--no-idempotency", action="store_true")
     p.add_argument("--run-dir", help="where logs and databases go (default .chaoscafe/runs/)")
+
+
+def _default_profile() -> str:
+    """$CHAOSCAFE_PROFILE (smoke or full; CI sets smoke to run the README's main command as written), else full."""
+    value = os.environ.get("CHAOSCAFE_PROFILE", "full")
+    if value not in ("smoke", "full"):
+        console.print(f"[red]CHAOSCAFE_PROFILE={value!r}: must be smoke or full[/red]", highlight=False)
+        raise SystemExit(2)
+    return value
 
 
 def _positive(text: str) -> int:
@@ -376,7 +454,8 @@ def _positive(text: str) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="chaoscafe", description=__doc__.splitlines()[0] if __doc__ else None)
+    p = argparse.ArgumentParser(prog="chaoscafe", description=__doc__.splitlines()[0] if __doc__ else None,
+                                epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
     prov = sub.add_parser("provision", help="find RabbitMQ and Toxiproxy, installing them if missing")
     prov.add_argument("--check", action="store_true", help="only look, never install")
@@ -400,10 +479,14 @@ def parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run experiments against both shops with the same schedule and faults")
     run.add_argument("experiments", nargs="*", help="experiment names or TOML files (default: all in experiments/)")
     run.add_argument("--system", choices=["sync", "async", "both"], default="both")
-    run.add_argument("--profile", choices=["smoke", "full"], default="full")
+    run.add_argument("--profile", choices=["smoke", "full"], default=_default_profile(),
+                     help="smoke: CI-sized; full: the real run (default $CHAOSCAFE_PROFILE, else full)")
     run.add_argument("--seed", type=int, help="override every experiment's seed")
     run.add_argument("--out", default="reports", help="output directory (default reports/)")
-    run.add_argument("--quiet", action="store_true", help="no live progress")
+    run.add_argument("--quiet", action="store_true", help="no live progress and no plain progress lines")
+    run.add_argument("--junit", metavar="FILE", help="also write JUnit XML: one test case per experiment x shop")
+    run.add_argument("--summary-md", metavar="FILE",
+                     help="also write a Markdown summary (appended to $GITHUB_STEP_SUMMARY too when it is set)")
     run.add_argument("--repeat", type=_positive, default=1, metavar="N",
                      help="run each experiment N times with seeds seed..seed+N-1; mean and 95%% CI per metric")
     run.add_argument("--runtime", choices=["local", "docker", "auto"],
@@ -421,6 +504,8 @@ def parser() -> argparse.ArgumentParser:
     cmp.add_argument("--tolerances", help="TOML file overriding per-metric tolerances")
     cmp.add_argument("--all", action="store_true", help="also list metrics that did not change")
     cmp.add_argument("--json", help="also write every change as JSON to this file")
+    cmp.add_argument("--format", choices=["text", "markdown", "json"], default="text",
+                     help="text: a table for people (default); markdown or json: one document on stdout, for CI")
     cmp.set_defaults(func=cmd_compare)
     exp = sub.add_parser("explore", help="search fault schedules for a broken invariant; shrink it to a replayable file")
     exp.add_argument("--shop", choices=["sync", "async", "both"], default="both")
@@ -443,11 +528,30 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+# Every option or argument that names a file or directory. They are made absolute here, where they
+# enter the program, because service processes and containers run with another working directory.
+PATH_ARGS = ("out", "run_dir", "baseline", "current", "tolerances", "json", "junit", "summary_md")
+
+
+def absolute_paths(args: argparse.Namespace) -> argparse.Namespace:
+    """`args` with every path option (PATH_ARGS) made absolute against the current directory, and
+    experiment arguments that name an existing .toml file too (names stay names)."""
+    for key in PATH_ARGS:
+        value = getattr(args, key, None)
+        if isinstance(value, str) and value:
+            setattr(args, key, str(Path(value).resolve()))
+    for key in ("experiments",):
+        values = getattr(args, key, None)
+        if values:
+            setattr(args, key, [str(Path(v).resolve()) if v.endswith(".toml") else v for v in values])
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
     from harness.experiment import ExperimentError
     from harness.infra.processes import install_signal_handlers
 
-    args = parser().parse_args(argv)
+    args = absolute_paths(parser().parse_args(argv))
     install_signal_handlers()
     try:
         return int(args.func(args))

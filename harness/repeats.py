@@ -54,5 +54,6 @@ def fold(primary: dict[str, Any], runs: Sequence[dict[str, Any]]) -> dict[str, A
     check = {"name": "repeats", "expected": f"all {len(runs)} repetitions pass", "min": None, "max": None,
              "observed": f"{passed}/{len(runs)} passed", "passed": passed == len(runs)}
     checks = [c for c in primary.get("checks", []) if c.get("name") != "repeats"] + [check]
-    return {**primary, "repeats": section, "checks": checks,
-            "passed": bool(primary.get("passed")) and check["passed"]}
+    passed_all = bool(primary.get("passed")) and check["passed"]
+    return {**primary, "repeats": section, "checks": checks, "passed": passed_all,
+            "status": "error" if primary.get("error") else ("pass" if passed_all else "fail")}

@@ -69,8 +69,19 @@ def assemble(header: dict[str, Any], checked: dict[str, CheckerResult], expectat
         healed = header["healed"]
         results["checks"].append({"name": "healed", "expected": "no toxic left, proxies enabled, all running",
                                   "min": None, "max": None, "observed": healed, "passed": bool(healed.get("healed"))})
+    if header.get("error"):   # the shop run raised: it did not finish, whatever was measured
+        results["checks"].append({"name": "run completed", "expected": "the shop run finishes without an error",
+                                  "min": None, "max": None, "observed": header["error"], "passed": False})
     results["passed"] = bool(header.get("complete", True)) and all(c["passed"] for c in results["checks"])
+    results["status"] = status(results)
     return results
+
+
+def status(results: dict[str, Any]) -> str:
+    """"error" when the shop run raised (results["error"]), else "pass" or "fail"."""
+    if results.get("error"):
+        return "error"
+    return "pass" if results.get("passed") else "fail"
 
 
 def failed_checks(results: dict[str, Any], *, incomplete: bool = False) -> list[str]:

@@ -22,6 +22,7 @@ from harness import results as results_mod
 from harness.checkers import CheckOptions, default_checkers, fault_windows, run_checkers
 from harness.experiment import Experiment
 from harness.history import HistoryWriter, Record
+from harness.history import load as load_history
 from harness.infra.stack import Infrastructure
 from harness.load.driver import OpenLoopDriver
 from harness.load.schedule import ArrivalSchedule, build_schedule
@@ -175,7 +176,52 @@ def latecomers(exp: Experiment, shop: Shop, history: list[Record]) -> dict[str, 
 def run_one(name: str, experiment: Experiment, system: str, *, profile: str, seed: int | None,
             out_dir: Path, run_id: str, progress: ProgressFn | None = None) -> dict[str, Any]:
     """Run `experiment` (as declared; the profile is applied here) against one shop; write
-    history.jsonl, schedule.jsonl and results.json into out_dir and return the results."""
+    history.jsonl, schedule.jsonl and results.json into out_dir and return the results.
+
+    An exception inside the shop run (a broker not ready in time, observations unreadable after
+    the heal, ...) does not propagate: the results are still written, with `complete: false`,
+    `status: "error"`, the error, and what the history had recorded until then (`errored`).
+    KeyboardInterrupt and SystemExit do propagate, after everything started was stopped.
+    """
+    out_dir = Path(out_dir).resolve()
+    started = time.time()
+    try:
+        return _run_shop(name, experiment, system, profile=profile, seed=seed, out_dir=out_dir, run_id=run_id,
+                         progress=progress)
+    except Exception as exc:
+        log.exception("%s / %s: the shop run failed", name, system)
+        return errored(name, experiment, system, profile=profile, seed=seed, out_dir=out_dir, run_id=run_id,
+                       started=started, error=exc)
+
+
+def errored(name: str, experiment: Experiment, system: str, *, profile: str, seed: int | None, out_dir: Path,
+            run_id: str, started: float, error: BaseException) -> dict[str, Any]:
+    """The results of a shop run that raised `error`: the checkers over whatever history.jsonl
+    holds (possibly nothing), no expectations checked, one failed check "run completed" naming
+    the error; written to out_dir/results.json and returned."""
+    exp = effective(experiment, profile, seed)
+    path = out_dir / "history.jsonl"
+    records = load_history(path) if path.is_file() else []
+    if not path.is_file():   # the report reads a history next to every results.json
+        out_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text("")
+    message = f"{error.__class__.__name__}: {error}"[:2000]
+    checked = run_checkers(default_checkers(), records,
+                           CheckOptions(slo_s=exp.run.slo_s, bucket_s=1.0, late_ms=exp.run.late_ms))
+    header = {
+        "experiment": name, "title": exp.title, "claim": exp.claim, "system": system, "seed": exp.run.seed,
+        "profile": profile, "run_id": run_id, "complete": False, "error": message, "started_at": started,
+        "wall_s": round(time.time() - started, 3),
+        "config": {"experiment": exp.model_dump(mode="json")},
+        "faults": actual_faults(records),
+    }
+    results = results_mod.assemble(header, checked, {}, provenance())
+    results_mod.write(results, out_dir / "results.json")
+    return results
+
+
+def _run_shop(name: str, experiment: Experiment, system: str, *, profile: str, seed: int | None,
+              out_dir: Path, run_id: str, progress: ProgressFn | None = None) -> dict[str, Any]:
     exp = effective(experiment, profile, seed)
     seed = exp.run.seed
     schedule = schedule_for(exp, seed)

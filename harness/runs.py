@@ -5,7 +5,7 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from harness import repeats
 from harness import results as results_mod
@@ -51,23 +51,46 @@ def new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S")
 
 
+class RunListener(Protocol):
+    """What `run_all` tells as it goes (the CLI prints plain lines from it when not on a terminal)."""
+
+    def shop_started(self, experiment: str, system: str, repetition: int, planned_s: float) -> None: ...
+
+    def shop_finished(self, row: dict[str, Any], repetition: int) -> None: ...
+
+
+def planned_seconds(selected: list[Selected], systems: list[str], *, profile: str, repeat: int = 1) -> float:
+    """The arrival windows of every shop run of the set added up (s): the weight for time-left estimates."""
+    return sum(effective(item.experiment, profile, None).run.duration_s for item in selected) * len(systems) * repeat
+
+
 def run_all(selected: list[Selected], systems: list[str], *, profile: str, seed: int | None, out: Path,
             progress: ProgressFn | None = None, run_id: str | None = None,
-            repeat: int = 1) -> tuple[Path, list[dict[str, Any]]]:
-    """Run every experiment on every system under reports/runs/<run-id>/, `repeat` times each with
+            repeat: int = 1, listener: RunListener | None = None) -> tuple[Path, list[dict[str, Any]]]:
+    """Run every experiment on every system under OUT/runs/<run-id>/, `repeat` times each with
     seeds seed, seed+1, ... (see harness.repeats); repetitions alternate between the shops so
-    that a drift of the machine touches both alike."""
+    that a drift of the machine touches both alike.
+
+    A shop run that raises is recorded as an error (harness.run.run_one) and the set goes on;
+    summary.json is rewritten after every shop run, so an interrupted set leaves what finished.
+    """
     run_id = run_id or new_run_id()
-    run_dir = out / "runs" / run_id
+    run_dir = Path(out).resolve() / "runs" / run_id   # absolute: the shops' processes run elsewhere
     summary: list[dict[str, Any]] = []
     for item in selected:
-        base = seed if seed is not None else effective(item.experiment, profile, None).run.seed
+        exp = effective(item.experiment, profile, None)
+        base = seed if seed is not None else exp.run.seed
         done: dict[str, list[dict[str, Any]]] = {system: [] for system in systems}
         for k, seed_k in enumerate(repeats.seeds(base, repeat), start=1):
             for system in systems:
                 shop_dir = repeats.out_dir(run_dir / item.name / system, k)
-                done[system].append(run_one(item.name, item.experiment, system, profile=profile, seed=seed_k,
-                                            out_dir=shop_dir, run_id=run_id, progress=progress))
+                if listener is not None:
+                    listener.shop_started(item.name, system, k, exp.run.duration_s)
+                results = run_one(item.name, item.experiment, system, profile=profile, seed=seed_k,
+                                  out_dir=shop_dir, run_id=run_id, progress=progress)
+                done[system].append(results)
+                if listener is not None:
+                    listener.shop_finished(summarise(results), k)
         for system in systems:
             results = done[system][0]
             if repeat > 1:
@@ -82,13 +105,16 @@ def summarise(results: dict[str, Any]) -> dict[str, Any]:
     orders, latency = results.get("orders", {}), results.get("latency_ms", {})
     return {
         "experiment": results["experiment"], "system": results["system"], "passed": results["passed"],
-        "complete": results["complete"],
+        "complete": results["complete"], "status": results.get("status") or results_mod.status(results),
+        "error": results.get("error"), "wall_s": results.get("wall_s"),
         "attempted": orders.get("attempted"), "accepted": orders.get("accepted"), "lost": orders.get("lost"),
         "duplicated": orders.get("duplicated"),
         "acceptance_p99_ms": (latency.get("acceptance") or {}).get("p99"),
         "fulfilment_p99_ms": (latency.get("fulfilment") or {}).get("p99"),
         "availability": (results.get("availability") or {}).get("overall"),
         "failed_checks": results_mod.failed_checks(results),
+        "failures": [{"name": c["name"], "expected": c.get("expected"), "observed": c.get("observed")}
+                     for c in results.get("checks", []) if not c.get("passed")],
         "repeats": (results.get("repeats") or {}).get("n", 1),
         "intervals": {key: (results.get("repeats") or {}).get("metrics", {}).get(metric)
                       for key, metric in (("acceptance_p99_ms", "latency_ms.acceptance.p99"),

@@ -73,7 +73,7 @@ def explore(system: str, config: str, *, examples: int, budget_s: float, out: Pa
     """Search `examples` generated schedules (at most `budget_s` seconds of new examples) against
     `system` in the `config` configuration; shrink, write and replay a violation if one is found."""
     run_id = f"explore-{system}-{config}-{new_run_id()}"
-    finding = Finding(system, config, out / "runs" / run_id)
+    finding = Finding(system, config, Path(out).resolve() / "runs" / run_id)
     verdicts: dict[str, list[str]] = {}   # experiment (JSON) -> the checks its run failed
     names: dict[str, str] = {}            # experiment (JSON) -> the example that ran it
     started = time.monotonic()

@@ -19,7 +19,7 @@ class DockerRuntime:
     """Containers for one run directory; `close()` removes everything this run created."""
 
     def __init__(self, run_dir: Path, names: ImageNames | None = None, engine: Engine | None = None) -> None:
-        self.run_dir = Path(run_dir)
+        self.run_dir = Path(run_dir).resolve()
         self.names = names or ImageNames.from_env()
         self.engine = engine or Engine()
         self._shop_images: dict[str, str] = {}

@@ -191,7 +191,7 @@ class ToxiproxyContainer(ToxiproxyServer):
     def __init__(self, base_dir: Path, engine: Engine, image: str) -> None:   # noqa: D107
         # not calling super().__init__: it looks for a local toxiproxy-server binary
         self.binary = Path("/toxiproxy")
-        self.base_dir = Path(base_dir)
+        self.base_dir = Path(base_dir).resolve()
         self.engine = engine
         self.image = image
         self.port = free_port(_HOST)

@@ -22,7 +22,7 @@ class Infrastructure:
     """
 
     def __init__(self, run_dir: Path, *, broker: bool = True, runtime: str | None = None) -> None:
-        self.run_dir = Path(run_dir)
+        self.run_dir = Path(run_dir).resolve()   # absolute: handed to children with another cwd
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.runtime = resolve_runtime(runtime)
         self.docker: DockerRuntime | None = None

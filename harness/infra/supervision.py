@@ -55,7 +55,7 @@ class ReplicaSupervisor(ABC, Generic[R]):
     no_health_grace = 0.0   # without a health URL, a new replica must stay alive this long
 
     def __init__(self, run_dir: Path) -> None:
-        self.run_dir = Path(run_dir)
+        self.run_dir = Path(run_dir).resolve()   # absolute: configs and logs cross into children
         self._log_dir = self.run_dir / "logs"
         self._lock = threading.RLock()
         self._specs: dict[str, ServiceSpec] = {}

@@ -186,7 +186,7 @@ class ToxiproxyServer:
         if binary is None:
             raise ToxiproxyError("toxiproxy-server not found: run `python -m harness.infra.provision`")
         self.binary = Path(binary)
-        self.base_dir = Path(base_dir)
+        self.base_dir = Path(base_dir).resolve()
         self.port = free_port(_HOST)
         self.api_url = f"http://{_HOST}:{self.port}"
         self.pid: int | None = None

@@ -161,9 +161,10 @@ def test_broker_container_keeps_persistent_messages_across_a_crash(docker_images
     assert "Server startup complete" in (tmp_path / "broker" / "rabbit.log").read_text()
 
 
-def chaoscafe(*args: str, env: dict[str, str] | None = None, timeout: float = 420) -> subprocess.CompletedProcess[str]:
+def chaoscafe(*args: str, env: dict[str, str] | None = None, timeout: float = 420,
+              cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "harness", *args], capture_output=True, text=True,
-                          timeout=timeout, check=False, env={**os.environ, **(env or {})})
+                          timeout=timeout, check=False, env={**os.environ, **(env or {})}, cwd=cwd)
 
 
 def results(out: Path) -> dict[tuple[str, str], dict[str, Any]]:
@@ -178,8 +179,8 @@ def test_experiments_through_docker_have_the_local_verdicts(docker_images: dict[
     local processes, which `tox -e regression` holds the local runtime to)."""
     experiments = ("steady-state", "barista-outage")
     out = tmp_path / "docker"
-    proc = chaoscafe("run", *experiments, "--profile", "smoke", "--runtime", "docker", "--out", str(out), "--quiet",
-                     env={"CHAOSCAFE_RUNTIME": "local"})   # the option wins over the environment
+    proc = chaoscafe("run", *experiments, "--profile", "smoke", "--runtime", "docker", "--out", "docker", "--quiet",
+                     env={"CHAOSCAFE_RUNTIME": "local"}, cwd=tmp_path)   # the option wins; a relative run dir
     assert proc.returncode in (0, 1), proc.stdout + proc.stderr
     docker = results(out)
     assert set(docker) == {(e, s) for e in experiments for s in ("sync", "async")}

@@ -2,23 +2,26 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from junitparser import JUnitXml
 
 from harness.history import load
 
 pytestmark = pytest.mark.integration
+EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
 
 RESULT_KEYS = {"experiment", "system", "seed", "profile", "config", "faults", "orders", "latency_ms", "throughput",
                "availability", "generator", "checks", "provenance", "complete", "passed", "schedule"}
 
 
-def chaoscafe(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+def chaoscafe(*args: str, timeout: float = 600, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "harness", *args], capture_output=True, text=True,
-                          timeout=timeout, check=False)
+                          timeout=timeout, check=False, cwd=cwd)
 
 
 def results_of(out: Path, experiment: str, system: str) -> dict:
@@ -27,9 +30,33 @@ def results_of(out: Path, experiment: str, system: str) -> dict:
 
 
 def test_steady_state_and_morning_rush_smoke_on_both_shops(tmp_path: Path) -> None:
+    """Also the fresh-clone case: run from another directory with a relative --out and a relative
+    experiment file (service processes run elsewhere), and the plain lines a CI log shows."""
     out = tmp_path / "reports"
-    proc = chaoscafe("run", "steady-state", "morning-rush", "--profile", "smoke", "--out", str(out), "--quiet")
+    (tmp_path / "mine").mkdir()
+    shutil.copy(EXPERIMENTS / "steady-state.toml", tmp_path / "mine" / "steady-state.toml")
+    proc = chaoscafe("run", "mine/steady-state.toml", "morning-rush", "--profile", "smoke", "--out", "reports",
+                     "--junit", "out/junit.xml", "--summary-md", "out/summary.md", cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("[")]
+    assert len(lines) == 8, proc.stdout   # stdout is a pipe: a start and an end line per shop run
+    assert lines[0].startswith("[1/4] steady-state / sync: started")
+    assert lines[1].startswith("[1/4] steady-state / sync: pass  attempted ") and " left" in lines[1]
+    assert lines[-1].startswith("[4/4] morning-rush / async: pass") and "accept p99 " in lines[-1]
+    suite = next(iter(JUnitXml.fromfile(str(tmp_path / "out" / "junit.xml"))))
+    assert (suite.tests, suite.failures, suite.errors) == (4, 0, 0)
+    assert {(c.classname, c.name) for c in suite} == {(e, s) for e in ("steady-state", "morning-rush")
+                                                      for s in ("sync", "async")}
+    assert "| steady-state |" in (tmp_path / "out" / "summary.md").read_text()
+    # the other commands with relative paths, from the same directory
+    (run_dir,) = (out / "runs").iterdir()
+    assert chaoscafe("report", f"reports/runs/{run_dir.name}", "--out", "rel-report", cwd=tmp_path).returncode == 0
+    assert (tmp_path / "rel-report" / run_dir.name / "steady-state.html").is_file()
+    saved = chaoscafe("baseline", f"reports/runs/{run_dir.name}", "--out", "rel-baseline", cwd=tmp_path)
+    assert saved.returncode == 0, saved.stdout + saved.stderr
+    compared = chaoscafe("compare", "rel-baseline", "reports", "--format", "json", cwd=tmp_path)
+    assert compared.returncode == 0, compared.stdout + compared.stderr
+    assert json.loads(compared.stdout)["regressions"] == 0
     by = {(e, s): results_of(out, e, s) for e in ("steady-state", "morning-rush") for s in ("sync", "async")}
     for (experiment, system), r in by.items():
         assert RESULT_KEYS <= set(r), (experiment, system)

@@ -1,0 +1,269 @@
+"""What CI understands, from a run's summary rows and a compare result: JUnit XML (test reports),
+GitHub-flavoured Markdown (the job summary), and a compare result as Markdown or JSON.
+
+A summary row is one experiment on one shop (`runs.summarise`): experiment, system, passed,
+complete, the ledger and latency numbers, failed_checks, repeats, intervals; newer rows also carry
+status ("pass" | "fail" | "error"), error (why the shop run errored), wall_s and failures
+([{name, expected, observed}]). Older rows without `status` get one from passed/complete: passed
+is "pass", an incomplete run is "error", anything else is "fail".
+
+Pure: every function returns text, except `write_junit` and `append_github_summary`, which write
+exactly the file they are given (or named by GITHUB_STEP_SUMMARY).
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+from junitparser import Error, Failure, JUnitXml, TestCase, TestSuite
+
+from harness.compare import Change, regressions
+
+Row = Mapping[str, Any]
+RunStatus = Literal["pass", "fail", "error"]
+
+_VERDICT = {"pass": "pass", "fail": "**FAIL**", "error": "**ERROR**"}
+_SHOP_COLUMNS = ("verdict", "accepted", "lost", "dup", "accept p99 ms")
+# terminal colour codes (an error message captured from a console), then what XML 1.0 cannot carry
+_ANSI = re.compile("\x1b\\[[0-9;]*[A-Za-z]")
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+def status(row: Row) -> RunStatus:
+    """The row's status; for rows without one: passed -> "pass", not complete -> "error", else "fail"."""
+    given = row.get("status")
+    if given in ("pass", "fail", "error"):
+        return given  # type: ignore[return-value]
+    if row.get("passed"):
+        return "pass"
+    return "error" if not row.get("complete", True) else "fail"
+
+
+def failure_lines(row: Row) -> list[str]:
+    """One line per failed check, "name: expected X, observed Y" where the row has the details
+    (`failures`), just "name: failed" where it has only the name (`failed_checks`)."""
+    details = {f.get("name"): f for f in row.get("failures") or []}
+    names = list(row.get("failed_checks") or [])
+    names += [name for name in details if name not in names]
+    lines = []
+    for name in names:
+        detail = details.get(name)
+        if detail is None:
+            lines.append(f"{name}: failed")
+        else:
+            lines.append(f"{name}: expected {detail.get('expected')}, observed {_value(detail.get('observed'))}")
+    return lines
+
+
+# --- JUnit ---------------------------------------------------------------------------------------
+
+def junit_xml(rows: Iterable[Row], *, suite: str = "chaoscafe", report_dir: str | None = None,
+              run_id: str | None = None) -> str:
+    """One <testsuite> (inside <testsuites>) with one <testcase> per row: classname = experiment,
+    name = system, time = wall_s. A failed row has one <failure> per failed check (message
+    "name: expected X, observed Y"; text: every failed check and, given report_dir and run_id, the
+    link `{report_dir}/{run_id}/{experiment}.html`); an errored row has one <error> carrying its
+    error; a passing row has neither. The key numbers go to <system-out>. The suite's `failures`
+    and `errors` count test cases (the JUnit meaning), not <failure> elements."""
+    rows = list(rows)
+    junit_suite = TestSuite(_xml(suite))
+    if run_id is not None:
+        junit_suite.add_property("run_id", _xml(run_id))
+    if report_dir is not None:
+        junit_suite.add_property("report_dir", _xml(report_dir))
+    for row in rows:
+        junit_suite.add_testcase(_testcase(row, report_dir=report_dir, run_id=run_id))
+    document = JUnitXml()
+    document.add_testsuite(junit_suite)
+    document.update_statistics()   # tests and time; junitparser counts <failure> elements, so:
+    states = [status(row) for row in rows]
+    for counted in (junit_suite, document):
+        counted.failures = states.count("fail")
+        counted.errors = states.count("error")
+    return '<?xml version="1.0" encoding="utf-8"?>\n' + document.tostring().decode("utf-8") + "\n"
+
+
+def write_junit(rows: Iterable[Row], path: Path | str, **kw: Any) -> Path:
+    """Write `junit_xml(rows, **kw)` to `path` (parents created) and return the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(junit_xml(rows, **kw), encoding="utf-8")
+    return path
+
+
+def _testcase(row: Row, *, report_dir: str | None, run_id: str | None) -> TestCase:
+    case = TestCase(_xml(str(row["system"])), _xml(str(row["experiment"])))
+    if row.get("wall_s") is not None:
+        case.time = round(float(row["wall_s"]), 3)
+    state = status(row)
+    lines = failure_lines(row)
+    link = f"{report_dir}/{run_id}/{row['experiment']}.html" if report_dir and run_id else None
+    if state == "fail":
+        body = _body(["failed checks:", *(f"- {line}" for line in lines or ["(none recorded)"])], link)
+        case.result = [_failure(line, body) for line in lines or [f"{row['experiment']} / {row['system']}: failed"]]
+    elif state == "error":
+        message = row.get("error") or "the run did not complete"
+        error = Error(_xml(str(message)), "error")
+        error.text = _body([str(message), *(["failed checks:"] if lines else []), *(f"- {line}" for line in lines)],
+                           link)
+        case.result = [error]
+    case.system_out = _xml(_key_numbers(row))
+    return case
+
+
+def _failure(message: str, text: str) -> Failure:
+    failure = Failure(_xml(message), "check")
+    failure.text = text
+    return failure
+
+
+def _body(lines: list[str], link: str | None) -> str:
+    return _xml("\n".join([*lines, *([f"report: {link}"] if link else [])]))
+
+
+def _key_numbers(row: Row) -> str:
+    numbers = [f"status: {status(row)}",
+               f"attempted: {_value(row.get('attempted'))}", f"accepted: {_value(row.get('accepted'))}",
+               f"lost: {_value(row.get('lost'))}", f"duplicated: {_value(row.get('duplicated'))}",
+               f"acceptance p99 ms: {_p99(row, 'acceptance_p99_ms')}",
+               f"fulfilment p99 ms: {_p99(row, 'fulfilment_p99_ms')}",
+               f"availability: {_value(row.get('availability'))}"]
+    if (row.get("repeats") or 1) > 1:
+        numbers.append(f"repeats: {row['repeats']} (p99s: mean ± 95% CI half-width)")
+    return "\n".join(numbers)
+
+
+def _xml(text: str) -> str:
+    """`text` without terminal colour codes and characters XML 1.0 cannot hold."""
+    return _NOT_XML.sub("", _ANSI.sub("", text))
+
+
+# --- Markdown summary ----------------------------------------------------------------------------
+
+def summary_markdown(rows: Iterable[Row], *, title: str, report_index: str | None = None) -> str:
+    """A GitHub-flavoured Markdown summary: heading, counts line ("N shop runs: p pass, f fail,
+    e error"), a table with one row per experiment and, per shop (in order of first appearance),
+    verdict, accepted/attempted, lost, dup and acceptance p99; then every failed check and error,
+    and the report link when `report_index` is given. `|` in cells is escaped."""
+    rows = list(rows)
+    states = [status(row) for row in rows]
+    shops = list(dict.fromkeys(str(row["system"]) for row in rows))
+    experiments = list(dict.fromkeys(str(row["experiment"]) for row in rows))
+    by_key = {(str(row["experiment"]), str(row["system"])): row for row in rows}
+    out = [f"## {title}", "",
+           f"{len(rows)} shop runs: {states.count('pass')} pass, {states.count('fail')} fail, "
+           f"{states.count('error')} error", ""]
+    if rows:
+        header = ["experiment", *(f"{shop} {column}" for shop in shops for column in _SHOP_COLUMNS)]
+        out.append(_table_row(header))
+        out.append(_table_row(["---"] + ["---:" if c != "verdict" else "---" for _ in shops for c in _SHOP_COLUMNS]))
+        for experiment in experiments:
+            cells = [experiment]
+            for shop in shops:
+                row = by_key.get((experiment, shop))
+                cells += _shop_cells(row) if row is not None else ["-"] * len(_SHOP_COLUMNS)
+            out.append(_table_row(cells))
+        out.append("")
+    problems = [(row, state) for row, state in zip(rows, states, strict=True) if state != "pass"]
+    if problems:
+        out += ["### Failures", ""]
+        for row, state in problems:
+            where = f"{row['experiment']} / {row['system']}"
+            if state == "error":
+                out.append(f"- {where}: **ERROR** {_xml(str(row.get('error') or 'the run did not complete'))}")
+            for line in failure_lines(row) or ([] if state == "error" else ["failed (no failed check recorded)"]):
+                out.append(f"- {where}: {line}")
+        out.append("")
+    if report_index:
+        out += [f"Report: [{report_index}]({report_index})", ""]
+    return "\n".join(out)
+
+
+def append_github_summary(markdown: str, environ: Mapping[str, str] = os.environ) -> Path | None:
+    """Append `markdown` and a newline to the file named by GITHUB_STEP_SUMMARY and return its
+    path; None (and nothing written) when the variable is unset or empty."""
+    name = environ.get("GITHUB_STEP_SUMMARY")
+    if not name:
+        return None
+    path = Path(name)
+    with path.open("a", encoding="utf-8") as summary:
+        summary.write(markdown + "\n")
+    return path
+
+
+def _shop_cells(row: Row) -> list[str]:
+    return [_VERDICT[status(row)], f"{_value(row.get('accepted'))}/{_value(row.get('attempted'))}",
+            _value(row.get("lost")), _value(row.get("duplicated")), _p99(row, "acceptance_p99_ms")]
+
+
+def _table_row(cells: Sequence[str]) -> str:
+    return "| " + " | ".join(_cell(c) for c in cells) + " |"
+
+
+def _cell(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\r", " ").replace("\n", " ")
+
+
+def _p99(row: Row, key: str) -> str:
+    """The p99, or mean ± 95% CI half-width when the run was repeated (as the CLI's table shows it)."""
+    interval = (row.get("intervals") or {}).get(key)
+    if interval:
+        return f"{interval['mean']:.1f} ± {(interval['ci_high'] - interval['ci_low']) / 2:.1f}"
+    value = row.get(key)
+    return "-" if value is None else f"{float(value):.1f}"
+
+
+def _value(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, (dict, list, tuple)):
+        return json.dumps(value, default=str, separators=(", ", ": "))
+    return str(value)
+
+
+# --- compare -------------------------------------------------------------------------------------
+
+def compare_markdown(changes: Iterable[Change], *, baseline: str, current: str, show_all: bool = False) -> str:
+    """A heading, the verdict ("no regression in N shop runs" / "K regression(s) in N shop runs",
+    a regression being what `compare.regressions` counts, missing results included), and a table of
+    the changes other than "same" (every change with `show_all`), regressions first."""
+    changes = list(changes)
+    bad = regressions(changes)
+    runs = _shop_runs(changes)
+    verdict = (f"no regression in {runs} shop runs" if not bad
+               else f"{len(bad)} regression(s) in {runs} shop runs")
+    shown = [c for c in changes if show_all or c.status != "same"]
+    shown = [c for c in shown if c in bad] + [c for c in shown if c not in bad]
+    out = [f"## Compare: {current} against {baseline}", "", verdict, ""]
+    if shown:
+        out.append(_table_row(["experiment", "shop", "metric", "baseline", "current", "status", "rule"]))
+        out.append(_table_row(["---"] * 7))
+        for c in shown:
+            flagged = f"**{c.status}**" if c in bad else c.status
+            out.append(_table_row([c.experiment, c.system, c.metric, _value(c.baseline), _value(c.current),
+                                   flagged, c.rule]))
+    else:
+        out.append("Nothing changed beyond the tolerances.")
+    out.append("")
+    return "\n".join(out)
+
+
+def compare_json(changes: Iterable[Change], *, baseline: str, current: str) -> str:
+    """A JSON object: baseline, current, regressions (count), shop_runs (distinct experiment/shop
+    pairs) and changes (every change, `Change.to_dict()`, in the given order)."""
+    changes = list(changes)
+    return json.dumps({"baseline": baseline, "current": current, "regressions": len(regressions(changes)),
+                       "shop_runs": _shop_runs(changes), "changes": [c.to_dict() for c in changes]},
+                      indent=2, default=str)
+
+
+def _shop_runs(changes: Sequence[Change]) -> int:
+    return len({(c.experiment, c.system) for c in changes})

@@ -1,0 +1,47 @@
+"""Plain progress lines (harness.runlog) and where CLI paths become absolute (cli.absolute_paths)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from harness import cli
+from harness.runlog import OVERHEAD_S, PlainLines, duration
+
+
+def test_duration_text() -> None:
+    assert [duration(s) for s in (0, 42.4, 185, 3720)] == ["0s", "42s", "3m05s", "1h02m"]
+
+
+def test_lines_for_each_start_and_end_with_the_time_left_from_the_pace() -> None:
+    now = [0.0]
+    lines: list[str] = []
+    log = PlainLines([20.0, 20.0, 40.0], emit=lines.append, clock=lambda: now[0])
+    log.shop_started("rush", "sync", 1, 20.0)
+    now[0] = 60.0   # 60 s for a run weighing 20 + OVERHEAD_S: the rest weighs 2 + 1 ... of it
+    log.shop_finished({"experiment": "rush", "system": "sync", "status": "pass", "attempted": 10, "accepted": 9,
+                       "lost": 0, "duplicated": 0, "acceptance_p99_ms": 12.34, "wall_s": 60.0,
+                       "failed_checks": []}, 1)
+    left = 60.0 / (20 + OVERHEAD_S) * (20 + OVERHEAD_S + 40 + OVERHEAD_S)
+    assert lines[0] == "[1/3] rush / sync: started (arrivals 20 s)"
+    assert lines[1].startswith("[1/3] rush / sync: pass  attempted 10 accepted 9 lost 0 dup 0  accept p99 12.3 ms")
+    assert lines[1].endswith(f"~{duration(left)} left")
+    log.shop_started("rush", "async", 1, 20.0)
+    log.shop_finished({"experiment": "rush", "system": "async", "status": "error", "error": "boom",
+                       "failed_checks": ["run completed"]}, 1)
+    assert lines[2].startswith("[2/3] rush / async: started")
+    assert "ERROR" in lines[3] and lines[3].endswith("error: boom") and "accepted -" in lines[3]
+
+
+def test_every_path_option_becomes_absolute_and_names_stay_names(tmp_path: Path) -> None:
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        args = cli.absolute_paths(cli.parser().parse_args(
+            ["run", "steady-state", "mine/x.toml", "--out", "rel", "--junit", "j.xml", "--summary-md", "s.md"]))
+    finally:
+        os.chdir(cwd)
+    assert args.out == str(tmp_path / "rel") and args.junit == str(tmp_path / "j.xml")
+    assert args.summary_md == str(tmp_path / "s.md")
+    assert args.experiments == ["steady-state", str(tmp_path / "mine" / "x.toml")]
+    shop = cli.absolute_paths(cli.parser().parse_args(["shop", "up", "sync", "--run-dir", "r"]))
+    assert Path(shop.run_dir).is_absolute()
