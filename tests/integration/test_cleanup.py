@@ -90,10 +90,28 @@ def test_ctrl_c_on_a_running_shop_leaves_no_process(kind: str, tmp_path: Path) -
                 proc.kill()
 
 
+TINY = """
+title = "tiny"
+claim = "a short constant load is accepted and served"
+time_scale = "1:1"
+[run]
+duration_s = 2
+drain_s = 8
+[load]
+shape = "constant"
+rate = 10
+[shop]
+brew = { distribution = "fixed", mean_ms = 10 }
+"""
+
+
 def test_ctrl_c_during_an_experiment_flushes_the_history_and_stops_everything(tmp_path: Path) -> None:
+    """... and writes the report of the shop run that had finished before it."""
     tag = uuid.uuid4().hex
     out = tmp_path / "reports"
-    proc = run_cli(["run", "steady-state", "--system", "async", "--out", str(out), "--quiet"], tmp_path, tag)
+    (tmp_path / "tiny.toml").write_text(TINY)
+    proc = run_cli(["run", str(tmp_path / "tiny.toml"), "steady-state", "--system", "async", "--out", str(out),
+                    "--quiet"], tmp_path, tag)
     try:
         deadline = time.monotonic() + 120
         histories: list[Path] = []
@@ -110,6 +128,9 @@ def test_ctrl_c_during_an_experiment_flushes_the_history_and_stops_everything(tm
         last = histories[0].read_text().splitlines()[-1]
         assert '"type":"end"' in last and '"complete":false' in last
         assert wait_gone(tag) == [], f"left behind: {tagged(tag)}"
+        (run_dir,) = (out / "runs").iterdir()
+        assert (out / run_dir.name / "tiny.html").is_file(), proc.stdout.read() if proc.stdout else ""
+        assert not (run_dir / "steady-state" / "async" / "results.json").exists()   # not finished: not reported
     finally:
         if proc.poll() is None:
             proc.kill()
