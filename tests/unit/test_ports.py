@@ -37,3 +37,18 @@ def test_free_port_is_thread_safe() -> None:
     assert not errors
     assert len(results) == 16 * 40
     assert len(set(results)) == len(results)
+
+
+def test_ports_lie_below_the_ephemeral_range_where_client_sockets_take_theirs() -> None:
+    from harness.infra.ports import LOWEST, ephemeral_low
+
+    low = ephemeral_low()
+    assert all(LOWEST <= free_port() < low for _ in range(50))
+
+
+def test_ephemeral_low_reads_the_kernel_setting_or_falls_back(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from harness.infra.ports import ephemeral_low
+
+    (tmp_path / "range").write_text("40000\t60999\n")
+    assert ephemeral_low(tmp_path / "range") == 40000
+    assert ephemeral_low(tmp_path / "missing") == 32768
