@@ -30,7 +30,7 @@ class ServiceConfig:
     brew: BrewTime = field(default_factory=BrewTime)
     # sync cashier
     capacity: int = 8              # orders handled at once; more wait in line
-    queue_limit: int = 10_000      # customers waiting in line beyond which the cashier answers 503
+    queue_limit: int = 10_000      # customers waiting in line beyond which the cashier answers 429 (not taken)
     barista_urls: tuple[str, ...] = ()
     barista_timeout_s: float = 10.0
     # async shop

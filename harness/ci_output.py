@@ -3,9 +3,13 @@ GitHub-flavoured Markdown (the job summary), and a compare result as Markdown or
 
 A summary row is one experiment on one shop (`runs.summarise`): experiment, system, passed,
 complete, the ledger and latency numbers, failed_checks, repeats, intervals; newer rows also carry
-status ("pass" | "fail" | "error"), error (why the shop run errored), wall_s and failures
-([{name, expected, observed}]). Older rows without `status` get one from passed/complete: passed
-is "pass", an incomplete run is "error", anything else is "fail".
+status ("pass" | "fail" | "inconclusive" | "error"), error (why the shop run errored), wall_s and
+failures ([{name, expected, observed, kind}]). Older rows without `status` get one from
+`harness.verdicts.status_of` (passed is "pass", an incomplete run with an error is "error",
+anything else is "fail"); a failure without `kind` is an expectation.
+
+An inconclusive run (the run could not test its claim) is neither a failure nor an error: in
+JUnit it is a skipped test case whose message names the failed validity checks.
 
 Pure: every function returns text, except `write_junit` and `append_github_summary`, which write
 exactly the file they are given (or named by GITHUB_STEP_SUMMARY).
@@ -19,14 +23,15 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from junitparser import Error, Failure, JUnitXml, TestCase, TestSuite
+from junitparser import Error, Failure, JUnitXml, Skipped, TestCase, TestSuite
 
+from harness import verdicts
 from harness.compare import Change, regressions
 
 Row = Mapping[str, Any]
-RunStatus = Literal["pass", "fail", "error"]
+RunStatus = Literal["pass", "fail", "inconclusive", "error"]
 
-_VERDICT = {"pass": "pass", "fail": "**FAIL**", "error": "**ERROR**"}
+_VERDICT = {"pass": "pass", "fail": "**FAIL**", "inconclusive": "**INCONCLUSIVE**", "error": "**ERROR**"}
 _SHOP_COLUMNS = ("verdict", "accepted", "lost", "dup", "accept p99 ms")
 # terminal colour codes (an error message captured from a console), then what XML 1.0 cannot carry
 _ANSI = re.compile("\x1b\\[[0-9;]*[A-Za-z]")
@@ -34,21 +39,19 @@ _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 
 def status(row: Row) -> RunStatus:
-    """The row's status; for rows without one: passed -> "pass", not complete -> "error", else "fail"."""
-    given = row.get("status")
-    if given in ("pass", "fail", "error"):
-        return given  # type: ignore[return-value]
-    if row.get("passed"):
-        return "pass"
-    return "error" if not row.get("complete", True) else "fail"
+    """The row's status: `harness.verdicts.status_of` (given, or derived for older rows)."""
+    return verdicts.status_of(row)  # type: ignore[return-value]
 
 
-def failure_lines(row: Row) -> list[str]:
+def failure_lines(row: Row, *, kind: str | None = None) -> list[str]:
     """One line per failed check, "name: expected X, observed Y" where the row has the details
-    (`failures`), just "name: failed" where it has only the name (`failed_checks`)."""
+    (`failures`), just "name: failed" where it has only the name (`failed_checks`). With `kind`,
+    only the failed checks of that kind (a check without details or kind is an expectation)."""
     details = {f.get("name"): f for f in row.get("failures") or []}
     names = list(row.get("failed_checks") or [])
     names += [name for name in details if name not in names]
+    if kind is not None:
+        names = [name for name in names if verdicts.kind_of(details.get(name) or {}) == kind]
     lines = []
     for name in names:
         detail = details.get(name)
@@ -67,8 +70,10 @@ def junit_xml(rows: Iterable[Row], *, suite: str = "chaoscafe", report_dir: str 
     name = system, time = wall_s. A failed row has one <failure> per failed check (message
     "name: expected X, observed Y"; text: every failed check and, given report_dir and run_id, the
     link `{report_dir}/{run_id}/{experiment}.html`); an errored row has one <error> carrying its
-    error; a passing row has neither. The key numbers go to <system-out>. The suite's `failures`
-    and `errors` count test cases (the JUnit meaning), not <failure> elements."""
+    error; an inconclusive row has one <skipped> whose message names the failed validity checks
+    (text: those and any other failed check, not to be trusted from an invalid run); a passing row
+    has none of these. The key numbers go to <system-out>. The suite's `failures`, `errors` and
+    `skipped` count test cases (the JUnit meaning), not <failure> elements."""
     rows = list(rows)
     junit_suite = TestSuite(_xml(suite))
     if run_id is not None:
@@ -84,6 +89,7 @@ def junit_xml(rows: Iterable[Row], *, suite: str = "chaoscafe", report_dir: str 
     for counted in (junit_suite, document):
         counted.failures = states.count("fail")
         counted.errors = states.count("error")
+        counted.skipped = states.count("inconclusive")
     return '<?xml version="1.0" encoding="utf-8"?>\n' + document.tostring().decode("utf-8") + "\n"
 
 
@@ -111,6 +117,8 @@ def _testcase(row: Row, *, report_dir: str | None, run_id: str | None) -> TestCa
         error.text = _body([str(message), *(["failed checks:"] if lines else []), *(f"- {line}" for line in lines)],
                            link)
         case.result = [error]
+    elif state == "inconclusive":
+        case.result = [_skipped(row, link)]
     case.system_out = _xml(_key_numbers(row))
     return case
 
@@ -119,6 +127,23 @@ def _failure(message: str, text: str) -> Failure:
     failure = Failure(_xml(message), "check")
     failure.text = text
     return failure
+
+
+def _skipped(row: Row, link: str | None) -> Skipped:
+    """The <skipped> of an inconclusive row: the message names the failed validity checks (every
+    failed check when the row does not say which are validity checks)."""
+    invalid = failure_lines(row, kind="validity")
+    others = [line for line in failure_lines(row) if line not in invalid]
+    if not invalid and not any(f.get("kind") for f in row.get("failures") or []):
+        invalid, others = others, []   # an older row: which checks are validity checks is unknown
+    names = [line.split(": ", 1)[0] for line in invalid]
+    message = ("inconclusive: the run could not test the claim"
+               + (f" (failed validity checks: {', '.join(names)})" if names else ""))
+    skipped = Skipped(_xml(message), "inconclusive")
+    skipped.text = _body(["failed validity checks:", *(f"- {line}" for line in invalid or ["(none recorded)"]),
+                          *(["other failed checks (not trusted: the run was not valid):"] if others else []),
+                          *(f"- {line}" for line in others)], link)
+    return skipped
 
 
 def _body(lines: list[str], link: str | None) -> str:
@@ -146,7 +171,7 @@ def _xml(text: str) -> str:
 
 def summary_markdown(rows: Iterable[Row], *, title: str, report_index: str | None = None) -> str:
     """A GitHub-flavoured Markdown summary: heading, counts line ("N shop runs: p pass, f fail,
-    e error"), a table with one row per experiment and, per shop (in order of first appearance),
+    i inconclusive, e error"), a table with one row per experiment and, per shop (in order of first appearance),
     verdict, accepted/attempted, lost, dup and acceptance p99; then every failed check and error,
     and the report link when `report_index` is given. `|` in cells is escaped."""
     rows = list(rows)
@@ -156,7 +181,7 @@ def summary_markdown(rows: Iterable[Row], *, title: str, report_index: str | Non
     by_key = {(str(row["experiment"]), str(row["system"])): row for row in rows}
     out = [f"## {title}", "",
            f"{len(rows)} shop runs: {states.count('pass')} pass, {states.count('fail')} fail, "
-           f"{states.count('error')} error", ""]
+           f"{states.count('inconclusive')} inconclusive, {states.count('error')} error", ""]
     if rows:
         header = ["experiment", *(f"{shop} {column}" for shop in shops for column in _SHOP_COLUMNS)]
         out.append(_table_row(header))
@@ -175,7 +200,9 @@ def summary_markdown(rows: Iterable[Row], *, title: str, report_index: str | Non
             where = f"{row['experiment']} / {row['system']}"
             if state == "error":
                 out.append(f"- {where}: **ERROR** {_xml(str(row.get('error') or 'the run did not complete'))}")
-            for line in failure_lines(row) or ([] if state == "error" else ["failed (no failed check recorded)"]):
+            elif state == "inconclusive":
+                out.append(f"- {where}: **INCONCLUSIVE** the run could not test the claim")
+            for line in failure_lines(row) or ([] if state != "fail" else ["failed (no failed check recorded)"]):
                 out.append(f"- {where}: {line}")
         out.append("")
     if report_index:

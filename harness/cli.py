@@ -1,7 +1,7 @@
 """The `chaoscafe` command (also `python -m harness`).
 
 Exit codes (EXIT_CODES, also in `chaoscafe --help` and README.md): 0 success, 1 a check failed or a
-shop run errored, 2 bad input (usage, bad file), 130 interrupted.
+shop run errored, 2 bad input (usage, bad file), 3 inconclusive, 130 interrupted.
 """
 from __future__ import annotations
 
@@ -201,6 +201,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from harness.runlog import PlainLines
     from harness.runs import new_run_id, planned_seconds, run_all
+    from harness.verdicts import exit_code
 
     selected = _selected(args.experiments)   # ExperimentError -> exit 2 before anything starts
     if args.runtime:   # every Infrastructure of this run reads it (harness/infra/runtime.py)
@@ -251,7 +252,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     for column in ("experiment", "shop", "verdict", "accepted", "lost", "dup", "accept p99 ms",
                    "fulfil p99 ms", "failed checks"):
         table.add_column(column, overflow="fold")
-    verdicts = {"pass": "[green]pass[/green]", "fail": "[red]FAIL[/red]", "error": "[red]ERROR[/red]"}
+    verdicts = {"pass": "[green]pass[/green]", "fail": "[red]FAIL[/red]", "error": "[red]ERROR[/red]",
+                "inconclusive": "[yellow]INCONCLUSIVE[/yellow]"}
     for row in summary:
         table.add_row(row["experiment"], row["system"], verdicts.get(row["status"], row["status"]),
                       f"{row['accepted']}/{row['attempted']}",
@@ -263,7 +265,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     except Exception as exc:  # the run's files are written; a broken report must not hide its verdict
         console.print(f"[red]report not written: {exc.__class__.__name__}: {exc}[/red]", highlight=False)
     _ci_outputs(args, summary, run_dir, out)
-    return 0 if all(row["passed"] for row in summary) else 1
+    return exit_code(row["status"] for row in summary)   # 0 pass, 1 fail or error, 3 inconclusive
 
 
 def _ci_outputs(args: argparse.Namespace, summary: list[dict[str, Any]], run_dir: Path, out: Path) -> None:
@@ -358,8 +360,10 @@ def cmd_explore(args: argparse.Namespace) -> int:
                       f"examples, {args.budget:g} s budget for new ones", highlight=False)
 
         def show(example: dict[str, Any]) -> None:
-            verdict = "[green]holds[/green]" if example["passed"] else \
-                f"[red]violated: {', '.join(example['failed_checks'])}[/red]"
+            status = example.get("status", "pass" if example["passed"] else "fail")
+            verdict = "[green]holds[/green]" if status == "pass" else \
+                f"[yellow]inconclusive: {', '.join(example['failed_checks'])}[/yellow]" if status == "inconclusive" \
+                else f"[red]violated: {', '.join(example['failed_checks'])}[/red]"
             console.print(f"  {example['name']}: {'; '.join(example['faults'])} -> {verdict}", highlight=False)
 
         finding = explore(system, args.config, examples=args.examples, budget_s=args.budget, out=Path(args.out),
@@ -417,9 +421,12 @@ def _num(value: Any) -> str:
 
 EXIT_CODES = """exit codes (every command):
   0    success: every shop run passed every check (run), no regression (compare), ...
-  1    failure: a check failed or a shop run ended in an error (run), a regression (compare),
-       a violation found (explore), or the environment failed (a clear one-line message)
+  1    failure: an invariant or expectation failed or a shop run ended in an error (run), a
+       regression (compare), a violation found (explore), or the environment failed (one line)
   2    bad input: usage, an invalid experiment file, a missing directory or result set
+  3    inconclusive (run): nothing failed, but some shop run could not test its claim (the
+       generator fell behind, a checker raised, no steady state before the first fault, a fault
+       not applied)
   130  interrupted (Ctrl-C): everything started was stopped; finished shop runs are reported"""
 
 

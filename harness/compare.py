@@ -3,7 +3,9 @@
 A result set is a directory holding `<experiment>/<shop>/results.json` (a run directory, or a
 committed baseline). Rules, per metric (`TOLERANCES`, overridable from a TOML file):
 
-- verdicts may not flip from pass to fail; a check that passed may not fail;
+- a verdict (`harness.verdicts.status_of`: pass, fail, inconclusive, error) may not flip from
+  pass to anything else; a flip to pass is "improved", any other move "changed"; a check that
+  passed may not fail;
 - ledger invariants (lost, duplicated, ...) are exact: where the experiment expects zero, the
   current value may not exceed the baseline's; where it does not (an unsafe variant that expects
   duplicates), any move is only "changed";
@@ -24,6 +26,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from harness.metrics import METRICS, lookup
+from harness.verdicts import WORDS, status_of
 
 Key = tuple[str, str]          # (experiment, shop)
 Status = Literal["regression", "improved", "changed", "same", "new", "missing", "note"]
@@ -170,10 +173,14 @@ def compare_one(key: Key, base: Mapping[str, Any], cur: Mapping[str, Any],
     """Every change between two results of the same experiment and shop, including 'same'."""
     exp, system = key
     changes: list[Change] = []
-    if base.get("passed") and not cur.get("passed"):
-        changes.append(Change(exp, system, "verdict", "pass", "FAIL", "regression", "may not flip to fail"))
-    elif not base.get("passed") and cur.get("passed"):
-        changes.append(Change(exp, system, "verdict", "FAIL", "pass", "improved"))
+    was, now = status_of(base), status_of(cur)
+    if was != now:
+        if was == "pass":
+            changes.append(Change(exp, system, "verdict", WORDS[was], WORDS[now], "regression",
+                                  f"may not flip to {now}"))
+        else:
+            changes.append(Change(exp, system, "verdict", WORDS[was], WORDS[now],
+                                  "improved" if now == "pass" else "changed"))
     base_checks = {c["name"]: c for c in base.get("checks", [])}
     for check in cur.get("checks", []):
         before = base_checks.get(check["name"])

@@ -104,15 +104,29 @@ class HistoryWriter:
         self.close(complete=exc_type is None, time=_time.time())
 
 
+class HistoryError(ValueError):
+    """A history file that cannot be trusted: a line that is not a JSON object, other than a
+    truncated last line. Names the file and the line number."""
+
+
 def load(path: Path) -> list[Record]:
-    """Every record of a history file; a truncated last line (a crash mid-write) is skipped."""
+    """Every record of a history file. Only a truncated last line (a crash mid-write: no newline
+    at its end) is skipped; any other line that does not decode to a JSON object raises
+    HistoryError, because a lost `ok` line would turn an accepted order into an unknown one and
+    hide a loss."""
     records = []
     with Path(path).open(encoding="utf-8") as f:
-        for line in f:
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
+        lines = f.readlines()
+    for number, line in enumerate(lines, start=1):
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            if number == len(lines) and not line.endswith("\n"):
+                break   # the writer died mid-line
+            raise HistoryError(f"{path}: line {number} is not JSON ({exc.msg}): {line[:80]!r}") from None
+        if not isinstance(record, dict):
+            raise HistoryError(f"{path}: line {number} is not a JSON object: {line[:80]!r}")
+        records.append(record)
     return records
 
 

@@ -5,7 +5,8 @@ from typing import Any
 
 LEDGER = ("attempted", "accepted", "rejected", "unknown", "dropped", "brewed", "served", "lost", "duplicated",
           "duplicate_brews", "duplicate_servings", "unexpected", "recovered", "rejected_but_brewed",
-          "unknown_brewed", "unknown_unresolved", "redelivered")
+          "unknown_brewed", "unknown_unresolved", "redelivered", "unknown_taken", "unknown_not_taken",
+          "unknown_unsettled")
 PERCENTILES = ("count", "mean", "p50", "p90", "p99", "p999", "max")
 
 METRICS: frozenset[str] = frozenset(
@@ -30,8 +31,19 @@ METRICS: frozenset[str] = frozenset(
 )
 
 
+def is_fault_hit(metric: str) -> bool:
+    """`faults.<name>.hit`: what the fault named <name> hit when it started (orders its target held)."""
+    parts = metric.split(".")
+    return len(parts) == 3 and parts[0] == "faults" and parts[2] == "hit" and bool(parts[1])
+
+
 def lookup(results: dict[str, Any], metric: str) -> Any:
-    """The value at a dotted path of a results dict, or None when absent."""
+    """The value at a dotted path of a results dict, or None when absent; `faults.<name>.hit` is
+    the `held` of that fault's `hit` in the results' fault list."""
+    if is_fault_hit(metric):
+        name = metric.split(".")[1]
+        fault = next((f for f in results.get("faults") or [] if f.get("name") == name), None)
+        return None if fault is None else (fault.get("hit") or {}).get("held")
     value: Any = results
     for part in metric.split("."):
         if not isinstance(value, dict) or part not in value:

@@ -14,6 +14,7 @@ from typing import Any
 
 from harness.metrics import METRICS, lookup
 from harness.stats import mean_ci
+from harness.verdicts import status_of
 
 
 def seeds(base: int, n: int) -> list[int]:
@@ -48,12 +49,13 @@ def summarise(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 def fold(primary: dict[str, Any], runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Repetition 1's results with the `repeats` section and check added; `passed` then means
-    every repetition passed."""
+    every repetition passed, and `status` is the worst of the repetitions' (fail, error,
+    inconclusive, pass: in that order)."""
     section = summarise(runs)
     passed = sum(section["passed"])
     check = {"name": "repeats", "expected": f"all {len(runs)} repetitions pass", "min": None, "max": None,
              "observed": f"{passed}/{len(runs)} passed", "passed": passed == len(runs)}
     checks = [c for c in primary.get("checks", []) if c.get("name") != "repeats"] + [check]
-    passed_all = bool(primary.get("passed")) and check["passed"]
-    return {**primary, "repeats": section, "checks": checks, "passed": passed_all,
-            "status": "error" if primary.get("error") else ("pass" if passed_all else "fail")}
+    statuses = {status_of(r) for r in runs} | {status_of(primary)}
+    worst = next((s for s in ("fail", "error", "inconclusive") if s in statuses), "pass")
+    return {**primary, "repeats": section, "checks": checks, "passed": worst == "pass", "status": worst}

@@ -7,23 +7,89 @@ from typing import Any
 
 from harness.checkers.base import CheckerResult
 from harness.experiment.model import Bound
-from harness.metrics import lookup
+from harness.metrics import is_fault_hit, lookup
+
+EXPECTATION, INVARIANT, VALIDITY = "expectation", "invariant", "validity"
 
 
 def evaluate(expectations: dict[str, Bound], results: dict[str, Any]) -> list[dict[str, Any]]:
-    """One check per expectation: {name, expected, observed, passed}. A missing value fails."""
+    """One check per expectation: {name, kind, expected, observed, passed}. A missing value fails.
+    Bounds on `faults.<name>.hit` are of kind "validity": a fault that hit nothing proves nothing."""
     checks = []
     for metric, bound in expectations.items():
         observed = lookup(results, metric)
-        checks.append({"name": metric, "expected": bound.text(), "min": bound.min, "max": bound.max,
-                       "observed": observed, "passed": bound.holds(observed)})
+        kind = VALIDITY if is_fault_hit(metric) else EXPECTATION   # a fault that hit nothing proves nothing
+        checks.append({"name": metric, "kind": kind, "expected": bound.text(), "min": bound.min,
+                       "max": bound.max, "observed": observed, "passed": bound.holds(observed)})
+    return checks
+
+
+def _check(name: str, kind: str, expected: str, observed: Any, passed: bool) -> dict[str, Any]:
+    return {"name": name, "kind": kind, "expected": expected, "min": None, "max": None, "observed": observed,
+            "passed": passed}
+
+
+def built_in_checks(header: dict[str, Any], checked: dict[str, CheckerResult]) -> list[dict[str, Any]]:
+    """The checks every run gets, whatever its file expects.
+
+    Invariants (a violation fails the run): the ledger's (nothing accepted lost, nothing
+    unexpected), every fault healed, a newcomer's and the late-comers' exactness where they ran.
+    Validity (a violation makes the run inconclusive): every checker ran, the generator kept up,
+    the steady state held before the first fault, every fault and pool change was applied.
+    """
+    checks: list[dict[str, Any]] = []
+    ledger = checked.get("ledger")
+    if ledger is not None and ledger.valid is not None:
+        checks.append(_check("invariant: nothing lost or unexpected", INVARIANT,
+                             "every accepted order served, nothing brewed or served that was not ordered",
+                             {k: ledger.data.get(k) for k in ("lost", "unexpected")}, bool(ledger.valid)))
+    if "healed" in header:
+        healed = header["healed"]
+        checks.append(_check("healed", INVARIANT, "no toxic left, proxies enabled, all running", healed,
+                             bool(healed.get("healed"))))
+    if checked.get("newcomer") is not None and checked["newcomer"].data:
+        n = checked["newcomer"].data
+        checks.append(_check("newcomer exactly once", INVARIANT,
+                             "every coffee brewed after the join handled once, none repeated",
+                             {k: n.get(k) for k in ("brewed_after_join", "missing", "repeated", "unknown")},
+                             bool(checked["newcomer"].valid)))
+    if header.get("latecomer"):
+        late = header["latecomer"]
+        checks.append(_check("late-comers exact", INVARIANT, "every applicable source caught up with exactly the "
+                             "right points per customer, live orders included",
+                             {src: (d.get("points") or {}).get("correct", d.get("not_applicable"))
+                              for src, d in late.get("sources", {}).items()}, bool(late.get("correct"))))
+    raised = {name: r.error for name, r in checked.items() if r.error is not None}
+    checks.append(_check("checkers ran", VALIDITY, "no checker raised", raised or None, not raised))
+    generator = checked.get("generator")
+    if generator is not None and generator.valid is not None:
+        checks.append(_check("generator kept up", VALIDITY, "no arrival dropped, lag p99 within run.max_lag_ms",
+                             {k: generator.data.get(k) for k in ("dropped", "lag_p99_ms")}, bool(generator.valid)))
+    steady = checked.get("steady_state")
+    if steady is not None and steady.valid is not None:
+        checks.append(_check("steady state before the first fault", VALIDITY,
+                             "the shop was serving before the first fault ([steady_state])",
+                             {k: steady.data.get(k) for k in ("attempted_before", "availability_before",
+                                                              "backlog_max_before", "reasons")},
+                             bool(steady.valid)))
+    if "fault_errors" in header:
+        errors = header["fault_errors"]
+        checks.append(_check("faults applied", VALIDITY, "no fault failed to start or stop",
+                             [e.get("error") for e in errors], not errors))
+    if header.get("scale_errors"):
+        checks.append(_check("scaled", VALIDITY, "every scale change applied",
+                             [e.get("error") for e in header["scale_errors"]], False))
+    if header.get("error"):
+        checks.append(_check("run completed", VALIDITY, "the shop run finishes without an error",
+                             header["error"], False))
     return checks
 
 
 def assemble(header: dict[str, Any], checked: dict[str, CheckerResult], expectations: dict[str, Bound],
              provenance: dict[str, Any]) -> dict[str, Any]:
     """The results document: header (experiment, system, seed, profile, config, faults, ...) plus the
-    checkers' data under their section names, the checks and the overall verdict."""
+    checkers' data under their section names, the checks (expectations, then the built-in
+    invariants and validity checks) and the verdict: `status` (see `status`) and `passed`."""
     data = {name: result.data for name, result in checked.items()}
     results: dict[str, Any] = {
         **header,
@@ -37,51 +103,29 @@ def assemble(header: dict[str, Any], checked: dict[str, CheckerResult], expectat
         "scaling": data.get("scaling", {}),
         "theory": data.get("theory", {}),
         "newcomer": data.get("newcomer", {}),
+        "steady_state": data.get("steady_state", {}),
         "checkers": {name: {"valid": r.valid, "error": r.error} for name, r in checked.items()},
         "provenance": provenance,
     }
-    results["checks"] = evaluate(expectations, results)
-    if "fault_errors" in header:  # a fault that could not be applied makes the run meaningless
-        errors = header["fault_errors"]
-        results["checks"].append({"name": "faults applied", "expected": "no fault failed to start or stop",
-                                  "min": None, "max": None, "observed": [e.get("error") for e in errors],
-                                  "passed": not errors})
-    if header.get("scale_errors"):  # a pool change that failed: the run did not test what it claims
-        results["checks"].append({"name": "scaled", "expected": "every scale change applied", "min": None,
-                                  "max": None, "observed": [e.get("error") for e in header["scale_errors"]],
-                                  "passed": False})
-    if results["newcomer"]:  # a consumer joined: it must handle every later coffee exactly once
-        n = results["newcomer"]
-        results["checks"].append({"name": "newcomer exactly once", "expected": "every coffee brewed after the "
-                                  "join handled once, none repeated", "min": None, "max": None,
-                                  "observed": {k: n.get(k) for k in ("brewed_after_join", "missing", "repeated",
-                                                                     "unknown")},
-                                  "passed": bool(checked["newcomer"].valid)})
-    if header.get("latecomer"):  # late-comers ran: their totals must be exact
-        late = header["latecomer"]
-        results["checks"].append({"name": "late-comers exact", "expected": "every applicable source caught up "
-                                  "with exactly the right points per customer, live orders included",
-                                  "min": None, "max": None,
-                                  "observed": {src: (d.get("points") or {}).get("correct", d.get("not_applicable"))
-                                               for src, d in late.get("sources", {}).items()},
-                                  "passed": bool(late.get("correct"))})
-    if "healed" in header:  # every run must end with every fault healed, whatever it expects
-        healed = header["healed"]
-        results["checks"].append({"name": "healed", "expected": "no toxic left, proxies enabled, all running",
-                                  "min": None, "max": None, "observed": healed, "passed": bool(healed.get("healed"))})
-    if header.get("error"):   # the shop run raised: it did not finish, whatever was measured
-        results["checks"].append({"name": "run completed", "expected": "the shop run finishes without an error",
-                                  "min": None, "max": None, "observed": header["error"], "passed": False})
-    results["passed"] = bool(header.get("complete", True)) and all(c["passed"] for c in results["checks"])
+    results["checks"] = evaluate(expectations, results) + built_in_checks(header, checked)
     results["status"] = status(results)
+    results["passed"] = results["status"] == "pass"
     return results
 
 
 def status(results: dict[str, Any]) -> str:
-    """"error" when the shop run raised (results["error"]), else "pass" or "fail"."""
+    """The verdict, Jepsen-style but four-valued: "error" when the shop run raised; "fail" when an
+    invariant failed; else "inconclusive" when a validity check failed (the run could not test
+    the claim) or the run did not complete; else "fail" when an expectation failed; else "pass".
+    Checks without a kind (older files) count as expectations."""
     if results.get("error"):
         return "error"
-    return "pass" if results.get("passed") else "fail"
+    failed = {c.get("kind", EXPECTATION) for c in results.get("checks", []) if not c.get("passed")}
+    if INVARIANT in failed:
+        return "fail"
+    if VALIDITY in failed or not results.get("complete", True):
+        return "inconclusive"
+    return "fail" if EXPECTATION in failed else "pass"
 
 
 def failed_checks(results: dict[str, Any], *, incomplete: bool = False) -> list[str]:

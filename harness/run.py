@@ -19,9 +19,9 @@ from typing import Any
 from cafe.menu import load_menu
 from harness import latecomer, newcomers
 from harness import results as results_mod
-from harness.checkers import CheckOptions, default_checkers, fault_windows, run_checkers
+from harness.checkers import default_checkers, fault_windows, run_checkers
 from harness.experiment import Experiment
-from harness.history import HistoryWriter, Record
+from harness.history import HistoryError, HistoryWriter, Record
 from harness.history import load as load_history
 from harness.infra.stack import Infrastructure
 from harness.load.driver import OpenLoopDriver
@@ -109,8 +109,9 @@ class BacklogSampler(threading.Thread):
 
 
 def observations(shop: Shop) -> list[Record]:
-    """What the shop says it brewed, served and redelivered, and what a newcomer that joined (the
-    brewed bell) did, as history records."""
+    """What the shop says it brewed, served and redelivered, its own record of the orders it took
+    (to settle unknown outcomes), and what a newcomer that joined (the brewed bell) did, as
+    history records."""
     records: list[Record] = []
     for row in shop.brewed():
         records.append({"type": "brewed", "ref": row.get("ref"), "order_id": row["order_id"],
@@ -118,6 +119,11 @@ def observations(shop: Shop) -> list[Record]:
                         "brew_id": row.get("brew_id")})
     for row in shop.served():
         records.append({"type": "served", "ref": row.get("ref"), "order_id": row["order_id"], "time": row["served_at"]})
+    taken = shop.order_records()
+    records.append({"type": "order_records", "count": len(taken), "time": time.time()})
+    for row in taken:
+        records.append({"type": "order_record", "ref": row.get("ref"), "order_id": row["order_id"],
+                        "status": row["status"], "taken": bool(row["taken"])})
     for row in shop.redeliveries():
         records.append({"type": "redelivered", "ref": row.get("ref"), "order_id": row["order_id"],
                         "time": row["seen_at"], "barista": row["barista"], "count": row["delivery_count"]})
@@ -151,11 +157,17 @@ def scaler_for(exp: Experiment, shop: Shop, history: HistoryWriter, t0: float) -
 
 
 def actual_faults(history: list[Record]) -> list[dict[str, Any]]:
-    """The fault windows as applied, with what each fault reported it did (e.g. crashes)."""
+    """The fault windows as applied, with what each hit when it started (`hit`) and what it
+    reported it did (`details`, e.g. crashes)."""
     details = {r["name"]: r["details"] for r in history
                if r.get("type") == "fault" and r.get("phase") == "end" and r.get("details")}
+    hits: dict[str, Any] = {}
+    for r in history:
+        if r.get("type") == "fault" and r.get("phase") == "start" and "hit" in r:
+            hits.setdefault(r["name"], r["hit"])
     return [{"name": w.name, "kind": w.kind, "target": w.target, "start_s": round(w.start_s, 3),
-             "end_s": round(w.end_s, 3), **({"details": details[w.name]} if w.name in details else {})}
+             "end_s": round(w.end_s, 3), **({"hit": hits[w.name]} if w.name in hits else {}),
+             **({"details": details[w.name]} if w.name in details else {})}
             for w in fault_windows(history)]
 
 
@@ -201,13 +213,16 @@ def errored(name: str, experiment: Experiment, system: str, *, profile: str, see
     the error; written to out_dir/results.json and returned."""
     exp = effective(experiment, profile, seed)
     path = out_dir / "history.jsonl"
-    records = load_history(path) if path.is_file() else []
+    try:
+        records = load_history(path) if path.is_file() else []
+    except HistoryError as exc:   # evidence that cannot be trusted: judge nothing from it
+        records, error = [], RuntimeError(f"{error.__class__.__name__}: {error}; and {exc}")
     if not path.is_file():   # the report reads a history next to every results.json
         out_dir.mkdir(parents=True, exist_ok=True)
         path.write_text("")
     message = f"{error.__class__.__name__}: {error}"[:2000]
     checked = run_checkers(default_checkers(), records,
-                           CheckOptions(slo_s=exp.run.slo_s, bucket_s=1.0, late_ms=exp.run.late_ms))
+                           exp.check_options())
     header = {
         "experiment": name, "title": exp.title, "claim": exp.claim, "system": system, "seed": exp.run.seed,
         "profile": profile, "run_id": run_id, "complete": False, "error": message, "started_at": started,
@@ -280,7 +295,7 @@ def _run_shop(name: str, experiment: Experiment, system: str, *, profile: str, s
                     "toxiproxy": infra.toxiproxy_server.version(), "runtime": infra.runtime}
     state["phase"] = "checking"
     checked = run_checkers(default_checkers(), history.records,
-                           CheckOptions(slo_s=exp.run.slo_s, bucket_s=1.0, late_ms=exp.run.late_ms))
+                           exp.check_options())
     header = {
         "experiment": name, "title": exp.title, "claim": exp.claim, "system": system, "seed": seed,
         "profile": profile, "run_id": run_id, "complete": complete, "started_at": started,

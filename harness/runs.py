@@ -11,6 +11,7 @@ from harness import repeats
 from harness import results as results_mod
 from harness.experiment import Experiment, ExperimentError, discover, expand, experiment_name, load_experiment
 from harness.run import ProgressFn, effective, run_one
+from harness.verdicts import status_of
 
 EXPERIMENTS_DIR = Path(__file__).resolve().parents[1] / "experiments"
 
@@ -105,7 +106,7 @@ def summarise(results: dict[str, Any]) -> dict[str, Any]:
     orders, latency = results.get("orders", {}), results.get("latency_ms", {})
     return {
         "experiment": results["experiment"], "system": results["system"], "passed": results["passed"],
-        "complete": results["complete"], "status": results.get("status") or results_mod.status(results),
+        "complete": results["complete"], "status": status_of(results),
         "error": results.get("error"), "wall_s": results.get("wall_s"),
         "attempted": orders.get("attempted"), "accepted": orders.get("accepted"), "lost": orders.get("lost"),
         "duplicated": orders.get("duplicated"),

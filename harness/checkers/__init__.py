@@ -10,6 +10,7 @@
     scaling       the barista pool over time, scale changes and reasons, work and orders held per replica
     queueing      measured against theory: Little's law, the M/M/c (Erlang C) prediction (section "theory")
     newcomer      a consumer added at runtime: every coffee brewed after it joined handled exactly once
+    steady_state  the hypothesis before the method: the shop was serving before the first fault
 """
 from harness.checkers.availability import Availability
 from harness.checkers.backlog import Backlog
@@ -28,6 +29,7 @@ from harness.checkers.newcomer import Newcomer
 from harness.checkers.probe import BusinessProbe
 from harness.checkers.queueing import Queueing
 from harness.checkers.scaling import Scaling
+from harness.checkers.steady import SteadyState
 from harness.checkers.throughput import Throughput
 from harness.checkers.timeline import FaultWindow, fault_windows, run_end, t0
 
@@ -45,6 +47,7 @@ __all__ = [
     "Newcomer",
     "Queueing",
     "Scaling",
+    "SteadyState",
     "Throughput",
     "compose",
     "default_checkers",

@@ -20,6 +20,10 @@ class CheckOptions:
     slo_s: float = 30.0       # business probe: an accepted order must be served within this
     bucket_s: float = 1.0     # width of time buckets for "over time" series
     late_ms: float = 10.0     # generator lag above this counts the arrival as "late"
+    max_lag_ms: float = 1000.0   # generator: a lag p99 above this makes the run inconclusive
+    steady_min_orders: int = 5   # steady state: orders completed before the first fault, at least
+    steady_min_availability: float = 0.95   # ... and the share of them accepted, at least
+    steady_max_backlog: float | None = None  # ... and the backlog sampled before it, at most (None: any)
 
     def __post_init__(self) -> None:
         if self.bucket_s <= 0:
@@ -110,7 +114,8 @@ def default_checkers() -> list[Checker]:
     from harness.checkers.probe import BusinessProbe
     from harness.checkers.queueing import Queueing
     from harness.checkers.scaling import Scaling
+    from harness.checkers.steady import SteadyState
     from harness.checkers.throughput import Throughput
 
     return [Ledger(), Latency(), Throughput(), Availability(), BusinessProbe(), GeneratorHealth(), Backlog(),
-            Scaling(), Queueing(), Newcomer()]
+            Scaling(), Queueing(), Newcomer(), SteadyState()]

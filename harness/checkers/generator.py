@@ -1,7 +1,9 @@
 """Health of the load generator: how late it sent orders (sent - intended) and what it dropped.
 
 Lag percentiles come from an HdrHistogram (negative lag is recorded as 1 µs); `late` counts lags
-above late_ms exactly. Valid iff nothing was dropped; lateness is judged by expectations.
+above late_ms exactly. Valid iff nothing was dropped and the lag p99 is at most `opts.max_lag_ms`:
+a generator that fell behind did not apply the load the experiment claims (the run is then
+inconclusive, harness.results); smaller lateness is judged by expectations.
 """
 from __future__ import annotations
 
@@ -32,4 +34,5 @@ class GeneratorHealth:
             "invoked": len(invokes),
             "scheduled": len(invokes) + dropped,
         }
-        return CheckerResult(self.name, dropped == 0, data)
+        behind = lag["p99"] is not None and lag["p99"] > opts.max_lag_ms
+        return CheckerResult(self.name, dropped == 0 and not behind, data)

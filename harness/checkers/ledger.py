@@ -7,6 +7,13 @@ delivered again ("redelivered" records: the barista saw the redelivered flag);
 `unknown_unresolved` the orders whose outcome the customer never learnt that were brewed and
 yet never served (a coffee made for nobody). Valid iff nothing accepted was lost and
 nothing unexpected was brewed or served; duplicates are reported, not judged (expectations do).
+
+Unknown outcomes are settled after the run from the shop's own order record ("order_record"
+records, read once: an "order_records" record says the read succeeded) and from what it brewed
+and served: `unknown_taken` the shop kept the order (recorded as taken, or brewed or served),
+`unknown_not_taken` it did not (absent or not taken in a record that was read, never brewed or
+served), `unknown_unsettled` the record could not be read. The customer's view (`unknown`)
+stays beside what really happened.
 """
 from __future__ import annotations
 
@@ -34,6 +41,11 @@ class Ledger:
         duplicated = {k for k, n in brews.items() if n > 1} | {k for k, n in servings.items() if n > 1}
         unexpected = (brews.keys() | servings.keys()) - orders.keys()
         recovered = unknown & servings.keys()
+        taken = brews.keys() | servings.keys() | {shop_key(r) for r in history
+                                                   if r.get("type") == "order_record" and r.get("taken")}
+        records_read = any(r.get("type") == "order_records" for r in history)
+        unknown_taken = unknown & taken
+        unknown_not_taken = (unknown - taken) if records_read else set()
         data = {
             "attempted": len(orders),
             "dropped": sum(1 for r in history if r.get("type") == "dropped"),
@@ -49,6 +61,9 @@ class Ledger:
             "duplicate_servings": sum(n - 1 for n in servings.values()),
             "unexpected": len(unexpected),
             "recovered": len(recovered),
+            "unknown_taken": len(unknown_taken),
+            "unknown_not_taken": len(unknown_not_taken),
+            "unknown_unsettled": len(unknown - unknown_taken - unknown_not_taken),
             "rejected_but_brewed": len(rejected & brews.keys()),
             "rejected_but_served": len(rejected & servings.keys()),
             "unknown_brewed": len(unknown & brews.keys()),

@@ -12,8 +12,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 from cafe.brewing import BrewTime
 from cafe.menu import load_menu
 from harness.autoscaler import Policy
+from harness.checkers.base import CheckOptions
 from harness.load.shapes import Constant, MorningRush, Ramp, Shape, Step
-from harness.metrics import METRICS
+from harness.metrics import METRICS, is_fault_hit
 from harness.nemesis import FAULT_KINDS, FaultWindow
 from harness.shops.base import ShopSettings
 
@@ -33,6 +34,7 @@ class RunSpec(Strict):
     slo_s: float = Field(30.0, gt=0, description="business probe: accepted orders must be served within this")
     backlog_interval_s: float = Field(0.5, gt=0, le=60)
     late_ms: float = Field(10.0, gt=0, description="generator lag above this counts an arrival as late")
+    max_lag_ms: float = Field(1000.0, gt=0, description="a generator lag p99 above this makes the run inconclusive")
 
 
 class LoadSpec(Strict):
@@ -139,6 +141,9 @@ class FaultSpec(Strict):
     replica: int | None = Field(None, ge=1)
     name: str | None = None
     params: dict[str, Any] = Field(default_factory=dict)
+    wait_for_work_s: float = Field(0.0, ge=0, le=60, description=(
+        "start at the first moment within this after start_s that the target holds work (an order in "
+        "flight), so that the fault hits something; scaled by profiles"))
 
     @field_validator("kind")
     @classmethod
@@ -224,6 +229,15 @@ class Bound(Strict):
         return f">= {self.min}" if self.min is not None else f"<= {self.max}"
 
 
+class SteadyStateSpec(Strict):
+    """The steady-state hypothesis checked before the first fault (Chaos Toolkit's hypothesis
+    before the method): if it does not hold, the run is inconclusive, not passed or failed."""
+
+    min_orders: int = Field(5, ge=1, description="orders completed before the first fault, at least")
+    min_availability: float = Field(0.95, ge=0, le=1, description="share of those accepted, at least")
+    max_backlog: float | None = Field(None, ge=0, description="backlog sampled before the first fault, at most")
+
+
 class Profile(Strict):
     time_factor: float = Field(1.0, gt=0, le=10)
     rate_factor: float = Field(1.0, gt=0, le=10)
@@ -262,6 +276,7 @@ class Experiment(Strict):
     scale: list[ScaleSpec] = Field(default_factory=list, description="scheduled barista pool changes")
     autoscaler: AutoscalerSpec | None = None
     latecomer: LatecomerSpec | None = None
+    steady_state: SteadyStateSpec = SteadyStateSpec()
     matrix: dict[str, list[int | float | str | bool]] = Field(
         default_factory=dict, description='variants: {"shop.baristas" = [1, 2]}; several keys are zipped')
     profiles: dict[Literal["smoke", "full"], Profile] = Field(default_factory=dict)
@@ -272,7 +287,7 @@ class Experiment(Strict):
     def _known_metrics(cls, expect: dict[str, dict[str, Bound]]) -> dict[str, dict[str, Bound]]:
         for system, checks in expect.items():
             for metric in checks:
-                if metric not in METRICS:
+                if metric not in METRICS and not is_fault_hit(metric):
                     close = sorted(m for m in METRICS if m.split(".")[0] == metric.split(".")[0])
                     raise ValueError(f"{system}: unknown metric {metric!r}"
                                      + (f" (e.g. {', '.join(close[:6])})" if close else ""))
@@ -294,6 +309,11 @@ class Experiment(Strict):
         names = [w.name for w in self.windows()]
         if len(set(names)) != len(names):
             raise ValueError(f"fault names must be unique: {names}")
+        for system, checks in self.expect.items():
+            for metric in checks:
+                if is_fault_hit(metric) and metric.split(".")[1] not in names:
+                    raise ValueError(f"{system}: {metric!r} names no fault of this experiment "
+                                     f"(faults: {', '.join(names) or 'none'})")
         return self
 
     @model_validator(mode="after")
@@ -383,7 +403,8 @@ class Experiment(Strict):
                 load_update[key] = getattr(self.load, key) * t
         if self.load.steps is not None:
             load_update["steps"] = [(at * t, rate * r) for at, rate in self.load.steps]
-        faults = [f.model_copy(update={"start_s": f.start_s * t, "duration_s": f.duration_s * t}) for f in self.faults]
+        faults = [f.model_copy(update={"start_s": f.start_s * t, "duration_s": f.duration_s * t,
+                                       "wait_for_work_s": f.wait_for_work_s * t}) for f in self.faults]
         scale = [c.model_copy(update={"start_s": c.start_s * t}) for c in self.scale]
         a = self.autoscaler
         autoscaler = (a.model_copy(update={"cooldown_s": a.cooldown_s * t,
@@ -394,7 +415,14 @@ class Experiment(Strict):
 
     def windows(self) -> list[FaultWindow]:
         return [FaultWindow(f.name or f"{f.kind}-{f.target}-{i + 1}", f.kind, f.target, f.start_s, f.duration_s,
-                            f.replica, dict(f.params)) for i, f in enumerate(self.faults)]
+                            f.replica, dict(f.params), f.wait_for_work_s) for i, f in enumerate(self.faults)]
+
+    def check_options(self) -> CheckOptions:
+        """The checkers' thresholds for this (profiled) experiment."""
+        return CheckOptions(slo_s=self.run.slo_s, bucket_s=1.0, late_ms=self.run.late_ms,
+                            max_lag_ms=self.run.max_lag_ms, steady_min_orders=self.steady_state.min_orders,
+                            steady_min_availability=self.steady_state.min_availability,
+                            steady_max_backlog=self.steady_state.max_backlog)
 
     def expectations(self, system: str) -> dict[str, Bound]:
         """Checks for `system`: the "both" table, overridden by the system's own."""

@@ -1,8 +1,10 @@
 """`chaoscafe explore`: search for a fault schedule that breaks a property, then shrink it.
 
 Hypothesis generates experiments (harness.explore.strategies); each example is a real run of
-`harness.run.run_one` on a fresh shop, and a property is violated when the run does not pass
-(its expectations are the ledger invariants, plus the built-in "faults applied" and "healed").
+`harness.run.run_one` on a fresh shop, and a property is violated when the run fails or errors
+(`harness.verdicts.status_of`; its expectations are the ledger invariants, plus the built-in
+checks). An inconclusive run (it could not test the claim: generator behind, no steady state, a
+fault not applied, ...) is not a violation: its example says status "inconclusive".
 `hypothesis.find` returns the smallest violating experiment it reached: fewer faults, earlier
 and shorter windows, kinds nearer the front of the menu. Verdicts are memoised per experiment,
 so Hypothesis sees one answer per input even though the live shop is not deterministic, and a
@@ -33,6 +35,9 @@ from harness.explore.strategies import experiments
 from harness.results import failed_checks
 from harness.run import ProgressFn, run_one
 from harness.runs import new_run_id
+from harness.verdicts import status_of
+
+VIOLATIONS = ("fail", "error")   # statuses that count as a violation found; "inconclusive" does not
 
 
 @dataclass
@@ -42,13 +47,14 @@ class Finding:
     system: str
     config: str
     run_dir: Path
-    examples: list[dict[str, Any]] = field(default_factory=list)   # {name, faults, passed, failed_checks}
+    examples: list[dict[str, Any]] = field(default_factory=list)   # {name, faults, status, passed, failed_checks}
     seconds: float = 0.0
     minimal: Experiment | None = None
     minimal_failed: list[str] = field(default_factory=list)
     minimal_example: str | None = None          # the example (directory name) that ran the minimal schedule
     file: Path | None = None
     reproduced: bool | None = None
+    replay_status: str | None = None            # the replay's status (an inconclusive replay did not reproduce)
     budget_spent: bool = False
 
     @property
@@ -60,7 +66,8 @@ class Finding:
                 "examples": self.examples, "seconds": round(self.seconds, 1), "found": self.found,
                 "minimal_faults": [f.model_dump(exclude_none=True) for f in self.minimal.faults] if self.minimal else None,
                 "minimal_failed": self.minimal_failed, "minimal_example": self.minimal_example, "file": str(self.file) if self.file else None,
-                "reproduced": self.reproduced, "budget_spent": self.budget_spent}
+                "reproduced": self.reproduced, "replay_status": self.replay_status,
+                "budget_spent": self.budget_spent}
 
 
 def to_toml(experiment: Experiment) -> str:
@@ -74,14 +81,14 @@ def explore(system: str, config: str, *, examples: int, budget_s: float, out: Pa
     `system` in the `config` configuration; shrink, write and replay a violation if one is found."""
     run_id = f"explore-{system}-{config}-{new_run_id()}"
     finding = Finding(system, config, Path(out).resolve() / "runs" / run_id)
-    verdicts: dict[str, list[str]] = {}   # experiment (JSON) -> the checks its run failed
+    verdicts: dict[str, tuple[bool, list[str]]] = {}   # experiment (JSON) -> (violated, the checks its run failed)
     names: dict[str, str] = {}            # experiment (JSON) -> the example that ran it
     started = time.monotonic()
 
     def violated(exp: Experiment) -> bool:
         key = exp.model_dump_json()
         if key in verdicts:
-            return bool(verdicts[key])
+            return verdicts[key][0]
         if time.monotonic() - started > budget_s:
             finding.budget_spent = True
             return False
@@ -89,13 +96,14 @@ def explore(system: str, config: str, *, examples: int, budget_s: float, out: Pa
         results = run_one(name, exp, system, profile="smoke", seed=None, out_dir=finding.run_dir / name / system,
                           run_id=run_id, progress=progress)
         bad = failed_checks(results, incomplete=True)
+        status = status_of(results)
         example = {"name": name, "faults": [f"{f.kind} {f.target} @{f.start_s:g}s+{f.duration_s:g}s" for f in exp.faults],
-                   "passed": not bad, "failed_checks": bad}
+                   "status": status, "passed": status == "pass", "failed_checks": bad}
         finding.examples.append(example)
         if on_example:
             on_example(example)
-        verdicts[key], names[key] = bad, name
-        return bool(bad)
+        verdicts[key], names[key] = (status in VIOLATIONS, bad), name
+        return status in VIOLATIONS
 
     try:
         finding.minimal = find(experiments(system, config, max_faults), violated,
@@ -106,18 +114,20 @@ def explore(system: str, config: str, *, examples: int, budget_s: float, out: Pa
         finding.minimal = None
     finding.seconds = time.monotonic() - started
     if finding.minimal is not None:
-        finding.minimal_failed = verdicts[finding.minimal.model_dump_json()]
+        finding.minimal_failed = verdicts[finding.minimal.model_dump_json()][1]
         finding.minimal_example = names[finding.minimal.model_dump_json()]
         finding.file = finding.run_dir / f"counterexample-{system}.toml"
         finding.file.write_text(_header(finding) + to_toml(finding.minimal))
         replay = run_one("counterexample", load_experiment(finding.file), system, profile="smoke", seed=None,
                          out_dir=finding.run_dir / "counterexample" / system, run_id=run_id, progress=progress)
-        finding.reproduced = bool(failed_checks(replay, incomplete=True))
+        finding.replay_status = status_of(replay)
+        finding.reproduced = finding.replay_status in VIOLATIONS
     (finding.run_dir / "exploration.json").write_text(json.dumps(finding.to_dict(), indent=2))
     (finding.run_dir / "summary.json").write_text(json.dumps(
-        [{"experiment": e["name"], "system": system, "passed": e["passed"]} for e in finding.examples]
-        + ([{"experiment": "counterexample", "system": system, "passed": not finding.reproduced}]
-           if finding.file else []), indent=2))
+        [{"experiment": e["name"], "system": system, "status": e["status"], "passed": e["passed"]}
+         for e in finding.examples]
+        + ([{"experiment": "counterexample", "system": system, "status": finding.replay_status,
+             "passed": finding.replay_status == "pass"}] if finding.file else []), indent=2))
     return finding
 
 

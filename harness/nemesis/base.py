@@ -28,6 +28,7 @@ class FaultWindow:
     duration_s: float
     replica: int | None = None           # one replica (1-based) or None for all
     params: dict[str, Any] = field(default_factory=dict)
+    wait_for_work_s: float = 0.0         # start at the first moment within this after start_s that the target holds work
 
     @property
     def end_s(self) -> float:
@@ -49,6 +50,24 @@ class Fault(Protocol):
 
 
 FAULT_KINDS: dict[str, Any] = {}  # kind -> fault class (see Fault)
+
+
+def work_held(shop: Shop, window: FaultWindow) -> dict[str, Any]:
+    """What the fault's target holds right now, recorded as the fault's `hit` when it starts (a
+    fault that hit nothing proves nothing): for a barista target, the orders its replicas hold
+    (async: unacked deliveries; sync: calls in flight), per replica; for any other target, the
+    orders in the shop (its backlog: queued, held, in flight). `held` is None when the shop
+    could not say (e.g. the service did not answer), with the reason in `error`."""
+    try:
+        if window.target == "barista":
+            held = shop.held()
+            mine = {name: n for name, n in held.items()
+                    if window.replica is None or name == f"barista-{window.replica}"}
+            return {"held": sum(mine.values()), "replicas": mine, "of": "orders held by the target"}
+        total = shop.backlog().get("total")
+        return {"held": None if total is None else int(total), "of": "orders in the shop"}
+    except Exception as exc:   # a stopped or paused service: no reading
+        return {"held": None, "error": f"{exc.__class__.__name__}: {exc}"[:200]}
 
 
 def register(cls: type) -> type:

@@ -7,10 +7,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from harness.nemesis.base import FAULT_KINDS, FaultWindow, NotApplicable
+from harness.nemesis.base import FAULT_KINDS, FaultWindow, NotApplicable, work_held
 from harness.shops.base import Shop
 
 log = logging.getLogger("harness.nemesis")
+WORK_POLL_S = 0.005   # how often a fault waiting for work looks at its target
 Record = dict[str, Any]
 
 
@@ -19,7 +20,8 @@ class Nemesis:
 
     Every transition is recorded through `record` as {"type": "fault", "phase": "start"|"end"|
     "not-applicable"|"error", "name", "kind", "target", "time"}, with the time at which the
-    transition took effect; an "end" record has `details` when the fault reports what it did. `heal()` stops the thread and heals every active fault; call it in a
+    transition took effect; a "start" record has `hit`, what the target held just before
+    (harness.nemesis.base.work_held); an "end" record has `details` when the fault reports what it did. `heal()` stops the thread and heals every active fault; call it in a
     `finally` so that a failed or interrupted run leaves no fault behind.
     """
 
@@ -64,7 +66,18 @@ class Nemesis:
                 elif name in self.active:
                     self._apply(window, fault, "stop")
 
+    def _hit(self, window: FaultWindow) -> dict[str, Any]:
+        """What the target holds at the fault's start; with `wait_for_work_s`, poll until it holds
+        something or that time has passed (the fault then starts anyway)."""
+        deadline = time.monotonic() + window.wait_for_work_s
+        while True:
+            hit = work_held(self.shop, window)
+            if (hit.get("held") or 0) > 0 or time.monotonic() >= deadline or self._halt.is_set():
+                return hit
+            time.sleep(WORK_POLL_S)
+
     def _apply(self, window: FaultWindow, fault: Any, action: str) -> None:
+        hit = self._hit(window) if action == "start" else None
         try:
             getattr(fault, action)(self.shop)
         except Exception as exc:  # a fault that fails is recorded, the run goes on
@@ -74,7 +87,7 @@ class Nemesis:
                 return
         if action == "start":
             self.active[window.name] = (window, fault)
-            self._note(window, "start")
+            self._note(window, "start", hit=hit)
         else:
             self.active.pop(window.name, None)
             report = getattr(fault, "report", None)   # what the fault did, for kinds that count it

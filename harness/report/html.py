@@ -17,6 +17,7 @@ from harness.report.analysis import RunData, ShopRun
 from harness.report.flow import sample_orders, swimlane
 from harness.report.templates import PAGE, ZOOM_BAR
 from harness.results import failed_checks
+from harness.verdicts import STATUSES, WORDS, failed_validity, kind_of, status_of
 
 ARCHITECTURE_KEYS = ("kind", "entry_url", "services", "edges")  # differ between shops by design
 CONFIG_SKIP = ("experiment.title", "experiment.claim", "experiment.description", "experiment.expect",
@@ -30,6 +31,9 @@ LEDGER_WORDS = (
     ("duplicate_servings", "extra servings"), ("unexpected", "brewed or served but never ordered"),
     ("recovered", "unknown outcome, but served"), ("rejected_but_brewed", "refused, yet brewed"),
     ("unknown_brewed", "unknown outcome, brewed"),
+    ("unknown_taken", "unknown to the customer; settled: the shop took it (its order record, or brewed)"),
+    ("unknown_not_taken", "unknown to the customer; settled: the shop did not take it"),
+    ("unknown_unsettled", "unknown, and the shop's order record could not be read"),
 )
 METRIC_SECTIONS = ("orders", "latency_ms", "throughput", "availability", "probe", "generator", "backlog",
                    "scaling", "theory", "newcomer")
@@ -60,12 +64,12 @@ def share(value: Any) -> str:
 
 
 def verdict(shop: ShopRun | None) -> tuple[str, str]:
-    """(css class, word) of a shop run's verdict."""
+    """(css class, word) of a shop run's verdict: the status is the css class ("pass", "fail",
+    "inconclusive", "error"; "unknown" for a shop that did not run), the word is what people read."""
     if shop is None:
         return "unknown", "not run"
-    if not shop.results.get("complete", True):
-        return "fail", "incomplete"
-    return ("pass", "pass") if shop.results.get("passed") else ("fail", "FAIL")
+    status = status_of(shop.results)
+    return status, WORDS[status]
 
 
 def badge(shop: ShopRun | None) -> str:
@@ -100,8 +104,14 @@ def held_sentence(run: RunData, experiment: str) -> str:
     for shop in shops:
         css, word = verdict(shop)
         failed = failed_checks(shop.results)
-        held = "held" if css == "pass" else ("did not hold" + (f" (failed: {', '.join(failed)})" if failed else
-                                                               f" ({word})"))
+        if css == "inconclusive":
+            invalid = failed_validity(shop.results)
+            held = "could not be tested" + (f" (inconclusive: {', '.join(invalid)})" if invalid else f" ({word})")
+        elif css == "error":
+            held = f"could not be judged ({word}: the shop run raised)"
+        else:
+            held = "held" if css == "pass" else ("did not hold" + (f" (failed: {', '.join(failed)})" if failed else
+                                                                   f" ({word})"))
         parts.append(f"on <b>{h(shop.system)}</b> it {h(held)}")
     return f"<p><b>{h(first.get('title', experiment))}</b>: “{h(first.get('claim', ''))}” — {'; '.join(parts)}.</p>"
 
@@ -156,9 +166,11 @@ def render_index(run: RunData, *, link_prefix: str = "", assets: str = "assets",
         rows.append(cells)
     matrix = table(["experiment", *shops], rows).replace("<td>", '<td class="cell">')
     sentences = "".join(held_sentence(run, e) for e in run.experiments())
-    passed = sum(1 for s in run.shops if verdict(s)[0] == "pass")
-    body = [f'<p class="note">Run <b>{h(run.run_id)}</b> ({h(run.path)}): {passed} of {len(run.shops)} '
-            f"experiment runs passed every check. Each experiment ran against each shop with the same seed, "
+    counts = {status: sum(1 for s in run.shops if verdict(s)[0] == status) for status in STATUSES}
+    body = [f'<p class="note">Run <b>{h(run.run_id)}</b> ({h(run.path)}): of {len(run.shops)} experiment runs, '
+            f"{counts['pass']} passed every check, {counts['fail']} failed, {counts['inconclusive']} were "
+            f"inconclusive (the run could not test the claim), {counts['error']} errored. "
+            f"Each experiment ran against each shop with the same seed, "
             f"arrival schedule, fault schedule and capacity.</p>",
             "<h2>Verdicts</h2>", matrix, "<h2>Claims</h2>", sentences]
     if other_runs:
@@ -231,6 +243,10 @@ def _fault_table(shops: Sequence[ShopRun]) -> str:
                 text = f"not applicable: {na.get('reason', '')}"
             elif actual is not None:
                 text = f"{fmt(actual['start_s'])}–{fmt(actual['end_s'])} s"
+                hit = actual.get("hit") or {}
+                if "held" in hit:   # what the fault hit when it started (a fault that hit nothing proves nothing)
+                    text += (f"; hit {hit['held']} {hit.get('of', 'orders')}" if hit["held"] is not None
+                             else f"; hit unknown ({hit.get('error', 'no reading')})")
             else:
                 text = "not applied"
             if errors:
@@ -266,14 +282,19 @@ def _ledger_table(shops: Sequence[ShopRun]) -> str:
     return table(["", "ledger", *(s.system for s in shops)], rows) + note
 
 
+def _check_badge(check: dict[str, Any]) -> str:
+    """pass / FAIL; a failed validity check makes the run inconclusive, not failed."""
+    status = "pass" if check.get("passed") else ("inconclusive" if kind_of(check) == "validity" else "fail")
+    return f'<span class="badge {status}">{WORDS[status]}</span>'
+
+
 def _checks_tables(shops: Sequence[ShopRun]) -> str:
     out = ['<div class="pair">']
     for shop in shops:
-        rows = [[h(c.get("name")), h(c.get("expected")), h(fmt(c.get("observed"))),
-                 f'<span class="badge {"pass" if c.get("passed") else "fail"}">'
-                 f'{"pass" if c.get("passed") else "FAIL"}</span>'] for c in shop.results.get("checks") or []]
+        rows = [[h(c.get("name")), h(c.get("expected")), h(fmt(c.get("observed"))), _check_badge(c), h(kind_of(c))]
+                for c in shop.results.get("checks") or []]
         out.append(f'<div><div class="shop-name">{h(shop.system)} {badge(shop)}</div>'
-                   + table(["check", "expected", "observed", "result"], rows) + "</div>")
+                   + table(["check", "expected", "observed", "result", "kind"], rows) + "</div>")
     out.append("</div>")
     return "".join(out)
 
@@ -314,11 +335,13 @@ def render_experiment(run: RunData, experiment: str, *, assets: str = "../assets
     shops = run.of(experiment)
     first = shops[0].results
     verdicts = " ".join(f"{h(s.system)} {badge(s)}" for s in shops)
+    errors = "".join(f'<p class="run-error"><b>{h(s.system)}: the shop run raised</b> {h(s.results["error"])}</p>'
+                     for s in shops if s.results.get("error"))
     shared, architecture = _config_rows(shops)
     generator_rows = [[h(k), *(h(fmt((s.results.get("generator") or {}).get(k))) for s in shops)]
                       for k in dict.fromkeys(k for s in shops for k in (s.results.get("generator") or {}))]
     body = [
-        f'<p class="claim">Claim: {h(first.get("claim", ""))}</p><p>Verdict: {verdicts}</p>',
+        f'<p class="claim">Claim: {h(first.get("claim", ""))}</p><p>Verdict: {verdicts}</p>{errors}',
         f'<p class="desc">{h(first.get("config", {}).get("experiment", {}).get("description", ""))}</p>',
         "<h2>Configuration</h2><p class=\"note\">The settings both shops ran with (seed, schedule, load, shop "
         "settings); a highlighted row differs between the shops, which it should not.</p>", shared,

@@ -84,6 +84,12 @@ class AsyncShop(Shop):
     def served(self) -> list[dict[str, Any]]:
         return read_all(self.first_live_url("waiter"), "/served")
 
+    def order_records(self) -> list[dict[str, Any]]:
+        """The order service's rows: it stores an order only when it takes it (with its event in
+        the outbox, or after the broker confirmed it in direct mode)."""
+        return [{"ref": row.get("ref"), "order_id": row["id"], "status": row["status"], "taken": True}
+                for row in read_all(self.first_live_url("orders"), "/orders")]
+
     def _ready(self, queue: str) -> int:
         """Messages ready in `queue`, from a passive declare: exact now, unlike the management API's
         statistics, which lag by seconds. One harness connection per calling thread (pika rule)."""

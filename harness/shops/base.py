@@ -222,10 +222,20 @@ class Shop(ABC):
     def served(self) -> list[dict[str, Any]]:
         """Every serving (order_id, ref, served_at, ...), one row per coffee handed out."""
 
+    @abstractmethod
+    def order_records(self) -> list[dict[str, Any]]:
+        """The shop's own record of the orders it took, to settle outcomes the customer never
+        learnt (Jepsen's info): one row per order with `ref`, `status` (the shop's word) and
+        `taken` (True: the shop kept the order and will or did make it)."""
+
     def redeliveries(self) -> list[dict[str, Any]]:
         """Every delivery the broker made again (order_id, ref, barista, delivery_count, seen_at);
         none in a shop without a broker."""
         return []
+
+    def held(self) -> dict[str, int]:
+        """Orders each live barista replica holds now, by replica name (the backlog's `held`)."""
+        return dict(self.backlog().get("held") or {})
 
     @abstractmethod
     def backlog(self) -> dict[str, Any]:

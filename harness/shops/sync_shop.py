@@ -67,6 +67,12 @@ class SyncShop(Shop):
         return [dict(row, order_id=row["id"], served_at=row["completed_at"])
                 for row in rows if row["status"] == "served"]
 
+    def order_records(self) -> list[dict[str, Any]]:
+        """The cashier's rows: "served" was taken (the coffee exists); "failed" was not (the
+        barista call failed: a brew made anyway shows up as brewed, and the ledger counts it)."""
+        return [{"ref": row.get("ref"), "order_id": row["id"], "status": row["status"],
+                 "taken": row["status"] == "served"} for row in read_all(self.first_live_url("cashier"), "/orders")]
+
     def backlog(self) -> dict[str, Any]:
         """Calls in flight to baristas and customers waiting in line at the cashier; `held`: calls
         in flight per barista replica; `baristas`: replicas now."""

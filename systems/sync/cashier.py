@@ -1,7 +1,7 @@
 """Sync shop, cashier service: `POST /orders` asks a barista to brew over HTTP and waits for the coffee.
 
-The cashier handles `capacity` orders at once; further customers wait in line (503 beyond
-`queue_limit`). Each order is stored in this service's own SQLite database with its outcome:
+The cashier handles `capacity` orders at once; further customers wait in line (429 beyond
+`queue_limit`: refused and not stored, so the customer knows it was not taken). Each order is stored in this service's own SQLite database with its outcome:
 201 served; 504 the barista did not answer within `barista_timeout_s`; 503 no barista reachable;
 502 the barista answered with an error.
 
@@ -179,8 +179,8 @@ def build_app(config: ServiceConfig) -> web.Application:
     async def take_order(order: Any, received: float, order_id: str, key: str | None, *,
                          replaces: bool) -> tuple[int, dict[str, Any]]:
         """Take one order under `order_id`: (HTTP status, answer body)."""
-        if state["waiting"] >= config.queue_limit:
-            return 503, {"error": "cashier line is full", "waiting": state["waiting"]}
+        if state["waiting"] >= config.queue_limit:   # refused, nothing stored: say so (429, not 5xx)
+            return 429, {"error": "cashier line is full", "waiting": state["waiting"], "taken": False}
         state["waiting"] += 1
         try:
             await tills.acquire()

@@ -141,7 +141,7 @@ def test_compose_reports_a_raising_member_as_unknown_with_its_error() -> None:
 def test_default_checkers_has_one_of_each_and_the_package_exports_what_it_claims() -> None:
     names = [c.name for c in default_checkers()]
     assert names == ["ledger", "latency", "throughput", "availability", "probe", "generator", "backlog",
-                     "scaling", "theory", "newcomer"]
+                     "scaling", "theory", "newcomer", "steady_state"]
     assert all(hasattr(checkers, name) for name in checkers.__all__)
 
 
@@ -426,3 +426,24 @@ def test_backlog_ignores_failed_samples() -> None:
         history.backlog(at, total)
     data = check(Backlog(), history.end(4.0)).data
     assert (data["samples"], data["max"], data["time_to_drain_s"]) == (3, 6, 1.0)
+
+
+def test_ledger_settles_unknown_outcomes_from_the_shops_own_record() -> None:
+    h = History()
+    for ref in range(4):
+        h.invoke(ref, 0.1 * ref).complete(ref, "info", 0.1 * ref + 0.05)
+    h.brewed(0, 1.0)                                                     # brewed: taken, whatever the record
+    h.add("order_records", count=2, time=T0 + 2)
+    h.add("order_record", ref="1", order_id="o1", status="served", taken=True)
+    h.add("order_record", ref="2", order_id="o2", status="failed", taken=False)   # 2 and 3: not taken
+    data = check(Ledger(), h.end(3.0)).data
+    assert data["unknown"] == 4
+    assert (data["unknown_taken"], data["unknown_not_taken"], data["unknown_unsettled"]) == (2, 2, 0)
+
+
+def test_ledger_leaves_unknowns_unsettled_when_the_record_could_not_be_read() -> None:
+    h = History()
+    h.invoke(0, 0.1).complete(0, "info", 0.2)
+    h.invoke(1, 0.2).complete(1, "info", 0.3).served(1, 1.0)
+    data = check(Ledger(), h.end(2.0)).data
+    assert (data["unknown_taken"], data["unknown_not_taken"], data["unknown_unsettled"]) == (1, 0, 1)

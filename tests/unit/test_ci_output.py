@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from junitparser import Error, Failure, JUnitXml, TestCase, TestSuite
+from junitparser import Error, Failure, JUnitXml, Skipped, TestCase, TestSuite
 
 from harness.ci_output import (
     append_github_summary,
@@ -40,12 +40,19 @@ FAIL = row("barista-outage", "async", status="fail", passed=False, lost=3, dupli
 ERROR = row("broker-restart", "async", status="error", passed=False, complete=False, wall_s=None,
             error="RuntimeError: broker \x1b[31mdid not start\x1b[0m\x07", attempted=None, accepted=None, lost=None,
             duplicated=None, acceptance_p99_ms=None)
-OLD = {  # a row written before status/error/wall_s/failures existed: incomplete, so an error
+OLD = {  # a row written before status/error/wall_s/failures existed: incomplete without an error, so a failure
     "experiment": "steady", "system": "async", "passed": False, "complete": False, "attempted": 50,
     "accepted": 50, "lost": 0, "duplicated": 0, "acceptance_p99_ms": 12.0, "fulfilment_p99_ms": 800.0,
     "availability": 1.0, "failed_checks": ["healed"], "repeats": 1, "intervals": {},
 }
 ROWS = [PASS, FAIL, ERROR, OLD]
+INCONCLUSIVE = row("barista-outage", "sync", status="inconclusive", passed=False, lost=1,
+                   failed_checks=["orders.lost", "generator kept up", "steady state before the first fault"],
+                   failures=[{"name": "orders.lost", "kind": "expectation", "expected": "<= 0", "observed": 1},
+                             {"name": "generator kept up", "kind": "validity",
+                              "expected": "no arrival dropped", "observed": {"dropped": 4}},
+                             {"name": "steady state before the first fault", "kind": "validity",
+                              "expected": "the shop was serving", "observed": None}])
 
 
 def parsed(xml: str) -> TestSuite:
@@ -65,9 +72,13 @@ def cases(suite: TestSuite) -> dict[tuple[str, str], TestCase]:
 def test_status_is_given_or_derived_from_passed_and_complete() -> None:
     assert status(FAIL) == "fail"
     assert status({"passed": True, "complete": True}) == "pass"
-    assert status({"passed": False, "complete": False}) == "error"
+    assert status({"passed": False, "complete": False}) == "fail"      # incomplete, but no error recorded
+    assert status({"passed": False, "complete": False, "error": "RuntimeError: boom"}) == "error"
     assert status({"passed": False, "complete": True}) == "fail"
-    assert status(OLD) == "error"
+    assert status(OLD) == "fail"
+    assert status(INCONCLUSIVE) == "inconclusive"
+    assert status({"status": "inconclusive", "passed": False, "complete": True}) == "inconclusive"
+    assert status(ERROR) == "error"
 
 
 # --- JUnit ----------------------------------------------------------------------------------------
@@ -76,8 +87,8 @@ def test_junit_has_one_case_per_row_with_the_right_results() -> None:
     suite = parsed(junit_xml(ROWS, report_dir="reports", run_id="20240101-120000"))
     assert suite.name == "chaoscafe"
     assert suite.tests == 4
-    assert suite.failures == 1   # test cases that failed, not <failure> elements (there are two)
-    assert suite.errors == 2
+    assert suite.failures == 2   # test cases that failed, not <failure> elements (there are three)
+    assert suite.errors == 1
     by_key = cases(suite)
     assert sorted(by_key) == [("barista-outage", "async"), ("broker-restart", "async"),
                               ("steady", "async"), ("steady", "sync")]
@@ -100,9 +111,42 @@ def test_junit_has_one_case_per_row_with_the_right_results() -> None:
     assert errored.result[0].message == "RuntimeError: broker did not start"   # colours, BEL dropped
 
     old = by_key[("steady", "async")]
-    assert [type(r) for r in old.result] == [Error]
-    assert old.result[0].message == "the run did not complete"
+    assert [type(r) for r in old.result] == [Failure]
+    assert old.result[0].message == "healed: failed"
     assert "healed: failed" in old.result[0].text
+
+
+def test_junit_inconclusive_is_skipped_naming_the_failed_validity_checks() -> None:
+    suite = parsed(junit_xml([PASS, FAIL, ERROR, INCONCLUSIVE], report_dir="reports", run_id="r1"))
+    assert (suite.tests, suite.failures, suite.errors, suite.skipped) == (4, 1, 1, 1)
+    case = cases(suite)[("barista-outage", "sync")]
+    assert case.is_skipped and not case.is_passed
+    assert [type(r) for r in case.result] == [Skipped]
+    skipped = case.result[0]
+    assert skipped.type == "inconclusive"
+    assert skipped.message == ("inconclusive: the run could not test the claim (failed validity checks: "
+                               "generator kept up, steady state before the first fault)")
+    assert "orders.lost" not in skipped.message                       # an expectation, not why it is invalid
+    text = skipped.text
+    assert "- generator kept up: expected no arrival dropped, observed {\"dropped\": 4}" in text
+    assert "other failed checks (not trusted: the run was not valid):\n- orders.lost: expected <= 0, observed 1" in text
+    assert "report: reports/r1/barista-outage.html" in text
+    assert "status: inconclusive" in case.system_out
+    document = JUnitXml.fromstring(junit_xml([INCONCLUSIVE, INCONCLUSIVE | {"system": "async"}]))
+    assert isinstance(document, JUnitXml)
+    assert (document.tests, document.failures, document.errors, document.skipped) == (2, 0, 0, 2)
+
+
+def test_junit_inconclusive_row_without_kinds_lists_its_failed_checks() -> None:
+    older = row("steady", "async", status="inconclusive", passed=False, failed_checks=["generator kept up"],
+                failures=[])
+    case = cases(parsed(junit_xml([older])))[("steady", "async")]
+    assert [type(r) for r in case.result] == [Skipped]
+    assert case.result[0].message.endswith("(failed validity checks: generator kept up)")
+    bare = row("steady", "async", status="inconclusive", passed=False)
+    case = cases(parsed(junit_xml([bare])))[("steady", "async")]
+    assert case.result[0].message == "inconclusive: the run could not test the claim"
+    assert "(none recorded)" in case.result[0].text
 
 
 def test_junit_suite_totals_and_time() -> None:
@@ -148,17 +192,28 @@ def test_summary_markdown_table_and_counts() -> None:
     text = summary_markdown(ROWS, title="smoke run", report_index="reports/index.html")
     lines = text.splitlines()
     assert lines[0] == "## smoke run"
-    assert "4 shop runs: 1 pass, 1 fail, 2 error" in lines
+    assert "4 shop runs: 1 pass, 2 fail, 0 inconclusive, 1 error" in lines
     assert ("| experiment | sync verdict | sync accepted | sync lost | sync dup | sync accept p99 ms "
             "| async verdict | async accepted | async lost | async dup | async accept p99 ms |") in lines
     table = [line for line in lines if line.startswith("| ") and "---" not in line][1:]
     assert [line.split(" | ")[0] for line in table] == ["| steady", "| barista-outage", "| broker-restart"]
-    assert "| steady | pass | 98/100 | 0 | 0 | 41.2 | **ERROR** | 50/50 | 0 | 0 | 12.0 |" in lines
+    assert "| steady | pass | 98/100 | 0 | 0 | 41.2 | **FAIL** | 50/50 | 0 | 0 | 12.0 |" in lines
     assert "| barista-outage | - | - | - | - | - | **FAIL** | 98/100 | 3 | 2 | 41.2 |" in lines
     assert "- barista-outage / async: orders.lost: expected == 0, observed 3" in lines
     assert "- broker-restart / async: **ERROR** RuntimeError: broker did not start" in lines
     assert "- steady / async: healed: failed" in lines
     assert "Report: [reports/index.html](reports/index.html)" in lines
+
+
+def test_summary_markdown_shows_inconclusive() -> None:
+    lines = summary_markdown([PASS, FAIL, ERROR, INCONCLUSIVE], title="t").splitlines()
+    assert "4 shop runs: 1 pass, 1 fail, 1 inconclusive, 1 error" in lines
+    assert "| barista-outage | **INCONCLUSIVE** | 98/100 | 1 | 0 | 41.2 | **FAIL** | 98/100 | 3 | 2 | 41.2 |" in lines
+    assert "- barista-outage / sync: **INCONCLUSIVE** the run could not test the claim" in lines
+    assert "- barista-outage / sync: generator kept up: expected no arrival dropped, observed {\"dropped\": 4}" in lines
+    bare = summary_markdown([row("x", "sync", status="inconclusive", passed=False)], title="t").splitlines()
+    assert "- x / sync: **INCONCLUSIVE** the run could not test the claim" in bare
+    assert not any("no failed check recorded" in line for line in bare)
 
 
 def test_summary_markdown_escapes_pipes_and_shows_intervals() -> None:

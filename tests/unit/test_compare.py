@@ -66,6 +66,48 @@ def test_fail_to_pass_is_an_improvement() -> None:
     assert statuses(results(passed=False), results())["verdict"] == "improved"
 
 
+def verdict_change(base: dict[str, Any], cur: dict[str, Any]) -> Any:
+    found = [c for c in compare_one(("e", "s"), base, cur, TOLERANCES) if c.metric == "verdict"]
+    return found[0] if found else None
+
+
+def test_pass_to_inconclusive_or_error_is_a_regression() -> None:
+    inconclusive = results(status="inconclusive", passed=False)
+    change = verdict_change(results(status="pass"), inconclusive)
+    assert (change.baseline, change.current, change.status, change.rule) == (
+        "pass", "INCONCLUSIVE", "regression", "may not flip to inconclusive")
+    errored = results(status="error", passed=False, complete=False, error="RuntimeError: broker did not start")
+    change = verdict_change(results(), errored)
+    assert (change.current, change.status, change.rule) == ("ERROR", "regression", "may not flip to error")
+    assert change in regressions(compare_one(("e", "s"), results(), errored, TOLERANCES))
+    change = verdict_change(results(), results(status="fail", passed=False))
+    assert (change.baseline, change.current, change.rule) == ("pass", "FAIL", "may not flip to fail")
+
+
+def test_anything_to_pass_is_an_improvement() -> None:
+    for before in ("fail", "inconclusive", "error"):
+        change = verdict_change(results(status=before, passed=False), results(status="pass"))
+        assert change.status == "improved", before
+        assert change.current == "pass"
+
+
+def test_other_verdict_moves_are_changes_not_regressions() -> None:
+    moves = [("fail", "inconclusive"), ("inconclusive", "fail"), ("fail", "error"), ("error", "inconclusive"),
+             ("inconclusive", "error"), ("error", "fail")]
+    for before, after in moves:
+        change = verdict_change(results(status=before, passed=False), results(status=after, passed=False))
+        assert change.status == "changed", (before, after)
+        assert change not in regressions([change])
+    assert verdict_change(results(status="inconclusive", passed=False),
+                          results(status="inconclusive", passed=False)) is None
+
+
+def test_old_results_without_status_compare_by_the_derived_status() -> None:
+    errored_old = results(passed=False, complete=False, error="RuntimeError: boom")   # no "status" key
+    assert verdict_change(results(), errored_old).current == "ERROR"
+    assert verdict_change(results(passed=False, complete=False), results(passed=False)) is None   # fail, fail
+
+
 def test_lost_growing_is_a_regression_only_where_zero_is_expected() -> None:
     assert statuses(results(), results(orders__lost=1))["orders.lost"] == "regression"
     no_expectation = results(checks=[])

@@ -192,3 +192,17 @@ def test_cli_validate_exit_codes(tmp_path: Path) -> None:
     run = subprocess.run([sys.executable, "-m", "harness", "run", str(bad)], capture_output=True, text=True,
                          timeout=60, check=False)
     assert run.returncode == 2 and "Traceback" not in run.stdout + run.stderr
+
+
+def test_a_fault_hit_bound_must_name_a_fault_of_the_file_and_is_scaled_with_it() -> None:
+    base = {"title": "t", "claim": "c", "time_scale": "1:1", "run": {"duration_s": 8},
+            "load": {"shape": "constant", "rate": 1},
+            "faults": [{"kind": "kill", "target": "barista", "start_s": 4, "duration_s": 2, "wait_for_work_s": 2}],
+            "profiles": {"smoke": {"time_factor": 0.5}}}
+    ok = from_dict({**base, "expect": {"both": {"faults.kill-barista-1.hit": {"min": 1}}}}, Path("x.toml"))
+    assert ok.for_profile("smoke").faults[0].wait_for_work_s == 1.0     # a timer: scaled like the rest
+    assert ok.windows()[0].wait_for_work_s == 2
+    with pytest.raises(ExperimentError, match="names no fault of this experiment"):
+        from_dict({**base, "expect": {"both": {"faults.nope.hit": {"min": 1}}}}, Path("x.toml"))
+    checks = evaluate(ok.expectations("sync"), {"faults": [{"name": "kill-barista-1", "hit": {"held": 0}}]})
+    assert checks[0]["kind"] == "validity" and checks[0]["passed"] is False

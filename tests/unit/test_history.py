@@ -63,3 +63,17 @@ def test_load_skips_a_truncated_last_line(tmp_path: Path) -> None:
     path = tmp_path / "h.jsonl"
     path.write_text(json.dumps({"type": "run", "t0": 0}) + "\n" + '{"type": "inv')
     assert load(path) == [{"type": "run", "t0": 0}]
+
+
+@pytest.mark.parametrize("content, line", [
+    ('{"type": "run", "t0": 0}\n{"type": "ok", "ref": "1"\n{"type": "end"}\n', 2),   # a broken line inside
+    ('{"type": "run", "t0": 0}\n{"type": "ok"\n', 2),                               # broken, yet not truncated
+    ('{"type": "run", "t0": 0}\n[1, 2]\n', 2),                                       # JSON, not a record
+])
+def test_load_refuses_anything_but_a_truncated_last_line(tmp_path: Path, content: str, line: int) -> None:
+    from harness.history import HistoryError
+
+    path = tmp_path / "history.jsonl"
+    path.write_text(content)
+    with pytest.raises(HistoryError, match=f"history.jsonl: line {line} "):
+        load(path)

@@ -168,3 +168,37 @@ def test_a_fault_that_fails_to_start_is_recorded_as_an_error(recorder: Any) -> N
     nemesis.heal()
     assert [r["phase"] for r in records] == ["error"]
     assert records[0]["error"] == "RuntimeError: boom"
+
+
+class BusyLater:
+    """A shop whose barista-2 holds nothing for the first `idle` looks, then two orders."""
+
+    def __init__(self, idle: int) -> None:
+        self.looks, self.idle = 0, idle
+
+    def held(self) -> dict[str, int]:
+        self.looks += 1
+        return {"barista-1": 5, "barista-2": 0 if self.looks <= self.idle else 2}
+
+
+def test_a_fault_records_what_its_target_held_and_can_wait_for_work(recorder: Any) -> None:
+    records: list[dict] = []
+    shop = BusyLater(idle=3)
+    t0 = time.time()
+    windows = [FaultWindow("now", "record", "barista", 0.0, 0.05, replica=2),
+               FaultWindow("waits", "record", "barista", 0.1, 0.3, replica=2, wait_for_work_s=1.0)]
+    nemesis = Nemesis(windows, shop, records.append, t0).start()
+    time.sleep(0.6)
+    nemesis.heal()
+    hits = {r["name"]: r["hit"] for r in records if r["phase"] == "start"}
+    assert hits["now"] == {"held": 0, "replicas": {"barista-2": 0}, "of": "orders held by the target"}
+    assert hits["waits"]["held"] == 2 and shop.looks > 3      # it looked until the replica held work
+
+
+def test_fault_hit_metrics_validate_and_read_from_the_fault_list() -> None:
+    from harness.metrics import is_fault_hit, lookup
+
+    assert is_fault_hit("faults.kill-barista.hit") and not is_fault_hit("faults.hit")
+    results = {"faults": [{"name": "kill-barista", "hit": {"held": 3}}, {"name": "other"}]}
+    assert lookup(results, "faults.kill-barista.hit") == 3
+    assert lookup(results, "faults.other.hit") is None and lookup(results, "faults.missing.hit") is None

@@ -115,7 +115,7 @@ def test_index_has_the_matrix_verdicts_numbers_and_claims(report: tuple[Path, Pa
     assert "0.0%" in index and "100.0%" in index                     # availability in faults
     assert "<dt>lost</dt><dd>1</dd>" in index and "<dt>duplicated</dt><dd>1</dd>" in index
     assert "The async shop keeps taking orders while the barista is out." in index
-    assert "on <b>sync</b> it held" in index and "on <b>async</b> it did not hold (failed: orders.lost)" in index
+    assert "on <b>sync</b> it held" in index and "on <b>async</b> it did not hold (failed: orders.lost" in index
     assert (out / RUN_ID / "index.html").is_file()
 
 

@@ -1,0 +1,107 @@
+"""The verdict of a shop run: invariants in every run, validity that makes it inconclusive
+(generator behind, a checker raised, no steady state before the first fault, a fault not
+applied), expectations; four values (pass / fail / inconclusive / error)."""
+from __future__ import annotations
+
+from typing import Any
+
+from harness.checkers import CheckerResult, CheckOptions, GeneratorHealth, SteadyState, default_checkers, run_checkers
+from harness.experiment.model import Bound
+from harness.results import assemble, status
+from tests.unit.test_checkers import History
+
+HEALED = {"healed": {"healed": True}}
+
+
+def verdict(records: list[dict[str, Any]], header: dict[str, Any] | None = None,
+            expect: dict[str, Bound] | None = None, opts: CheckOptions | None = None,
+            checked: dict[str, CheckerResult] | None = None) -> dict[str, Any]:
+    checked = checked or run_checkers(default_checkers(), records, opts or CheckOptions())
+    return assemble({"complete": True, **HEALED, **(header or {})}, checked, expect or {}, {})
+
+
+def steady_run(failures_before: int = 0, lost: bool = False) -> list[dict[str, Any]]:
+    h = History()
+    for i in range(10):
+        h.order(i, 0.1 * i, outcome="fail" if i < failures_before else "ok", brews=1 if i >= failures_before else 0,
+                servings=1 if i >= failures_before else 0)
+    h.fault("kill-barista", 2.0, 3.0)
+    h.invoke(10, 2.5).complete(10, "ok", 2.6)
+    if not lost:
+        h.brewed(10, 3.5).served(10, 3.6)
+    return h.end(5.0)
+
+
+def test_a_clean_run_passes_and_carries_every_built_in_check() -> None:
+    results = verdict(steady_run())
+    assert results["status"] == "pass" and results["passed"] is True
+    kinds = {c["name"]: c["kind"] for c in results["checks"]}
+    assert kinds["invariant: nothing lost or unexpected"] == "invariant" and kinds["healed"] == "invariant"
+    assert kinds["generator kept up"] == kinds["checkers ran"] == "validity"
+    assert kinds["steady state before the first fault"] == "validity"
+
+
+def test_a_lost_order_fails_the_run_even_when_the_file_expects_nothing() -> None:
+    results = verdict(steady_run(lost=True))
+    assert results["status"] == "fail" and not results["passed"]
+    (failed,) = [c for c in results["checks"] if not c["passed"]]
+    assert failed["name"] == "invariant: nothing lost or unexpected" and failed["observed"]["lost"] == 1
+
+
+def test_no_steady_state_before_the_first_fault_is_inconclusive() -> None:
+    results = verdict(steady_run(failures_before=3))
+    assert results["status"] == "inconclusive" and not results["passed"]
+    assert results["steady_state"]["availability_before"] == 0.7
+    # an invariant broken as well: the run failed, whatever else
+    assert verdict(steady_run(failures_before=3, lost=True))["status"] == "fail"
+
+
+def test_an_expectation_that_fails_fails_the_run_and_validity_beats_it() -> None:
+    assert verdict(steady_run(), expect={"orders.accepted": Bound(min=100)})["status"] == "fail"
+    assert verdict(steady_run(failures_before=3), expect={"orders.accepted": Bound(min=100)})["status"] == \
+        "inconclusive"
+
+
+def test_a_raising_checker_makes_the_run_inconclusive() -> None:
+    records = steady_run()
+    checked = run_checkers(default_checkers(), records, CheckOptions())
+    checked["latency"] = CheckerResult("latency", None, {}, error="ZeroDivisionError: boom")
+    results = verdict(records, checked=checked)
+    assert results["status"] == "inconclusive"
+    assert [c["observed"] for c in results["checks"] if c["name"] == "checkers ran"] == [
+        {"latency": "ZeroDivisionError: boom"}]
+
+
+def test_a_fault_not_applied_and_a_shop_run_that_raised() -> None:
+    assert verdict(steady_run(), header={"fault_errors": [{"error": "no such proxy"}]})["status"] == "inconclusive"
+    errored = verdict(steady_run(), header={"error": "ConnectionError: x", "complete": False})
+    assert errored["status"] == "error" and not errored["passed"]
+
+
+def test_older_results_without_kinds_or_status_read_as_before() -> None:
+    assert status({"checks": [{"name": "orders.lost", "passed": False}], "complete": True}) == "fail"
+    assert status({"checks": [{"name": "x", "passed": True}], "complete": False}) == "inconclusive"
+
+
+def test_generator_behind_beyond_the_bound_is_invalid() -> None:
+    h = History()
+    for i in range(10):
+        h.invoke(i, 0.1 * i, sent=0.1 * i + 2.0).complete(i, "ok", 0.1 * i + 2.01)
+    records = h.end(5.0)
+    assert GeneratorHealth().check(records, CheckOptions()).valid is False          # 2 s behind
+    assert GeneratorHealth().check(records, CheckOptions(max_lag_ms=5000)).valid is True
+
+
+def test_steady_state_counts_only_orders_completed_before_the_fault_and_gates_the_backlog() -> None:
+    h = History()
+    for i in range(6):
+        h.order(i, 0.1 * i)
+    h.invoke(6, 1.9).complete(6, "fail", 2.2)   # in flight when the fault started: the fault's
+    h.backlog(1.0, 40).fault("kill", 2.0, 3.0)
+    records = h.end(4.0)
+    result = SteadyState().check(records, CheckOptions())
+    assert result.valid is True and result.data["attempted_before"] == 6
+    assert SteadyState().check(records, CheckOptions(steady_max_backlog=10)).valid is False
+    assert SteadyState().check(records, CheckOptions(steady_min_orders=7)).valid is False
+    no_fault = History().order(0, 0.1).end(2.0)
+    assert SteadyState().check(no_fault, CheckOptions()).valid is None
