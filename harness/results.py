@@ -41,8 +41,10 @@ def built_in_checks(header: dict[str, Any], checked: dict[str, CheckerResult]) -
     ledger = checked.get("ledger")
     if ledger is not None and ledger.valid is not None:
         checks.append(_check("invariant: nothing lost or unexpected", INVARIANT,
-                             "every accepted order served, nothing brewed or served that was not ordered",
-                             {k: ledger.data.get(k) for k in ("lost", "unexpected")}, bool(ledger.valid)))
+                             "every accepted order served, nothing brewed or served that was not ordered, "
+                             "nothing served that was not brewed",
+                             {k: ledger.data.get(k) for k in ("lost", "unexpected", "served_not_brewed")},
+                             bool(ledger.valid)))
     if "healed" in header:
         healed = header["healed"]
         checks.append(_check("healed", INVARIANT, "no toxic left, proxies enabled, all running", healed,

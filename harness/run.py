@@ -108,7 +108,7 @@ class BacklogSampler(threading.Thread):
             self.sample()
 
 
-def observations(shop: Shop) -> list[Record]:
+def observations(shop: Shop, history: list[Record] | None = None) -> list[Record]:
     """What the shop says it brewed, served and redelivered, its own record of the orders it took
     (to settle unknown outcomes), and what a newcomer that joined (the brewed bell) did, as
     history records."""
@@ -117,7 +117,7 @@ def observations(shop: Shop) -> list[Record]:
         records.append({"type": "brewed", "ref": row.get("ref"), "order_id": row["order_id"],
                         "time": row["brewed_at"], "started": row.get("started_at"), "barista": row.get("barista"),
                         "brew_id": row.get("brew_id")})
-    for row in shop.served():
+    for row in shop.servings(list(history or [])):
         records.append({"type": "served", "ref": row.get("ref"), "order_id": row["order_id"], "time": row["served_at"]})
     taken = shop.order_records()
     records.append({"type": "order_records", "count": len(taken), "time": time.time()})
@@ -281,7 +281,7 @@ def _run_shop(name: str, experiment: Experiment, system: str, *, profile: str, s
             scaler.stop()
             nemesis.heal()  # heal before reading: a killed service answers again once restarted
             healed = shop.heal_report()
-            history.write_all(observations(shop))
+            history.write_all(observations(shop, history.records))
             state["phase"] = "late-comers" if exp.latecomer else state["phase"]
             late = latecomers(exp, shop, history.records)
             complete = True
@@ -303,7 +303,7 @@ def _run_shop(name: str, experiment: Experiment, system: str, *, profile: str, s
         "config": {"shop": describe, "experiment": exp.model_dump(mode="json")},
         "schedule": {"arrivals": len(schedule), "duration_s": schedule.duration_s, "digest": schedule.digest()},
         "faults": actual_faults(history.records), "not_applicable": nemesis.not_applicable,
-        "healed": healed,
+        "healed": healed, "observed_from": dict(shop.observed_from),
         "fault_errors": [r for r in history.records if r.get("type") == "fault" and r.get("phase") == "error"],
         "scale_errors": [r for r in history.records if r.get("type") == "scale" and r.get("error")],
         **({"latecomer": late} if late is not None else {}),

@@ -5,8 +5,9 @@ Brewed and served records are matched to invoked refs; records without a ref are
 "order:<order_id>" and so are always unexpected. `redelivered` counts the orders the broker
 delivered again ("redelivered" records: the barista saw the redelivered flag);
 `unknown_unresolved` the orders whose outcome the customer never learnt that were brewed and
-yet never served (a coffee made for nobody). Valid iff nothing accepted was lost and
-nothing unexpected was brewed or served; duplicates are reported, not judged (expectations do).
+yet never served (a coffee made for nobody). Valid iff nothing accepted was lost, nothing
+unexpected was brewed or served, and nothing was served that no barista recorded brewing
+(`served_not_brewed`: served must be a subset of brewed); duplicates are reported, not judged (expectations do).
 
 Unknown outcomes are settled after the run from the shop's own order record ("order_record"
 records, read once: an "order_records" record says the read succeeded) and from what it brewed
@@ -38,6 +39,7 @@ class Ledger:
         brews, servings = counts_by_key(history, "brewed"), counts_by_key(history, "served")
 
         lost = accepted - servings.keys()
+        served_not_brewed = servings.keys() - brews.keys()   # served must be a subset of brewed
         duplicated = {k for k, n in brews.items() if n > 1} | {k for k, n in servings.items() if n > 1}
         unexpected = (brews.keys() | servings.keys()) - orders.keys()
         recovered = unknown & servings.keys()
@@ -60,6 +62,7 @@ class Ledger:
             "duplicate_brews": sum(n - 1 for n in brews.values()),
             "duplicate_servings": sum(n - 1 for n in servings.values()),
             "unexpected": len(unexpected),
+            "served_not_brewed": len(served_not_brewed),
             "recovered": len(recovered),
             "unknown_taken": len(unknown_taken),
             "unknown_not_taken": len(unknown_not_taken),
@@ -73,7 +76,8 @@ class Ledger:
                 "lost": sample(lost, SAMPLE_LIMIT),
                 "duplicated": sample(duplicated, SAMPLE_LIMIT),
                 "unexpected": sample(unexpected, SAMPLE_LIMIT),
+                "served_not_brewed": sample(served_not_brewed, SAMPLE_LIMIT),
                 "recovered": sample(recovered, SAMPLE_LIMIT),
             },
         }
-        return CheckerResult(self.name, not lost and not unexpected, data)
+        return CheckerResult(self.name, not lost and not unexpected and not served_not_brewed, data)

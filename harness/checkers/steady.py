@@ -29,7 +29,11 @@ class SteadyState:
         windows = fault_windows(history)
         if not windows:
             return CheckerResult(self.name, None, {"first_fault_s": None})
-        first = min(w.start for w in windows)
+        # the first fault began to act when it was being applied ("began"), a little before its
+        # start record's time (written once it had taken effect)
+        began = [float(r["began"]) for r in history
+                 if r.get("type") == "fault" and r.get("phase") == "start" and r.get("began") is not None]
+        first = min([w.start for w in windows] + began)
         before = [o for o in invoked_orders(history).values()
                   if o.intended < first and o.completed is not None and o.completed < first]
         accepted = sum(1 for o in before if o.outcome == OK)

@@ -138,4 +138,7 @@ class OpenLoopDriver:
         order_id = body.get("id") if isinstance(body, dict) else None
         if error is None and outcome != "ok" and isinstance(body, dict):
             error = str(body.get("error", ""))[:300] or None
-        return outcome, {"status": status, "order_id": order_id, "error": error, "error_kind": kind}
+        fields: Record = {"status": status, "order_id": order_id, "error": error, "error_kind": kind}
+        if outcome == "ok" and isinstance(body, dict) and body.get("brew_id"):
+            fields["brew_id"] = body["brew_id"]   # the coffee the customer received with the answer
+        return outcome, fields

@@ -21,7 +21,7 @@ class Nemesis:
     Every transition is recorded through `record` as {"type": "fault", "phase": "start"|"end"|
     "not-applicable"|"error", "name", "kind", "target", "time"}, with the time at which the
     transition took effect; a "start" record has `hit`, what the target held just before
-    (harness.nemesis.base.work_held); an "end" record has `details` when the fault reports what it did. `heal()` stops the thread and heals every active fault; call it in a
+    (harness.nemesis.base.work_held), and `began`, when applying it began; an "end" record has `details` when the fault reports what it did. `heal()` stops the thread and heals every active fault; call it in a
     `finally` so that a failed or interrupted run leaves no fault behind.
     """
 
@@ -78,6 +78,7 @@ class Nemesis:
 
     def _apply(self, window: FaultWindow, fault: Any, action: str) -> None:
         hit = self._hit(window) if action == "start" else None
+        began = time.time()
         try:
             getattr(fault, action)(self.shop)
         except Exception as exc:  # a fault that fails is recorded, the run goes on
@@ -87,7 +88,7 @@ class Nemesis:
                 return
         if action == "start":
             self.active[window.name] = (window, fault)
-            self._note(window, "start", hit=hit)
+            self._note(window, "start", hit=hit, began=began)
         else:
             self.active.pop(window.name, None)
             report = getattr(fault, "report", None)   # what the fault did, for kinds that count it

@@ -34,6 +34,7 @@ LEDGER_WORDS = (
     ("unknown_taken", "unknown to the customer; settled: the shop took it (its order record, or brewed)"),
     ("unknown_not_taken", "unknown to the customer; settled: the shop did not take it"),
     ("unknown_unsettled", "unknown, and the shop's order record could not be read"),
+    ("served_not_brewed", "served, yet no barista recorded brewing it"),
 )
 METRIC_SECTIONS = ("orders", "latency_ms", "throughput", "availability", "probe", "generator", "backlog",
                    "scaling", "theory", "newcomer")
@@ -279,7 +280,11 @@ def _ledger_table(shops: Sequence[ShopRun]) -> str:
             if refs:
                 samples.append(f"<li>{h(shop.system)} {h(kind)}: orders {h(', '.join(map(str, refs)))}</li>")
     note = f'<ul class="samples">{"".join(samples)}</ul>' if samples else ""
-    return table(["", "ledger", *(s.system for s in shops)], rows) + note
+    sources = [f"<li>{h(s.system)}: {h('; '.join(f'{k} from {v}' for k, v in s.results['observed_from'].items()))}</li>"
+               for s in shops if s.results.get("observed_from")]
+    origin = f'<p class="note">Where each number comes from:</p><ul class="note">{"".join(sources)}</ul>' \
+        if sources else ""
+    return table(["", "ledger", *(s.system for s in shops)], rows) + note + origin
 
 
 def _check_badge(check: dict[str, Any]) -> str:

@@ -23,6 +23,9 @@ from harness.shops.base import Shop, http_json, read_all
 class AsyncShop(Shop):
     kind = "async"
     accepted_status = 202
+    observed_from = {"accepted": "the customer's answers (202)",
+                     "brewed": "the baristas' brew records (GET /brews)",
+                     "served": "the waiter's serving records (GET /served)"}
     roles = {"barista": "barista", "orders": "orders", "waiter": "waiter"}
     edge_aliases = {"orders->barista": ("orders->broker", "barista->broker"),
                     "barista->waiter": ("barista->broker", "waiter->broker"),

@@ -222,6 +222,14 @@ class Shop(ABC):
     def served(self) -> list[dict[str, Any]]:
         """Every serving (order_id, ref, served_at, ...), one row per coffee handed out."""
 
+    # which observation each ledger number comes from (shown in the report; docs/architecture.md)
+    observed_from: ClassVar[dict[str, str]] = {}
+
+    def servings(self, history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Every coffee handed to a customer (order_id, ref, served_at), as observed, not as the
+        shop echoes it: by default the shop's serving record (`served`)."""
+        return self.served()
+
     @abstractmethod
     def order_records(self) -> list[dict[str, Any]]:
         """The shop's own record of the orders it took, to settle outcomes the customer never

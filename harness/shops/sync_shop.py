@@ -21,6 +21,9 @@ from harness.shops.base import Shop, http_json, read_all
 class SyncShop(Shop):
     kind = "sync"
     accepted_status = 201
+    observed_from = {"accepted": "the customer's answers (201)",
+                     "brewed": "the baristas' brew records (GET /brews)",
+                     "served": "the coffees the customers received: 201 answers carrying a brew id"}
     roles = {"barista": "barista", "cashier": "cashier", "orders": "cashier"}
     edge_aliases = {"cashier->barista": ("orders->barista",), "barista-link": ("orders->barista",)}
 
@@ -66,6 +69,13 @@ class SyncShop(Shop):
         rows = read_all(self.first_live_url("cashier"), "/orders")
         return [dict(row, order_id=row["id"], served_at=row["completed_at"])
                 for row in rows if row["status"] == "served"]
+
+    def servings(self, history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The customer is served at the counter: a coffee is served when its 201 arrives with a
+        brew id, observed by the load driver (not the cashier's own row, which says served
+        before it answers and so could never show a loss)."""
+        return [{"ref": r["ref"], "order_id": r.get("order_id"), "served_at": r["time"], "brew_id": r["brew_id"]}
+                for r in history if r.get("type") == "ok" and r.get("brew_id")]
 
     def order_records(self) -> list[dict[str, Any]]:
         """The cashier's rows: "served" was taken (the coffee exists); "failed" was not (the

@@ -181,7 +181,8 @@ def test_ledger_clean_run_is_valid_with_nothing_wrong() -> None:
     problems = ["dropped", "rejected", "unknown", "lost", "duplicated", "duplicate_brews", "duplicate_servings",
                 "unexpected", "recovered", "rejected_but_brewed", "unknown_brewed"]
     assert {k: data[k] for k in problems} == dict.fromkeys(problems, 0)
-    assert data["samples"] == {"lost": [], "duplicated": [], "unexpected": [], "recovered": []}
+    assert data["samples"] == {"lost": [], "duplicated": [], "unexpected": [], "recovered": [],
+                               "served_not_brewed": []}
 
 
 def test_ledger_an_accepted_order_never_served_is_lost() -> None:
@@ -447,3 +448,10 @@ def test_ledger_leaves_unknowns_unsettled_when_the_record_could_not_be_read() ->
     h.invoke(1, 0.2).complete(1, "info", 0.3).served(1, 1.0)
     data = check(Ledger(), h.end(2.0)).data
     assert (data["unknown_taken"], data["unknown_not_taken"], data["unknown_unsettled"]) == (1, 0, 1)
+
+
+def test_ledger_a_serving_no_barista_brewed_breaks_the_invariant() -> None:
+    h = History().order(0, 0.1)
+    h.invoke(1, 0.2).complete(1, "ok", 0.3).served(1, 0.5)      # served, never brewed
+    result = check(Ledger(), h.end(2.0))
+    assert result.valid is False and result.data["served_not_brewed"] == 1 and result.data["lost"] == 0

@@ -8,7 +8,7 @@ from typing import Any
 from harness.checkers import CheckerResult, CheckOptions, GeneratorHealth, SteadyState, default_checkers, run_checkers
 from harness.experiment.model import Bound
 from harness.results import assemble, status
-from tests.unit.test_checkers import History
+from tests.unit.test_checkers import T0, History
 
 HEALED = {"healed": {"healed": True}}
 
@@ -105,3 +105,14 @@ def test_steady_state_counts_only_orders_completed_before_the_fault_and_gates_th
     assert SteadyState().check(records, CheckOptions(steady_min_orders=7)).valid is False
     no_fault = History().order(0, 0.1).end(2.0)
     assert SteadyState().check(no_fault, CheckOptions()).valid is None
+
+
+def test_steady_state_ends_when_the_first_fault_began_to_act_not_when_it_was_recorded() -> None:
+    h = History()
+    for i in range(10):
+        h.order(i, 0.1 * i)
+    h.invoke(10, 1.9).complete(10, "info", 2.01)    # broken by the kill being applied at 2.0
+    h.add("fault", phase="start", name="kill", kind="kill", target="barista", time=T0 + 2.05, began=T0 + 2.0)
+    h.add("fault", phase="end", name="kill", kind="kill", target="barista", time=T0 + 3.0)
+    data = SteadyState().check(h.end(4.0), CheckOptions()).data
+    assert data["attempted_before"] == 10 and data["availability_before"] == 1.0
