@@ -74,6 +74,12 @@ def built_in_checks(header: dict[str, Any], checked: dict[str, CheckerResult]) -
                              {k: steady.data.get(k) for k in ("attempted_before", "availability_before",
                                                               "backlog_max_before", "reasons")},
                              bool(steady.valid)))
+    declared = ((header.get("config") or {}).get("experiment") or {}).get("faults")
+    if declared is not None and "faults" in header and "not_applicable" in header:
+        applied = {f["name"] for f in header["faults"]} | {f["name"] for f in header["not_applicable"]}
+        checks.append(_check("faults accounted", VALIDITY, "every declared fault applied or reported not applicable",
+                             {"declared": len(declared), "applied or not applicable": len(applied)},
+                             len(applied) == len(declared)))
     if "fault_errors" in header:
         errors = header["fault_errors"]
         checks.append(_check("faults applied", VALIDITY, "no fault failed to start or stop",

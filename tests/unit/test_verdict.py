@@ -116,3 +116,11 @@ def test_steady_state_ends_when_the_first_fault_began_to_act_not_when_it_was_rec
     h.add("fault", phase="end", name="kill", kind="kill", target="barista", time=T0 + 3.0)
     data = SteadyState().check(h.end(4.0), CheckOptions()).data
     assert data["attempted_before"] == 10 and data["availability_before"] == 1.0
+
+
+def test_a_declared_fault_neither_applied_nor_reported_not_applicable_is_inconclusive() -> None:
+    declared = {"config": {"experiment": {"faults": [{"kind": "kill"}, {"kind": "pause"}]}}}
+    one = {"faults": [{"name": "kill-barista-1"}], "not_applicable": []}
+    assert verdict(steady_run(), header={**declared, **one})["status"] == "inconclusive"
+    both = {"faults": [{"name": "kill-barista-1"}], "not_applicable": [{"name": "pause-barista-2"}]}
+    assert verdict(steady_run(), header={**declared, **both})["status"] == "pass"
