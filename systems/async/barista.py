@@ -2,9 +2,12 @@
 
 Replicas share the queue `barista.orders` and the barista service's SQLite database. Up to
 `prefetch` orders are held unacked by a replica; `brewers` of them brew at once in worker threads
-while the connection thread keeps heartbeats going. With idempotency on (default) the processed
-order ids are stored in the same transaction as the brew, so a redelivered order is not brewed
-again: its `CoffeeBrewed` is published again with the same eventId. A malformed or unknown event is
+while the connection thread keeps heartbeats going. With idempotency on (default) an order id is
+claimed in the shared database before it is brewed (cafe/claims.py, the same rule as the sync
+barista's): a delivery of an order another live replica is brewing waits for that brew. The
+processed order ids are stored in the same transaction as the brew, so a redelivered order is not
+brewed again: its `CoffeeBrewed` is published again with the same eventId. Every brew that was
+made is recorded, also one that lost the race for `processed` (the duplicate stays visible). A malformed or unknown event is
 dead-lettered at once; a brew that raises is returned to the queue until the delivery limit.
 Fault hooks (cafe/hooks.py, armed by the harness): `crash_before_ack` SIGKILLs the replica after
 a first delivery's brew is recorded and before its CoffeeBrewed is published and acked, so the
@@ -18,7 +21,6 @@ import asyncio
 import logging
 import os
 import signal
-import sqlite3
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -26,6 +28,7 @@ from typing import Any
 
 from aiohttp import web
 
+from cafe import claims as claims_mod
 from cafe import hooks as fault_hooks
 from cafe.amqp import Consumer, Delivery
 from cafe.config import ServiceConfig, load_from_argv
@@ -66,7 +69,7 @@ CREATE TABLE IF NOT EXISTS processed (
     order_id TEXT PRIMARY KEY,
     brew_id TEXT NOT NULL
 );
-"""
+""" + claims_mod.SCHEMA
 
 
 class Barista:
@@ -75,12 +78,13 @@ class Barista:
     def __init__(self, config: ServiceConfig) -> None:
         self.config = config
         self.db = Database(config.db, SCHEMA)
+        self.claims = claims_mod.Claims(self.db, config.name)
         self.hands = ThreadPoolExecutor(config.brewers, thread_name_prefix="brewer")
         self.consumer = Consumer(f"{config.name}-consumer", config.amqp_url, ORDERS_QUEUE, self.on_delivery,
                                  prefetch=config.prefetch, heartbeat_s=config.heartbeat_s,
                                  queue_type=config.queue_type, delivery_limit=config.delivery_limit)
         self.stats = {"brewing": 0, "brewed": 0, "duplicates_skipped": 0, "dead_lettered": 0, "failed": 0,
-                      "held_silently": 0}
+                      "held_silently": 0, "started": 0, "waited_for_claims": 0}
         self.hooks = fault_hooks.Hooks()
 
     # connection thread --------------------------------------------------------
@@ -102,7 +106,10 @@ class Barista:
     # brewer threads ---------------------------------------------------------------
     def brew(self, event: Event, delivery: Delivery) -> None:
         try:
-            brewed = self._brew(event, delivery)
+            try:
+                brewed = self._brew(event, delivery)
+            finally:
+                self.claims.release(event.order_id)
         except Exception:
             log.exception("brew of order %s failed", event.order_id)
             self.stats["failed"] += 1
@@ -122,6 +129,22 @@ class Barista:
                              " WHERE p.order_id = ?", (order_id,))
         return self._brewed_event(rows[0]) if rows else None
 
+    def _claimed(self, order_id: str) -> Event | None:
+        """None once this replica holds the claim on `order_id` (it may brew); the CoffeeBrewed of
+        the brew when the order was brewed, here or by the live replica holding the claim (waited
+        for, in this brewer thread)."""
+        waited = False
+        while True:
+            previous = self._previous(order_id)
+            if previous is not None:
+                return previous
+            if self.claims.claim(order_id):
+                return self._previous(order_id)   # the previous claimant may have just finished (brew() releases)
+            if not waited:
+                self.stats["waited_for_claims"] += 1
+                waited = True
+            time.sleep(claims_mod.WAIT_POLL_S)
+
     def _brew(self, event: Event, delivery: Delivery) -> Event:
         if delivery.redelivered:
             with self.db.transaction() as tx:
@@ -129,13 +152,14 @@ class Barista:
                            " VALUES (?, ?, ?, ?, ?)", (event.order_id, event.payload.get("ref"), self.config.name,
                                                        delivery.delivery_count, now()))
         if self.config.idempotency:
-            previous = self._previous(event.order_id)
+            previous = self._claimed(event.order_id)
             if previous is not None:
                 self.stats["duplicates_skipped"] += 1
                 return previous
         payload = event.payload
         brew_ms = self.config.brew.sample(payload.get("ref") or event.order_id)
         self.stats["brewing"] += 1
+        self.stats["started"] += 1
         try:
             started = now()
             time.sleep(brew_ms / 1000)
@@ -147,22 +171,20 @@ class Barista:
                   "brew_ms": brew_ms, "ordered_event_id": event.event_id,
                   "brewed_event_id": str(uuid.uuid5(EVENT_NS, brew_id)),
                   "redelivered": int(delivery.redelivered), "started_at": started, "brewed_at": now()}
-        try:
-            with self.db.transaction() as tx:
-                tx.execute(
-                    "INSERT INTO brews (brew_id, order_id, ref, customer, product, size, barista, brew_ms,"
-                    " ordered_event_id, brewed_event_id, redelivered, started_at, brewed_at) VALUES"
-                    " (:brew_id, :order_id, :ref, :customer, :product, :size, :barista, :brew_ms,"
-                    " :ordered_event_id, :brewed_event_id, :redelivered, :started_at, :brewed_at)", record)
-                if self.config.idempotency:
-                    tx.execute("INSERT INTO processed (order_id, brew_id) VALUES (?, ?)",
-                               (event.order_id, brew_id))
-        except sqlite3.IntegrityError:  # another replica brewed the same order meanwhile
+        with self.db.transaction() as tx:   # the coffee exists: its record stays, whoever else brewed it
+            tx.execute(
+                "INSERT INTO brews (brew_id, order_id, ref, customer, product, size, barista, brew_ms,"
+                " ordered_event_id, brewed_event_id, redelivered, started_at, brewed_at) VALUES"
+                " (:brew_id, :order_id, :ref, :customer, :product, :size, :barista, :brew_ms,"
+                " :ordered_event_id, :brewed_event_id, :redelivered, :started_at, :brewed_at)", record)
+            first_brew = True
+            if self.config.idempotency:
+                first_brew = tx.execute("INSERT OR IGNORE INTO processed (order_id, brew_id) VALUES (?, ?)",
+                                        (event.order_id, brew_id)).rowcount == 1
+        if not first_brew:   # a claimant taken over came back and brewed it too: announce the first brew
             previous = self._previous(event.order_id)
-            if previous is None:
-                raise
-            self.stats["duplicates_skipped"] += 1
-            return previous
+            if previous is not None:
+                return previous
         self.stats["brewed"] += 1
         first = not delivery.redelivered and delivery.delivery_count == 0
         if first and self.hooks.hits("crash_before_ack", str(payload.get("ref") or event.order_id)):
@@ -203,10 +225,18 @@ def build_app(config: ServiceConfig) -> web.Application:
             "held": barista.consumer.pending, "disconnects": barista.consumer.disconnects,
             "hooks": barista.hooks.state(), **barista.stats})
 
-    async def start(_app: web.Application) -> None:
+    async def heartbeat() -> None:   # claims of a killed or frozen replica go stale (cafe/claims.py)
+        while True:
+            await asyncio.get_running_loop().run_in_executor(None, barista.claims.beat)
+            await asyncio.sleep(claims_mod.BEAT_S)
+
+    async def start(app: web.Application) -> None:
+        barista.claims.beat()
+        app["heartbeat"] = asyncio.ensure_future(heartbeat())
         barista.consumer.start()
 
-    async def stop(_app: web.Application) -> None:
+    async def stop(app: web.Application) -> None:
+        app["heartbeat"].cancel()
         await asyncio.get_running_loop().run_in_executor(None, barista.close)
 
     app = web.Application()

@@ -3,7 +3,10 @@
 At most `brewers` brews run at once; further requests wait for free hands. Every brew is recorded
 in this service's own SQLite database and readable with `GET /brews?after=&limit=`.
 With idempotency on, a second request for an order id already brewed (or brewing) gets that
-brew back instead of a new one: the cashier retries under the same order id. Fault hook
+brew back instead of a new one: the cashier retries under the same order id. Replicas share the
+database, and an order id is claimed there before it is brewed (cafe/claims.py, the same rule as
+the async barista's): a replica asked for an order another live replica is brewing waits for that
+brew instead of making a second coffee. Every brew that was made is recorded. Fault hook
 (cafe/hooks.py): `silent` takes requests and never answers them until it is disarmed.
 HTTP: POST /brews, GET /brews?after=&limit=, GET /health, GET/POST /control/faults.
 Run: python systems/sync/barista.py --config FILE.json
@@ -17,6 +20,7 @@ from typing import Any
 
 from aiohttp import web
 
+from cafe import claims as claims_mod
 from cafe import hooks as fault_hooks
 from cafe.config import ServiceConfig, load_from_argv
 from cafe.menu import load_menu
@@ -38,14 +42,16 @@ CREATE TABLE IF NOT EXISTS brews (
     brewed_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS brews_order ON brews (order_id);
-"""
+""" + claims_mod.SCHEMA
 
 
 def build_app(config: ServiceConfig) -> web.Application:
     db = Database(config.db, SCHEMA)
+    claims = claims_mod.Claims(db, config.name)
     menu = load_menu(config.menu)
     hands = asyncio.Semaphore(config.brewers)
-    state = {"brewing": 0, "waiting": 0, "held_silently": 0, "duplicates_skipped": 0}
+    state = {"brewing": 0, "waiting": 0, "held_silently": 0, "duplicates_skipped": 0, "started": 0,
+             "waited_for_claims": 0}
     hooks = fault_hooks.Hooks()
     brewing: dict[str, asyncio.Future[dict[str, Any]]] = {}   # order id -> brew in progress (idempotency)
 
@@ -74,15 +80,38 @@ def build_app(config: ServiceConfig) -> web.Application:
             if order_id in brewing:
                 state["duplicates_skipped"] += 1
                 return web.json_response(await asyncio.shield(brewing[order_id]), status=201)
-            earlier = earlier_brew(order_id)
+            earlier = await claimed(order_id)
             if earlier is not None:
                 state["duplicates_skipped"] += 1
                 return web.json_response(earlier, status=201)
             job = asyncio.ensure_future(make(order, order_id))
             brewing[order_id] = job
-            job.add_done_callback(lambda _f: brewing.pop(order_id, None))
+
+            def done(_f: object) -> None:
+                brewing.pop(order_id, None)
+                claims.release(order_id)
+
+            job.add_done_callback(done)
             return web.json_response(await asyncio.shield(job), status=201)
         return web.json_response(await make(order, order_id), status=201)
+
+    async def claimed(order_id: str) -> dict[str, Any] | None:
+        """None once this replica holds the claim on `order_id` (it may brew); the brew record when
+        the order was brewed, here or by the live replica that holds the claim (waited for)."""
+        waited = False
+        while True:
+            earlier = earlier_brew(order_id)
+            if earlier is not None:
+                return earlier
+            if claims.claim(order_id):
+                earlier = earlier_brew(order_id)   # the previous claimant may have just finished
+                if earlier is not None:
+                    claims.release(order_id)
+                return earlier
+            if not waited:
+                state["waited_for_claims"] += 1
+                waited = True
+            await asyncio.sleep(claims_mod.WAIT_POLL_S)
 
     async def make(order: Any, order_id: str) -> dict[str, Any]:
         """Brew `order` (waiting for free hands) and record it; the brew record."""
@@ -93,6 +122,7 @@ def build_app(config: ServiceConfig) -> web.Application:
         finally:
             state["waiting"] -= 1
         state["brewing"] += 1
+        state["started"] += 1
         try:
             started = now()
             await asyncio.sleep(brew_ms / 1000)
@@ -124,9 +154,20 @@ def build_app(config: ServiceConfig) -> web.Application:
     app.add_routes([web.post("/brews", brew), web.get("/brews", brews), web.get("/health", health),
                     *fault_hooks.routes(hooks, ("silent",))])
 
-    async def close_db(_app: web.Application) -> None:
+    async def heartbeat() -> None:
+        while True:
+            claims.beat()
+            await asyncio.sleep(claims_mod.BEAT_S)
+
+    async def start_heartbeat(app: web.Application) -> None:
+        claims.beat()
+        app["heartbeat"] = asyncio.ensure_future(heartbeat())
+
+    async def close_db(app: web.Application) -> None:
+        app["heartbeat"].cancel()
         db.close()
 
+    app.on_startup.append(start_heartbeat)
     app.on_cleanup.append(close_db)
     return app
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 import urllib.request
 from collections import Counter
 from pathlib import Path
@@ -197,3 +198,45 @@ def test_delivery_experiments_hold_on_both_shops(tmp_path: Path) -> None:
     assert results[("new-consumer-live", "sync")]["not_applicable"]
     late = [r["latecomer"] for (e, _), r in results.items() if e.startswith("late-comer")]
     assert len(late) == 6 and all(x["correct"] for x in late)
+
+
+def test_sync_replicas_share_the_claim_a_keyed_retry_on_the_other_replica_waits_for_the_brew(
+        proxy_only_infra: Any) -> None:
+    """The cashier's keyed retry lands on the other replica while the first is still brewing: the
+    second must not brew again (the same rule as the async barista's, cafe/claims.py)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    slow = ShopSettings(baristas=2, brewers=2, brew=BrewTime("fixed", mean_ms=1500), capacity=4, idempotency=True)
+    with SyncShop(proxy_only_infra, slow) as shop:
+        order = {"orderId": "o-9", "product": "Latte", "size": "small", "ref": "9"}
+        with ThreadPoolExecutor(2) as pool:
+            first = pool.submit(post, f"{shop.url('barista-1')}/brews", order)
+            time.sleep(0.4)
+            second = pool.submit(post, f"{shop.url('barista-2')}/brews", order)
+            (s1, b1), (s2, b2) = first.result(), second.result()
+        brews = [b for b in read_all(shop.url("barista-1"), "/brews") if b["order_id"] == "o-9"]
+        started = sum(http_json(f"{shop.url(f'barista-{i}')}/health").get("started", 0) for i in (1, 2))
+    assert s1 == s2 == 201 and len(brews) == 1 and b1["brew_id"] == b2["brew_id"]   # one coffee, the same
+    assert started == 1                                              # ... and only one was made
+
+
+def test_async_a_duplicate_delivery_on_the_other_replica_waits_for_the_brew_and_every_brew_is_recorded(
+        infra: Any) -> None:
+    """Both copies of a republished CoffeeOrdered reach the two replicas at once: one brews, the
+    other waits for that brew (claims) instead of brewing a coffee whose record would be dropped."""
+    slow = ShopSettings(baristas=2, brewers=1, brew=BrewTime("fixed", mean_ms=1500), prefetch=1, idempotency=True)
+    window = FaultWindow("dup", "duplicate-publish", "orders", 0, 60, params={"rate": 1.0})
+    with AsyncShop(infra, slow) as shop:
+        fault = FAULT_KINDS["duplicate-publish"](window)
+        fault.setup(shop)
+        fault.start(shop)
+        place_orders(shop.entry_url, orders(1, 3), concurrency=1)
+        assert wait_until(lambda: len(shop.served()) >= 1, 30)
+        fault.stop(shop)
+        health = [http_json(f"{shop.url(f'barista-{i}')}/health") for i in (1, 2)]
+        assert wait_until(lambda: sum(http_json(f"{shop.url(f'barista-{i}')}/health")["duplicates_skipped"]
+                                      for i in (1, 2)) >= 1, 10)
+        brews = shop.brewed()
+        served = shop.served()
+    assert sum(h.get("started", 0) for h in health) == len(brews) == 1   # every coffee made is on record: one
+    assert len(served) == 1

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from test_checkers import T0, History
+
 from harness.checkers import CheckerResult, CheckOptions, GeneratorHealth, SteadyState, default_checkers, run_checkers
 from harness.experiment.model import Bound
 from harness.results import assemble, status
-from tests.unit.test_checkers import T0, History
 
 HEALED = {"healed": {"healed": True}}
 
