@@ -1,0 +1,151 @@
+"""Mutation tests for the guarantees: does some experiment fail on a shop that breaks one?
+
+`mutants/mutants.toml` lists mutants: small edits to a copy of `systems/`, each breaking exactly
+one guarantee that docs/architecture.md claims. For each mutant this runs the experiments of its
+`catch` list (smoke profile) on the patched shop, with the service programs taken from the copy
+($CHAOSCAFE_SYSTEMS), and calls it killed when at least one shop run's status is "fail"
+(inconclusive and error do not count: they prove nothing). The score is killed / mutants.
+
+    python -m harness.mutants [--only NAME ...] [--out DIR]      # or: tox -e mutants
+
+Exit 0 when every mutant was killed, 1 when one survived, 2 for a bad mutants file.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+ROOT = Path(__file__).resolve().parents[1]
+MUTANTS_FILE = ROOT / "mutants" / "mutants.toml"
+
+
+class MutantError(ValueError):
+    """A mutants file that cannot be used: names the file, the mutant and what is wrong."""
+
+
+class Edit(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    file: str = Field(min_length=1, description="a path under systems/")
+    find: str = Field(min_length=1, description="must occur exactly once in the file")
+    replace: str
+
+
+class Mutant(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    name: str = Field(min_length=1)
+    shop: Literal["sync", "async"]
+    guarantee: str = Field(min_length=1)
+    catch: list[str] = Field(min_length=1, description="experiments expected to fail on this mutant")
+    edit: list[Edit] = Field(min_length=1)
+
+
+def load_mutants(path: Path = MUTANTS_FILE) -> list[Mutant]:
+    """The mutants of `path`; MutantError naming the file and the problem."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        mutants = [Mutant(**m) for m in data.get("mutant", [])]
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise MutantError(f"{path}: {exc}") from None
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise MutantError(f"{path}: {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+    names = [m.name for m in mutants]
+    if len(set(names)) != len(names):
+        raise MutantError(f"{path}: mutant names repeat: {names}")
+    return mutants
+
+
+def apply(mutant: Mutant, systems: Path) -> None:
+    """Apply the mutant's edits to the systems/ tree at `systems` (a copy). MutantError when an
+    edit's `find` does not occur exactly once (the code moved on: update the mutant)."""
+    for edit in mutant.edit:
+        path = systems / edit.file
+        text = path.read_text(encoding="utf-8") if path.is_file() else ""
+        count = text.count(edit.find)
+        if count != 1:
+            raise MutantError(f"mutant {mutant.name}: {edit.file}: `find` occurs {count} times, not once: "
+                              f"{edit.find[:60]!r}")
+        path.write_text(text.replace(edit.find, edit.replace), encoding="utf-8")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    mutant: str
+    shop: str
+    guarantee: str
+    killed: bool
+    runs: list[dict[str, Any]]   # experiment, status, failed checks
+    seconds: float
+
+
+def run_mutant(mutant: Mutant, out: Path, source: Path = ROOT / "systems") -> Outcome:
+    """Run the mutant's catch list on a patched copy of `source`; results under out/<name>/."""
+    from harness.runs import run_all, select
+
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix=f"chaoscafe-mutant-{mutant.name}-") as tmp:
+        systems = Path(tmp) / "systems"
+        shutil.copytree(source, systems, ignore=shutil.ignore_patterns("__pycache__"))
+        apply(mutant, systems)
+        previous = os.environ.get("CHAOSCAFE_SYSTEMS")
+        os.environ["CHAOSCAFE_SYSTEMS"] = str(systems)
+        try:
+            _, summary = run_all(select(mutant.catch), [mutant.shop], profile="smoke", seed=None,
+                                 out=out / mutant.name)
+        finally:
+            if previous is None:
+                os.environ.pop("CHAOSCAFE_SYSTEMS", None)
+            else:
+                os.environ["CHAOSCAFE_SYSTEMS"] = previous
+    runs = [{"experiment": row["experiment"], "status": row["status"], "failed_checks": row["failed_checks"]}
+            for row in summary]
+    return Outcome(mutant.name, mutant.shop, mutant.guarantee, any(r["status"] == "fail" for r in runs), runs,
+                   round(time.monotonic() - started, 1))
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m harness.mutants", description=__doc__.splitlines()[0])
+    p.add_argument("--only", nargs="+", metavar="NAME", help="run only these mutants")
+    p.add_argument("--out", default="reports/mutants", help="runs and score.json go here (default reports/mutants)")
+    args = p.parse_args(argv)
+    out = Path(args.out).resolve()
+    try:
+        mutants = load_mutants()
+        if args.only:
+            unknown = set(args.only) - {m.name for m in mutants}
+            if unknown:
+                raise MutantError(f"{MUTANTS_FILE}: no mutant {', '.join(sorted(unknown))}")
+            mutants = [m for m in mutants if m.name in args.only]
+    except MutantError as exc:
+        print(f"mutants: {exc}", file=sys.stderr)
+        return 2
+    outcomes = []
+    for mutant in mutants:
+        print(f"mutant {mutant.name} ({mutant.shop}): breaks '{mutant.guarantee}'; running {', '.join(mutant.catch)}",
+              flush=True)
+        outcome = run_mutant(mutant, out)
+        outcomes.append(outcome)
+        caught = [f"{r['experiment']} {r['status']} ({', '.join(r['failed_checks'])})" for r in outcome.runs]
+        print(f"  {'KILLED' if outcome.killed else 'SURVIVED'} in {outcome.seconds:.0f} s: {'; '.join(caught)}",
+              flush=True)
+    killed = sum(o.killed for o in outcomes)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "score.json").write_text(json.dumps({"killed": killed, "mutants": len(outcomes),
+                                                "outcomes": [o.__dict__ for o in outcomes]}, indent=2))
+    print(f"mutation score: {killed}/{len(outcomes)} killed (details in {out / 'score.json'})")
+    return 0 if killed == len(outcomes) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
