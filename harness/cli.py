@@ -24,6 +24,12 @@ STATE_DIR = Path(os.environ.get("CHAOSCAFE_HOME", ".chaoscafe")).resolve()
 INFRA_STATE = STATE_DIR / "infra.json"
 
 
+def error_line(text: str) -> None:
+    """Print `text` in red as it is: no rich markup read from it (a value may contain "[/]") and
+    no wrapping when the output is not a terminal (one message, one line)."""
+    console.print(text, style="red", markup=False, highlight=False, soft_wrap=True)
+
+
 def _settings(args: argparse.Namespace) -> Any:
     from harness.shops import ShopSettings
 
@@ -49,7 +55,7 @@ def cmd_provision(args: argparse.Namespace) -> int:
     try:
         found = ensure(install=not args.check)
     except ProvisionError as exc:
-        console.print(f"[red]{exc}[/red]")
+        error_line(f"{exc}")
         return 1
     for key, value in found.items():
         console.print(f"{key}: {value}")
@@ -192,7 +198,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
             console.print(f"{path}: ok")
         except ExperimentError as exc:
             bad += 1
-            console.print(f"[red]{exc}[/red]", highlight=False)
+            error_line(f"{exc}")
     return 2 if bad else 0
 
 
@@ -204,6 +210,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     from harness.verdicts import exit_code
 
     selected = _selected(args.experiments)   # ExperimentError -> exit 2 before anything starts
+    if args.profile is None:
+        args.profile = _default_profile()
+        if args.profile is None:
+            return 2
     if args.runtime:   # every Infrastructure of this run reads it (harness/infra/runtime.py)
         os.environ["CHAOSCAFE_RUNTIME"] = args.runtime
     systems = ["sync", "async"] if args.system == "both" else [args.system]
@@ -243,8 +253,10 @@ def cmd_run(args: argparse.Namespace) -> int:
             console.print(f"interrupted: writing the report of the shop runs that finished in {run_dir}")
             try:
                 _write_report(run_dir, out)
+                _ci_outputs(args, json.loads((run_dir / "summary.json").read_text()), run_dir, out,
+                            interrupted=True)
             except Exception as exc:
-                console.print(f"[red]report not written: {exc.__class__.__name__}: {exc}[/red]", highlight=False)
+                error_line(f"report not written: {exc.__class__.__name__}: {exc}")
         raise
     repeated = f", {args.repeat} repetitions each (p99s: mean ± 95% CI half-width; the rest: repetition 1)" \
         if args.repeat > 1 else ""
@@ -263,20 +275,22 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         _write_report(run_dir, out)
     except Exception as exc:  # the run's files are written; a broken report must not hide its verdict
-        console.print(f"[red]report not written: {exc.__class__.__name__}: {exc}[/red]", highlight=False)
+        error_line(f"report not written: {exc.__class__.__name__}: {exc}")
     _ci_outputs(args, summary, run_dir, out)
     return exit_code(row["status"] for row in summary)   # 0 pass, 1 fail or error, 3 inconclusive
 
 
-def _ci_outputs(args: argparse.Namespace, summary: list[dict[str, Any]], run_dir: Path, out: Path) -> None:
-    """--junit FILE, --summary-md FILE and $GITHUB_STEP_SUMMARY, from the run's summary rows."""
+def _ci_outputs(args: argparse.Namespace, summary: list[dict[str, Any]], run_dir: Path, out: Path, *,
+                interrupted: bool = False) -> None:
+    """--junit FILE, --summary-md FILE and $GITHUB_STEP_SUMMARY, from the run's summary rows (an
+    interrupted set: the shop runs that finished, and the title says it was interrupted)."""
     from harness.ci_output import append_github_summary, summary_markdown, write_junit
 
     if args.junit:
         write_junit(summary, Path(args.junit), report_dir=str(out), run_id=run_dir.name)
         console.print(f"junit: {args.junit}", highlight=False)
-    markdown = summary_markdown(summary, title=f"chaoscafe run {run_dir.name} ({args.profile} profile)",
-                                report_index=str(out / "index.html"))
+    title = f"chaoscafe run {run_dir.name} ({args.profile} profile{', INTERRUPTED' if interrupted else ''})"
+    markdown = summary_markdown(summary, title=title, report_index=str(out / "index.html"))
     if args.summary_md:
         Path(args.summary_md).parent.mkdir(parents=True, exist_ok=True)
         Path(args.summary_md).write_text(markdown, encoding="utf-8")
@@ -302,9 +316,11 @@ def cmd_report(args: argparse.Namespace) -> int:
         run_dir = Path(args.run_dir) if args.run_dir else latest_run_dir(Path("reports").resolve() / "runs")
         if not run_dir.is_dir():
             raise FileNotFoundError(f"no such run directory: {run_dir}")
+        if (run_dir / "runs").is_dir() and not (run_dir / "summary.json").is_file():
+            run_dir = latest_run_dir(run_dir / "runs")   # an --out directory: its newest run, as compare reads it
         _write_report(run_dir, Path(args.out))
     except FileNotFoundError as exc:
-        console.print(f"[red]chaoscafe report: {exc}[/red]", highlight=False)
+        error_line(f"chaoscafe report: {exc}")
         return 2
     return 0
 
@@ -316,7 +332,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         tolerances = load_tolerances(Path(args.tolerances)) if args.tolerances else TOLERANCES
         baseline, current = load_set(Path(args.baseline)), load_set(Path(args.current))
     except CompareError as exc:
-        console.print(f"[red]chaoscafe compare: {exc}[/red]", highlight=False)
+        error_line(f"chaoscafe compare: {exc}")
         return 2
     changes = compare_sets(baseline, current, tolerances)
     bad = regressions(changes)
@@ -341,7 +357,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     console.print(table)
     compared = len({(c.experiment, c.system) for c in changes})
     if bad:
-        console.print(f"[red]{len(bad)} regression(s) in {compared} shop runs[/red]")
+        error_line(f"{len(bad)} regression(s) in {compared} shop runs")
         return 1
     console.print(f"[green]no regression in {compared} shop runs[/green] "
                   f"({sum(c.status == 'improved' for c in changes)} improved, "
@@ -371,7 +387,7 @@ def cmd_explore(args: argparse.Namespace) -> int:
         try:
             write_report(finding.run_dir, Path(args.out) / "explore")
         except Exception as exc:  # the findings are written; a report failure must not hide them
-            console.print(f"[red]report not written: {exc.__class__.__name__}: {exc}[/red]", highlight=False)
+            error_line(f"report not written: {exc.__class__.__name__}: {exc}")
         if finding.found:
             found_any = True
             assert finding.minimal is not None
@@ -394,7 +410,7 @@ def cmd_baseline(args: argparse.Namespace) -> int:
     try:
         written = save_baseline(Path(args.run_dir), Path(args.out))
     except CompareError as exc:
-        console.print(f"[red]chaoscafe baseline: {exc}[/red]", highlight=False)
+        error_line(f"chaoscafe baseline: {exc}")
         return 2
     size = sum(p.stat().st_size for p in written)
     console.print(f"baseline: {len(written)} results ({size / 1024:.0f} KiB) in {args.out}; review and commit it")
@@ -420,10 +436,12 @@ def _num(value: Any) -> str:
 
 
 EXIT_CODES = """exit codes (every command):
-  0    success: every shop run passed every check (run), no regression (compare), ...
+  0    success: every shop run passed every check (run), no regression (compare), no
+       violation (explore), the command did what was asked (the others)
   1    failure: an invariant or expectation failed or a shop run ended in an error (run), a
        regression (compare), a violation found (explore), or the environment failed (one line)
-  2    bad input: usage, an invalid experiment file, a missing directory or result set
+  2    bad input: usage, an invalid experiment file or CHAOSCAFE_PROFILE, a missing
+       directory or result set
   3    inconclusive (run): nothing failed, but some shop run could not test its claim (the
        generator fell behind, a checker raised, no steady state before the first fault, a fault
        not applied)
@@ -441,12 +459,13 @@ def _shop_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run-dir", help="where logs and databases go (default .chaoscafe/runs/)")
 
 
-def _default_profile() -> str:
-    """$CHAOSCAFE_PROFILE (smoke or full; CI sets smoke to run the README's main command as written), else full."""
-    value = os.environ.get("CHAOSCAFE_PROFILE", "full")
+def _default_profile() -> str | None:
+    """$CHAOSCAFE_PROFILE (smoke or full; CI sets smoke to run the README's main command as written),
+    else full; None (after one error line) when it names no profile."""
+    value = os.environ.get("CHAOSCAFE_PROFILE") or "full"
     if value not in ("smoke", "full"):
-        console.print(f"[red]CHAOSCAFE_PROFILE={value!r}: must be smoke or full[/red]", highlight=False)
-        raise SystemExit(2)
+        error_line(f"CHAOSCAFE_PROFILE={value!r}: must be smoke or full (or --profile)")
+        return None
     return value
 
 
@@ -486,7 +505,7 @@ def parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run experiments against both shops with the same schedule and faults")
     run.add_argument("experiments", nargs="*", help="experiment names or TOML files (default: all in experiments/)")
     run.add_argument("--system", choices=["sync", "async", "both"], default="both")
-    run.add_argument("--profile", choices=["smoke", "full"], default=_default_profile(),
+    run.add_argument("--profile", choices=["smoke", "full"],
                      help="smoke: CI-sized; full: the real run (default $CHAOSCAFE_PROFILE, else full)")
     run.add_argument("--seed", type=int, help="override every experiment's seed")
     run.add_argument("--out", default="reports", help="output directory (default reports/)")
@@ -502,7 +521,8 @@ def parser() -> argparse.ArgumentParser:
     run.set_defaults(func=cmd_run)
     rep = sub.add_parser("report", help="write the HTML report of a run (index, one page per experiment)")
     rep.add_argument("run_dir", nargs="?", metavar="RUN_DIR",
-                     help="a run directory (default: the newest under reports/runs)")
+                     help="a run directory, or an --out directory (its newest run); default: the newest "
+                          "under reports/runs")
     rep.add_argument("--out", default="reports", help="where the report goes (default reports/)")
     rep.set_defaults(func=cmd_report)
     cmp = sub.add_parser("compare", help="compare a run with a baseline; exit 1 on a regression")
@@ -563,7 +583,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except ExperimentError as exc:
-        console.print(f"[red]{exc}[/red]", highlight=False)
+        error_line(f"{exc}")
         return 2
     except KeyboardInterrupt:
         console.print("interrupted: everything started was stopped")
@@ -571,7 +591,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # a clear line, not a traceback, for failures of the environment
         if os.environ.get("CHAOSCAFE_DEBUG"):
             raise
-        console.print(f"[red]chaoscafe {args.command}: {exc.__class__.__name__}: {exc}[/red]")
+        error_line(f"chaoscafe {args.command}: {exc.__class__.__name__}: {exc}")
         return 1
 
 

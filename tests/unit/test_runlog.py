@@ -45,3 +45,21 @@ def test_every_path_option_becomes_absolute_and_names_stay_names(tmp_path: Path)
     assert args.experiments == ["steady-state", str(tmp_path / "mine" / "x.toml")]
     shop = cli.absolute_paths(cli.parser().parse_args(["shop", "up", "sync", "--run-dir", "r"]))
     assert Path(shop.run_dir).is_absolute()
+
+
+def test_a_value_that_looks_like_markup_is_an_error_line_not_a_crash(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    bad = tmp_path / "bad.toml"
+    bad.write_text('title = "x"\nclaim = "y"\ntime_scale = "1:1"\n[run]\nduration_s = 2\n'
+                   '[load]\nshape = "[/]"\nrate = 1\n')
+    assert cli.main(["validate", str(bad)]) == 2
+    out = capsys.readouterr().out
+    assert "load.shape = '[/]'" in out and len(out.strip().splitlines()) == 1
+
+
+def test_a_bad_chaoscafe_profile_stops_run_only_and_the_option_wins(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("CHAOSCAFE_PROFILE", "bogus")
+    assert cli._default_profile() is None
+    assert cli.parser().parse_args(["run", "--profile", "smoke"]).profile == "smoke"
+    assert cli.main(["list"]) == 0
+    monkeypatch.setenv("CHAOSCAFE_PROFILE", "smoke")
+    assert cli._default_profile() == "smoke"
