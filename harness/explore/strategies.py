@@ -68,7 +68,7 @@ def fault_specs(draw: st.DrawFn, system: str, max_faults: int = 3) -> list[Fault
     faults = []
     for _ in range(draw(st.integers(1, max_faults))):
         menu = draw(st.sampled_from(MENUS[system]))
-        start = draw(st.integers(0, RUN_S - 1))
+        start = draw(st.integers(1, RUN_S - 1))   # after a first second of steady state (the gate)
         duration = draw(st.integers(1, 3))
         params = draw(st.sampled_from(menu.params))
         faults.append(FaultSpec(kind=menu.kind, target=menu.target, start_s=start, duration_s=duration,
@@ -111,6 +111,8 @@ def experiment_for(system: str, config: str, faults: list[FaultSpec], rate: int,
         "shop": {"baristas": 2, "brewers": 2, "capacity": 8, "barista_timeout_s": 3, "prefetch": 2,
                  "idempotency": cfg["idempotency"], "brew": {"distribution": "fixed", "mean_ms": 20}},
         "faults": [f.model_dump(exclude_none=True) for f in faults],
+        # a one-second steady state before the first fault: a few orders, all of them accepted
+        "steady_state": {"min_orders": 3, "min_availability": 1.0},
         "profiles": {"smoke": {"time_factor": 1.0}, "full": {"time_factor": 1.0}},
         "expect": expect,
     })
