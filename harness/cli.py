@@ -251,6 +251,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:   # report what finished, then let main() say "interrupted" (exit 130)
         if (run_dir / "summary.json").is_file():
             console.print(f"interrupted: writing the report of the shop runs that finished in {run_dir}")
+            from harness.report.html import INTERRUPTED
+
+            (run_dir / INTERRUPTED).write_text(json.dumps({"interrupted_at": time.time()}))
             try:
                 _write_report(run_dir, out)
                 _ci_outputs(args, json.loads((run_dir / "summary.json").read_text()), run_dir, out,

@@ -10,6 +10,7 @@ import math
 import time
 from collections.abc import Iterable, Sequence
 from html import escape
+from pathlib import Path
 from typing import Any
 
 from harness.report import figures, sections, spread
@@ -22,6 +23,7 @@ from harness.verdicts import STATUSES, WORDS, failed_validity, kind_of, status_o
 ARCHITECTURE_KEYS = ("kind", "entry_url", "services", "edges")  # differ between shops by design
 CONFIG_SKIP = ("experiment.title", "experiment.claim", "experiment.description", "experiment.expect",
                "experiment.profiles", "experiment.faults", "experiment.scenarios", "experiment.time_scale")
+INTERRUPTED = "interrupted.json"   # in a run directory: the set was stopped before it finished
 LEDGER_WORDS = (
     ("attempted", "orders the customers tried to place"), ("accepted", "accepted by the shop"),
     ("rejected", "refused (definitely not taken)"), ("unknown", "outcome unknown to the customer"),
@@ -174,6 +176,9 @@ def render_index(run: RunData, *, link_prefix: str = "", assets: str = "assets",
             f"Each experiment ran against each shop with the same seed, "
             f"arrival schedule, fault schedule and capacity.</p>",
             "<h2>Verdicts</h2>", matrix, "<h2>Claims</h2>", sentences]
+    if (Path(run.path) / INTERRUPTED).is_file():   # written by `chaoscafe run` on Ctrl-C
+        body.insert(0, '<p class="run-error">This set was interrupted: only the shop runs that finished are '
+                       'reported.</p>')
     if other_runs:
         body.append("<h2>Other reports in this folder</h2><ul>"
                     + "".join(f'<li><a href="{h(href)}">{h(label)}</a></li>' for label, href in other_runs) + "</ul>")

@@ -130,6 +130,7 @@ def test_ctrl_c_during_an_experiment_flushes_the_history_and_stops_everything(tm
         assert wait_gone(tag) == [], f"left behind: {tagged(tag)}"
         (run_dir,) = (out / "runs").iterdir()
         assert (out / run_dir.name / "tiny.html").is_file(), proc.stdout.read() if proc.stdout else ""
+        assert "This set was interrupted" in (out / run_dir.name / "index.html").read_text()
         assert not (run_dir / "steady-state" / "async" / "results.json").exists()   # not finished: not reported
     finally:
         if proc.poll() is None:
