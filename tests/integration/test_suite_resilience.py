@@ -39,10 +39,10 @@ def test_a_failing_shop_run_is_an_error_and_the_set_goes_on(tmp_path: Path, monk
         (tmp_path / "exps" / f"{name}.toml").write_text(TINY.format(name=name))
     real = run_mod.observations
 
-    def observations(shop: Any) -> Any:   # the failure of the issue: unreadable after the heal
+    def observations(shop: Any, history: Any = None) -> Any:   # the issue's failure: unreadable after the heal
         if "broken" in str(shop.infra.run_dir):
             raise ConnectionError("observations unreadable after the heal (injected by the test)")
-        return real(shop)
+        return real(shop, history)
 
     monkeypatch.setattr(run_mod, "observations", observations)
     monkeypatch.setattr("harness.infra.processes.install_signal_handlers", lambda: None)
