@@ -8,6 +8,7 @@ incomplete, heals the faults and stops every process.
 """
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -217,9 +218,13 @@ def errored(name: str, experiment: Experiment, system: str, *, profile: str, see
         records = load_history(path) if path.is_file() else []
     except HistoryError as exc:   # evidence that cannot be trusted: judge nothing from it
         records, error = [], RuntimeError(f"{error.__class__.__name__}: {error}; and {exc}")
-    if not path.is_file():   # the report reads a history next to every results.json
+    if not any(r.get("type") == "run" for r in records):
+        # it failed before the run began (t0 is set once the shop is up), so the history holds at
+        # most its "end" line: say so in a run record of its own, which the report needs to draw it
+        records = [{"type": "run", "experiment": name, "system": system, "seed": exp.run.seed, "profile": profile,
+                    "t0": started, "run_id": run_id, "never_started": True}, *records]
         out_dir.mkdir(parents=True, exist_ok=True)
-        path.write_text("")
+        path.write_text("".join(json.dumps(r, separators=(",", ":")) + "\n" for r in records))
     message = f"{error.__class__.__name__}: {error}"[:2000]
     checked = run_checkers(default_checkers(), records,
                            exp.check_options())
@@ -228,11 +233,19 @@ def errored(name: str, experiment: Experiment, system: str, *, profile: str, see
         "profile": profile, "run_id": run_id, "complete": False, "error": message, "started_at": started,
         "wall_s": round(time.time() - started, 3),
         "config": {"experiment": exp.model_dump(mode="json")},
-        "faults": actual_faults(records),
+        "faults": _faults_or_none(records),
     }
     results = results_mod.assemble(header, checked, {}, provenance())
     results_mod.write(results, out_dir / "results.json")
     return results
+
+
+def _faults_or_none(records: list[Record]) -> list[dict[str, Any]]:
+    """actual_faults, or [] for a history that never got its run record (failed before t0)."""
+    try:
+        return actual_faults(records)
+    except ValueError:
+        return []
 
 
 def _run_shop(name: str, experiment: Experiment, system: str, *, profile: str, seed: int | None,

@@ -125,3 +125,27 @@ def test_a_declared_fault_neither_applied_nor_reported_not_applicable_is_inconcl
     assert verdict(steady_run(), header={**declared, **one})["status"] == "inconclusive"
     both = {"faults": [{"name": "kill-barista-1"}], "not_applicable": [{"name": "pause-barista-2"}]}
     assert verdict(steady_run(), header={**declared, **both})["status"] == "pass"
+
+
+def test_a_shop_run_that_failed_before_it_began_is_an_error_the_report_can_draw(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import json as json_mod
+
+    from harness.history import load
+    from harness.report import write_report
+    from harness.run import errored
+    from harness.runs import select
+
+    item = select(["barista-outage"])[0]
+    run_dir = tmp_path / "runs" / "r1"
+    shop_dir = run_dir / item.name / "async"
+    shop_dir.mkdir(parents=True)
+    (shop_dir / "history.jsonl").write_text('{"type":"end","time":1.0,"complete":false}\n')   # all it got
+    results = errored(item.name, item.experiment, "async", profile="smoke", seed=None, out_dir=shop_dir,
+                      run_id="r1", started=100.0, error=TimeoutError("broker not ready in time"))
+    assert results["status"] == "error" and "broker not ready" in results["error"] and results["faults"] == []
+    history = load(shop_dir / "history.jsonl")
+    assert history[0]["type"] == "run" and history[0]["never_started"] is True and history[-1]["type"] == "end"
+    (run_dir / "summary.json").write_text(json_mod.dumps([{"experiment": item.name, "system": "async"}]))
+    report = write_report(run_dir, tmp_path / "out")
+    assert "broker not ready in time" in (tmp_path / "out" / "r1" / f"{item.name}.html").read_text()
+    assert report.index.is_file()
