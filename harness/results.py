@@ -1,4 +1,5 @@
-"""results.json of one experiment on one shop: checker results, expectations checked, provenance."""
+"""results.json of one experiment on one shop: checker results, checks (expectations from the file,
+invariants and validity checks of every run), the verdict (`status`), provenance."""
 from __future__ import annotations
 
 import json
