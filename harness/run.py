@@ -24,7 +24,7 @@ from harness.checkers import default_checkers, fault_windows, run_checkers
 from harness.experiment import Experiment
 from harness.history import HistoryError, HistoryWriter, Record
 from harness.history import load as load_history
-from harness.infra.stack import Infrastructure
+from harness.infra.stack import Infrastructure, SharedBroker
 from harness.load.driver import OpenLoopDriver
 from harness.load.schedule import ArrivalSchedule, build_schedule
 from harness.nemesis import Nemesis
@@ -187,9 +187,14 @@ def latecomers(exp: Experiment, shop: Shop, history: list[Record]) -> dict[str, 
 
 
 def run_one(name: str, experiment: Experiment, system: str, *, profile: str, seed: int | None,
-            out_dir: Path, run_id: str, progress: ProgressFn | None = None) -> dict[str, Any]:
+            out_dir: Path, run_id: str, progress: ProgressFn | None = None,
+            broker: SharedBroker | None = None) -> dict[str, Any]:
     """Run `experiment` (as declared; the profile is applied here) against one shop; write
     history.jsonl, schedule.jsonl and results.json into out_dir and return the results.
+
+    With `broker`, an async shop run takes a vhost of its own on that shared node (started on
+    first use) unless a fault of the experiment stops the broker (`needs_private_broker`); without
+    it, or for such a run, it starts a private node.
 
     An exception inside the shop run (a broker not ready in time, observations unreadable after
     the heal, ...) does not propagate: the results are still written, with `complete: false`,
@@ -200,7 +205,7 @@ def run_one(name: str, experiment: Experiment, system: str, *, profile: str, see
     started = time.time()
     try:
         return _run_shop(name, experiment, system, profile=profile, seed=seed, out_dir=out_dir, run_id=run_id,
-                         progress=progress)
+                         progress=progress, broker=broker)
     except Exception as exc:
         log.exception("%s / %s: the shop run failed", name, system)
         return errored(name, experiment, system, profile=profile, seed=seed, out_dir=out_dir, run_id=run_id,
@@ -249,8 +254,11 @@ def _faults_or_none(records: list[Record]) -> list[dict[str, Any]]:
 
 
 def _run_shop(name: str, experiment: Experiment, system: str, *, profile: str, seed: int | None,
-              out_dir: Path, run_id: str, progress: ProgressFn | None = None) -> dict[str, Any]:
+              out_dir: Path, run_id: str, progress: ProgressFn | None = None,
+              broker: SharedBroker | None = None) -> dict[str, Any]:
     exp = effective(experiment, profile, seed)
+    needs_broker = system == "async"
+    shared = broker.node() if broker is not None and needs_broker and not exp.needs_private_broker() else None
     seed = exp.run.seed
     schedule = schedule_for(exp, seed)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -261,7 +269,7 @@ def _run_shop(name: str, experiment: Experiment, system: str, *, profile: str, s
     complete = False
     healed: dict[str, Any] = {}
     with HistoryWriter(out_dir / "history.jsonl") as history, \
-            Infrastructure(out_dir / "infra", broker=system == "async") as infra, \
+            Infrastructure(out_dir / "infra", broker=needs_broker, shared_broker=shared) as infra, \
             SHOPS[system](infra, exp.shop.settings(seed)) as shop:
         def tick() -> None:  # called by the sampler thread and the drain loop, after all three exist
             stats = driver.stats
@@ -304,6 +312,8 @@ def _run_shop(name: str, experiment: Experiment, system: str, *, profile: str, s
             sampler.stop()
             history.close(complete=complete, time=time.time())
         describe = shop.describe()
+        broker_used = ({"node": infra.broker.nodename, "vhost": infra.broker.vhost, "shared": infra.broker.shared}
+                       if infra.broker is not None else None)
         versions = {"rabbitmq": infra.broker.version() if infra.broker else None,
                     "toxiproxy": infra.toxiproxy_server.version(), "runtime": infra.runtime}
     state["phase"] = "checking"
@@ -313,7 +323,7 @@ def _run_shop(name: str, experiment: Experiment, system: str, *, profile: str, s
         "experiment": name, "title": exp.title, "claim": exp.claim, "system": system, "seed": seed,
         "profile": profile, "run_id": run_id, "complete": complete, "started_at": started,
         "wall_s": round(time.time() - started, 3),
-        "config": {"shop": describe, "experiment": exp.model_dump(mode="json")},
+        "config": {"shop": describe, "broker": broker_used, "experiment": exp.model_dump(mode="json")},
         "schedule": {"arrivals": len(schedule), "duration_s": schedule.duration_s, "digest": schedule.digest()},
         "faults": actual_faults(history.records), "not_applicable": nemesis.not_applicable,
         "healed": healed, "observed_from": dict(shop.observed_from),

@@ -10,6 +10,7 @@ from typing import Any, Protocol
 from harness import repeats
 from harness import results as results_mod
 from harness.experiment import Experiment, ExperimentError, discover, expand, experiment_name, load_experiment
+from harness.infra.stack import SharedBroker
 from harness.run import ProgressFn, effective, run_one
 from harness.verdicts import status_of
 
@@ -74,9 +75,20 @@ def run_all(selected: list[Selected], systems: list[str], *, profile: str, seed:
 
     A shop run that raises is recorded as an error (harness.run.run_one) and the set goes on;
     summary.json is rewritten after every shop run, so an interrupted set leaves what finished.
+    The async shop runs share one RabbitMQ node (RUN_DIR/shared-broker, started at the first of
+    them, stopped at the end), each in a vhost of its own; a run whose faults stop the broker
+    starts a private node instead.
     """
     run_id = run_id or new_run_id()
     run_dir = Path(out).resolve() / "runs" / run_id   # absolute: the shops' processes run elsewhere
+    with SharedBroker(run_dir / "shared-broker") as broker:
+        return run_dir, _run_set(selected, systems, profile=profile, seed=seed, run_dir=run_dir, run_id=run_id,
+                                 progress=progress, repeat=repeat, listener=listener, broker=broker)
+
+
+def _run_set(selected: list[Selected], systems: list[str], *, profile: str, seed: int | None, run_dir: Path,
+             run_id: str, progress: ProgressFn | None, repeat: int, listener: RunListener | None,
+             broker: SharedBroker) -> list[dict[str, Any]]:
     summary: list[dict[str, Any]] = []
     for item in selected:
         exp = effective(item.experiment, profile, None)
@@ -88,7 +100,7 @@ def run_all(selected: list[Selected], systems: list[str], *, profile: str, seed:
                 if listener is not None:
                     listener.shop_started(item.name, system, k, exp.run.duration_s)
                 results = run_one(item.name, item.experiment, system, profile=profile, seed=seed_k,
-                                  out_dir=shop_dir, run_id=run_id, progress=progress)
+                                  out_dir=shop_dir, run_id=run_id, progress=progress, broker=broker)
                 done[system].append(results)
                 if listener is not None:
                     listener.shop_finished(summarise(results), k)
@@ -99,7 +111,7 @@ def run_all(selected: list[Selected], systems: list[str], *, profile: str, seed:
                 results_mod.write(results, run_dir / item.name / system / "results.json")
             summary.append(summarise(results))
             (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
-    return run_dir, summary
+    return summary
 
 
 def summarise(results: dict[str, Any]) -> dict[str, Any]:

@@ -413,6 +413,12 @@ class Experiment(Strict):
         return self.model_copy(update={"run": run, "load": self.load.model_copy(update=load_update),
                                        "faults": faults, "scale": scale, "autoscaler": autoscaler})
 
+    def needs_private_broker(self) -> bool:
+        """True when a fault of this experiment stops or crashes the broker itself (its kind says
+        `private_broker`): such a run gets a RabbitMQ node of its own, every other async run a vhost
+        on the node its set shares (harness.infra.stack.SharedBroker)."""
+        return any(getattr(FAULT_KINDS[f.kind], "private_broker", False) for f in self.faults)
+
     def windows(self) -> list[FaultWindow]:
         return [FaultWindow(f.name or f"{f.kind}-{f.target}-{i + 1}", f.kind, f.target, f.start_s, f.duration_s,
                             f.replica, dict(f.params), f.wait_for_work_s) for i, f in enumerate(self.faults)]

@@ -118,7 +118,11 @@ def find_epmd(rabbit_bin: Path | None = None) -> Path | None:
 
 class RabbitNode:
     """One private RabbitMQ node under `base_dir`; ports and credentials are fixed
-    for the object's life, so `restart()` keeps the same identity and data."""
+    for the object's life, so `restart()` keeps the same identity and data. Its clients use the
+    default vhost "/"; `Vhost` gives one shop run its own vhost and user on a shared node."""
+
+    vhost = "/"
+    shared = False   # a private node: its faults (crash, stop, restart) are the run's to inject
 
     def __init__(
         self, base_dir: Path, *, name: str = "cafe", management: bool = True, rabbit_bin: Path | None = None
@@ -143,8 +147,12 @@ class RabbitNode:
     @property
     def amqp_url(self) -> str:
         """AMQP URL for the default vhost, credentials included."""
-        user, pw = (urllib.parse.quote(s, safe="") for s in (self.username, self.password))
-        return f"amqp://{user}:{pw}@{_HOST}:{self.amqp_port}/%2F"
+        return self.amqp_url_at(self.amqp_port)
+
+    def amqp_url_at(self, port: int) -> str:
+        """AMQP URL of this node's vhost and credentials at loopback `port` (a proxy in front of
+        the node, or the node's own port)."""
+        return _url(self.username, self.password, port, self.vhost)
 
     @property
     def management_url(self) -> str:
@@ -403,18 +411,19 @@ class RabbitNode:
 
     # -- queries
 
-    def _api(self, path: str, timeout: float = 5) -> Any:
-        """GET /api/<path> from the management plugin; BrokerError on failure."""
+    def _api(self, path: str, timeout: float = 5, *, method: str = "GET", body: Any = None) -> Any:
+        """`method` /api/<path> on the management plugin (as the node's administrator); the decoded
+        JSON answer of a GET, None for a write; BrokerError on failure or an unexpected status."""
         if not self.management:
             raise BrokerError("management plugin disabled for this node")
         url = f"{self.management_url}/api/{path}"
         try:
-            resp = requests.get(url, auth=(self.username, self.password), timeout=timeout)
+            resp = requests.request(method, url, auth=(self.username, self.password), json=body, timeout=timeout)
         except requests.RequestException as exc:
-            raise BrokerError(f"GET {url}: {exc}") from exc
-        if resp.status_code != 200:
-            raise BrokerError(f"GET {url}: HTTP {resp.status_code} {resp.text[:200]}")
-        return resp.json()
+            raise BrokerError(f"{method} {url}: {exc}") from exc
+        if resp.status_code not in ((200,) if method == "GET" else (200, 201, 204)):
+            raise BrokerError(f"{method} {url}: HTTP {resp.status_code} {resp.text[:200]}")
+        return resp.json() if method == "GET" else None
 
     def queue_stats(self, queue: str, vhost: str = "/") -> dict[str, int]:
         """{"ready", "unacked", "total", "consumers"} for `queue` from the management API
@@ -445,4 +454,99 @@ class RabbitNode:
         self.cleanup()
 
 
-__all__ = ["BrokerError", "RabbitNode", "find_epmd"]
+def _url(user: str, password: str, port: int, vhost: str) -> str:
+    """amqp://user:password@127.0.0.1:port/vhost, every part percent-encoded."""
+    user, password, vhost = (urllib.parse.quote(s, safe="") for s in (user, password, vhost))
+    return f"amqp://{user}:{password}@{_HOST}:{port}/{vhost}"
+
+
+class Vhost:
+    """One shop run's tenant on a shared node: its own virtual host and its own user (generated
+    password, permissions on that vhost only), so its queues, streams and messages are invisible to
+    every other run, and deleting the vhost at the end removes all of them and closes the run's
+    connections. It offers what the shops and the harness read from a node (URLs, `queue_stats`,
+    `version`, `is_running`, `beam_pid`); the node's own lifecycle is not the run's: `crash`, `stop`
+    and `restart` raise BrokerError (a broker fault needs a private node, see
+    `Experiment.needs_private_broker`).
+
+    `start()` creates the vhost, user and permissions through the management API; `cleanup()`
+    deletes them (idempotent, never raises: the node may already be gone)."""
+
+    shared = True
+
+    def __init__(self, node: RabbitNode, name: str | None = None) -> None:
+        self.node = node
+        self.vhost = name or f"run-{secrets.token_hex(4)}"
+        self.username = f"{self.vhost}-{secrets.token_hex(2)}"
+        self.password = secrets.token_hex(16)
+        self._created = False
+
+    @property
+    def amqp_port(self) -> int:
+        return self.node.amqp_port
+
+    @property
+    def nodename(self) -> str:
+        return self.node.nodename
+
+    @property
+    def management_url(self) -> str:
+        return self.node.management_url
+
+    @property
+    def amqp_url(self) -> str:
+        """AMQP URL of this vhost at the node's own port, this tenant's credentials included."""
+        return self.amqp_url_at(self.node.amqp_port)
+
+    def amqp_url_at(self, port: int) -> str:
+        """AMQP URL of this vhost at loopback `port` (a proxy in front of the node)."""
+        return _url(self.username, self.password, port, self.vhost)
+
+    def start(self) -> None:
+        """Create the vhost, the user and its permissions on that vhost only."""
+        vhost = urllib.parse.quote(self.vhost, safe="")
+        user = urllib.parse.quote(self.username, safe="")
+        self.node._api(f"vhosts/{vhost}", method="PUT", body={})
+        self._created = True
+        self.node._api(f"users/{user}", method="PUT", body={"password": self.password, "tags": ""})
+        self.node._api(f"permissions/{vhost}/{user}", method="PUT",
+                       body={"configure": ".*", "write": ".*", "read": ".*"})
+
+    def cleanup(self) -> None:
+        """Delete the vhost (its queues, messages and connections go with it) and the user."""
+        if not self._created:
+            return
+        for path in (f"vhosts/{urllib.parse.quote(self.vhost, safe='')}",
+                     f"users/{urllib.parse.quote(self.username, safe='')}"):
+            with contextlib.suppress(BrokerError):
+                self.node._api(path, method="DELETE", timeout=10)
+        self._created = False
+
+    def queue_stats(self, queue: str) -> dict[str, int]:
+        """The node's `queue_stats` for `queue` in this vhost."""
+        return self.node.queue_stats(queue, self.vhost)
+
+    def version(self) -> str:
+        return self.node.version()
+
+    def is_running(self) -> bool:
+        return self.node.is_running()
+
+    def beam_pid(self) -> int | None:
+        return self.node.beam_pid()
+
+    def _refuse(self) -> None:
+        raise BrokerError(f"{self.node.nodename} is shared by every shop run of this set: a fault that "
+                          "stops the broker needs a private node (Experiment.needs_private_broker)")
+
+    def crash(self) -> None:
+        self._refuse()
+
+    def stop(self, timeout: float = 30) -> None:
+        self._refuse()
+
+    def restart(self, timeout: float = 90) -> None:
+        self._refuse()
+
+
+__all__ = ["BrokerError", "RabbitNode", "Vhost", "find_epmd"]

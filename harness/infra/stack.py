@@ -1,13 +1,13 @@
-"""The infrastructure of one run: a Toxiproxy server and a private RabbitMQ node (optional), under
-one run directory, stopped together (also on errors and Ctrl-C), and the supervisors the shops run
-their services with -- all from one runtime, local processes or Docker containers
-(harness/infra/runtime.py)."""
+"""The infrastructure of one run: a Toxiproxy server and a RabbitMQ broker (optional: a private node,
+or a vhost of its own on a node shared by the runs of a set), under one run directory, stopped
+together (also on errors and Ctrl-C), and the supervisors the shops run their services with -- all
+from one runtime, local processes or Docker containers (harness/infra/runtime.py)."""
 from __future__ import annotations
 
 from pathlib import Path
 from types import TracebackType
 
-from harness.infra.broker import RabbitNode
+from harness.infra.broker import RabbitNode, Vhost
 from harness.infra.docker_runtime import DockerRuntime
 from harness.infra.processes import Supervisor
 from harness.infra.runtime import ServiceSupervisor, resolve_runtime
@@ -17,24 +17,34 @@ from harness.infra.toxiproxy import Toxiproxy, ToxiproxyServer
 class Infrastructure:
     """Start with `with Infrastructure(run_dir, broker=True) as infra:`; everything is cleaned up on exit.
 
-    `broker=False` skips RabbitMQ (the sync shop does not need it). `runtime` is "local",
-    "docker" or "auto" (None: $CHAOSCAFE_RUNTIME, else "local"); `self.runtime` is the one chosen.
+    `broker=False` skips RabbitMQ (the sync shop does not need it). With `shared_broker` (a running
+    node, see `SharedBroker`) the run gets its own vhost and user on that node instead of a private
+    node: starting costs a few management calls instead of a node boot, and the run cannot stop
+    the broker. `runtime` is "local", "docker" or "auto" (None: $CHAOSCAFE_RUNTIME, else "local");
+    `self.runtime` is the one chosen.
     """
 
-    def __init__(self, run_dir: Path, *, broker: bool = True, runtime: str | None = None) -> None:
+    def __init__(self, run_dir: Path, *, broker: bool = True, runtime: str | None = None,
+                 shared_broker: RabbitNode | None = None) -> None:
         self.run_dir = Path(run_dir).resolve()   # absolute: handed to children with another cwd
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.runtime = resolve_runtime(runtime)
         self.docker: DockerRuntime | None = None
         self.toxiproxy_server: ToxiproxyServer
-        self.broker: RabbitNode | None
+        self.broker: RabbitNode | Vhost | None
         if self.runtime == "docker":
             self.docker = DockerRuntime(self.run_dir)
             self.toxiproxy_server = self.docker.toxiproxy(self.run_dir / "toxiproxy")
-            self.broker = self.docker.broker(self.run_dir / "broker") if broker else None
         else:
             self.toxiproxy_server = ToxiproxyServer(self.run_dir / "toxiproxy")
-            self.broker = RabbitNode(self.run_dir / "broker") if broker else None
+        if not broker:
+            self.broker = None
+        elif shared_broker is not None:
+            self.broker = Vhost(shared_broker)
+        elif self.docker is not None:
+            self.broker = self.docker.broker(self.run_dir / "broker")
+        else:
+            self.broker = RabbitNode(self.run_dir / "broker")
         self._client: Toxiproxy | None = None
 
     @property
@@ -81,11 +91,55 @@ class Infrastructure:
         info = {"run_dir": str(self.run_dir), "runtime": self.runtime, "toxiproxy": self.toxiproxy_server.api_url}
         if self.broker is not None:
             info.update(amqp=self.broker.amqp_url, management=self.broker.management_url,
-                        broker_node=self.broker.nodename)
+                        broker_node=self.broker.nodename, vhost=self.broker.vhost,
+                        broker_shared="yes" if self.broker.shared else "no")
         return info
 
     def __enter__(self) -> "Infrastructure":
         return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+
+class SharedBroker:
+    """One RabbitMQ node for many shop runs (a `chaoscafe run` set, a pytest session), started on
+    the first `node()` call under `run_dir` and stopped by `close()` (or the `with` block). Each run
+    takes its own vhost on it (`Infrastructure(..., shared_broker=shared.node())`). Only for the
+    local runtime: `node()` returns None under Docker, where each run keeps its broker container."""
+
+    def __init__(self, run_dir: Path, *, runtime: str | None = None) -> None:
+        self.run_dir = Path(run_dir).resolve()
+        self.runtime = runtime
+        self._node: RabbitNode | None = None
+
+    def node(self) -> RabbitNode | None:
+        """The running shared node (started now if it is not), or None under the Docker runtime."""
+        if resolve_runtime(self.runtime) != "local":
+            return None
+        if self._node is None:
+            node = RabbitNode(self.run_dir, name="shared")
+            try:
+                node.start()
+            except BaseException:
+                node.cleanup()
+                raise
+            self._node = node
+        elif not self._node.is_running():   # a crashed shared node is restarted, never reused dead
+            self._node.restart()
+        return self._node
+
+    def close(self) -> None:
+        """Stop the node and its epmd if one was started. Idempotent."""
+        if self._node is not None:
+            try:
+                self._node.cleanup()
+            finally:
+                self._node = None
+
+    def __enter__(self) -> "SharedBroker":
+        return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:

@@ -1,5 +1,7 @@
 """Broker faults: the RabbitMQ node crashes (SIGKILL, restarted with its data at the end) or stops
-gracefully (started again at the end). Not applicable to the sync shop, which has no broker."""
+gracefully (started again at the end). Not applicable to the sync shop, which has no broker. They
+stop the node itself, so a run with one gets a private node (`private_broker`), never the vhost
+of a node other runs share."""
 from __future__ import annotations
 
 from typing import Any, ClassVar
@@ -12,6 +14,7 @@ class BrokerFault:
     kind: ClassVar[str] = ""
     description: ClassVar[str] = ""
     targets: ClassVar[tuple[str, ...]] = ("broker",)
+    private_broker: ClassVar[bool] = True   # read by Experiment.needs_private_broker
 
     def __init__(self, window: FaultWindow) -> None:
         self.window = window
@@ -24,6 +27,9 @@ class BrokerFault:
     def setup(self, shop: Shop) -> None:
         if shop.infra.broker is None:
             raise NotApplicable(f"the {shop.kind} shop has no broker")
+        if shop.infra.broker.shared:
+            raise RuntimeError(f"{self.kind} stops the broker, but this run has a vhost on a shared node: "
+                               "start it with a private node (Experiment.needs_private_broker)")
 
     def stop(self, shop: Shop) -> None:
         if self.down and shop.infra.broker is not None:

@@ -48,8 +48,7 @@ class AsyncShop(Shop):
 
     def amqp_url_via(self, proxy_name: str, edge: str, replica: int | None = None) -> str:
         proxy = self.proxy(proxy_name, edge, self.broker.amqp_port, replica)
-        b = self.broker
-        return f"amqp://{b.username}:{b.password}@127.0.0.1:{proxy.listen_port}/%2F"
+        return str(self.broker.amqp_url_at(proxy.listen_port))
 
     def declare_topology(self) -> None:
         connection = pika.BlockingConnection(pika.URLParameters(self.broker.amqp_url))

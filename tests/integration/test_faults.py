@@ -39,6 +39,13 @@ def async_shop(infra) -> Iterator[AsyncShop]:
         yield shop
 
 
+@pytest.fixture
+def async_shop_own_broker(private_infra) -> Iterator[AsyncShop]:
+    """The async shop on a broker node of its own: for faults that stop the broker."""
+    with AsyncShop(private_infra, SETTINGS) as shop:
+        yield shop
+
+
 def start(shop, kind: str, target: str, replica: int | None = None, **params: object):
     fault = FAULT_KINDS[kind](FaultWindow(f"test-{kind}", kind, target, 0, 1, replica, dict(params)))
     fault.setup(shop)
@@ -191,7 +198,8 @@ def broker_state(shop: AsyncShop) -> str:
 
 
 @pytest.mark.parametrize("kind", ["broker-crash", "broker-stop"])
-def test_broker_faults_take_the_broker_down_and_back(async_shop: AsyncShop, kind: str) -> None:
+def test_broker_faults_take_the_broker_down_and_back(async_shop_own_broker: AsyncShop, kind: str) -> None:
+    async_shop = async_shop_own_broker
     fault = start(async_shop, kind, "broker")
     try:
         assert not async_shop.broker.is_running()

@@ -120,7 +120,8 @@ def test_poison_messages_are_dead_lettered_and_the_barista_keeps_serving(infra) 
         assert all(r.alive() for r in shop.supervisor.replicas("barista"))
 
 
-def test_broker_crash_and_restart_loses_no_accepted_order_with_the_outbox(infra) -> None:
+def test_broker_crash_and_restart_loses_no_accepted_order_with_the_outbox(private_infra) -> None:
+    infra = private_infra
     settings = ShopSettings(baristas=1, brewers=2, brew=BrewTime("fixed", mean_ms=20), prefetch=2)
     with AsyncShop(infra, settings) as shop:
         first = place_orders(shop.entry_url, sample_orders(30, seed=1))
