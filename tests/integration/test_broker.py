@@ -3,6 +3,7 @@ and cleanup leaves no process behind."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import struct
@@ -205,3 +206,44 @@ def test_node_dies_with_a_hard_killed_harness(tmp_path: Path) -> None:
     for p in leftover:  # do not leak even when the assertion fails
         os.kill(p, 9)
     assert leftover == []
+
+
+def test_vhosts_on_a_shared_node_are_isolated_and_removed(node: RabbitNode) -> None:
+    """Two runs' vhosts on one node: neither sees the other's queue nor can open the other's
+    vhost with its credentials; cleanup deletes the vhost (queues and connections with it) and
+    the user; the node's own lifecycle is refused."""
+    from harness.infra.broker import Vhost
+
+    first, second = Vhost(node), Vhost(node)
+    first.start()
+    second.start()
+    try:
+        conn = pika.BlockingConnection(pika.URLParameters(first.amqp_url))
+        ch = conn.channel()
+        ch.queue_declare("mine", durable=True)
+        ch.basic_publish("", "mine", b"x")
+        conn.close()
+        assert first.queue_stats("mine")["consumers"] == 0
+        with pytest.raises(BrokerError):
+            second.queue_stats("mine")              # another vhost: no such queue there
+        other = pika.URLParameters(second.amqp_url)
+        other.virtual_host = first.vhost            # second's user in first's vhost: refused
+        with pytest.raises(pika.exceptions.ProbableAccessDeniedError):
+            pika.BlockingConnection(other)
+        for refused in (first.crash, first.stop, first.restart):
+            with pytest.raises(BrokerError, match="private node"):
+                refused()
+        assert node.is_running()
+        held = pika.BlockingConnection(pika.URLParameters(first.amqp_url))
+    finally:
+        first.cleanup()
+        second.cleanup()
+    deadline = time.monotonic() + 10
+    while held.is_open and time.monotonic() < deadline:   # the broker closed the deleted vhost's connections
+        with contextlib.suppress(pika.exceptions.AMQPError):
+            held.process_data_events(0.2)
+    assert not held.is_open
+    with pytest.raises(pika.exceptions.AMQPError):
+        pika.BlockingConnection(pika.URLParameters(first.amqp_url))
+    vhosts = {v["name"] for v in node._api("vhosts")}
+    assert first.vhost not in vhosts and second.vhost not in vhosts

@@ -206,3 +206,8 @@ def test_a_fault_hit_bound_must_name_a_fault_of_the_file_and_is_scaled_with_it()
         from_dict({**base, "expect": {"both": {"faults.nope.hit": {"min": 1}}}}, Path("x.toml"))
     checks = evaluate(ok.expectations("sync"), {"faults": [{"name": "kill-barista-1", "hit": {"held": 0}}]})
     assert checks[0]["kind"] == "validity" and checks[0]["passed"] is False
+
+
+def test_only_experiments_that_stop_the_broker_need_a_private_node() -> None:
+    private = {name for name, exp in ((p.stem, load_experiment(p)) for p in EXPERIMENTS) if exp.needs_private_broker()}
+    assert private == {"broker-outage", "broker-outage-direct"}
