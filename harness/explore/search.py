@@ -16,6 +16,13 @@ What a replay reproduces: the arrival schedule and the fault schedule, byte for 
 same windows). What it cannot: thread and process interleavings, OS scheduling, which replica a
 broker hands a message to, Toxiproxy's timing. So a violation can fail to reproduce; the
 result says whether it did.
+
+A search is open by default: Hypothesis draws from fresh randomness, so each search may try other
+schedules. `seed` fixes that draw (`find(random=Random(seed))`): the same seed generates the same
+examples in the same order. The runs' own seeds are fixed either way (every example's arrivals come
+from the same run seed, harness.explore.strategies), so a seeded search runs the same experiments
+each time as long as the live shop gives the same verdicts; a different verdict (the shop is not
+deterministic) changes what Hypothesis tries next.
 """
 from __future__ import annotations
 
@@ -24,6 +31,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from random import Random
 from typing import Any
 
 import tomli_w
@@ -56,6 +64,7 @@ class Finding:
     reproduced: bool | None = None
     replay_status: str | None = None            # the replay's status (an inconclusive replay did not reproduce)
     budget_spent: bool = False
+    seed: int | None = None                     # Hypothesis's seed; None: an open search
 
     @property
     def found(self) -> bool:
@@ -67,7 +76,7 @@ class Finding:
                 "minimal_faults": [f.model_dump(exclude_none=True) for f in self.minimal.faults] if self.minimal else None,
                 "minimal_failed": self.minimal_failed, "minimal_example": self.minimal_example, "file": str(self.file) if self.file else None,
                 "reproduced": self.reproduced, "replay_status": self.replay_status,
-                "budget_spent": self.budget_spent}
+                "budget_spent": self.budget_spent, "seed": self.seed}
 
 
 def to_toml(experiment: Experiment) -> str:
@@ -76,11 +85,16 @@ def to_toml(experiment: Experiment) -> str:
 
 
 def explore(system: str, config: str, *, examples: int, budget_s: float, out: Path, max_faults: int = 3,
-            progress: ProgressFn | None = None, on_example: Callable[[dict[str, Any]], None] | None = None) -> Finding:
+            seed: int | None = None, max_runs: int | None = None, progress: ProgressFn | None = None,
+            on_example: Callable[[dict[str, Any]], None] | None = None) -> Finding:
     """Search `examples` generated schedules (at most `budget_s` seconds of new examples) against
-    `system` in the `config` configuration; shrink, write and replay a violation if one is found."""
+    `system` in the `config` configuration; shrink, write and replay a violation if one is found.
+    `seed` fixes Hypothesis's generation (None: an open search, different each time). `max_runs`
+    bounds the runs of new examples, generated or shrunk (the replay not counted), by count where
+    `budget_s` bounds them by time: with a seed, a count gives the same examples on a slow machine
+    as on a fast one."""
     run_id = f"explore-{system}-{config}-{new_run_id()}"
-    finding = Finding(system, config, Path(out).resolve() / "runs" / run_id)
+    finding = Finding(system, config, Path(out).resolve() / "runs" / run_id, seed=seed)
     verdicts: dict[str, tuple[bool, list[str]]] = {}   # experiment (JSON) -> (violated, the checks its run failed)
     names: dict[str, str] = {}            # experiment (JSON) -> the example that ran it
     started = time.monotonic()
@@ -89,7 +103,7 @@ def explore(system: str, config: str, *, examples: int, budget_s: float, out: Pa
         key = exp.model_dump_json()
         if key in verdicts:
             return verdicts[key][0]
-        if time.monotonic() - started > budget_s:
+        if time.monotonic() - started > budget_s or (max_runs is not None and len(finding.examples) >= max_runs):
             finding.budget_spent = True
             return False
         name = f"example-{len(finding.examples) + 1:03d}"
@@ -109,7 +123,8 @@ def explore(system: str, config: str, *, examples: int, budget_s: float, out: Pa
         finding.minimal = find(experiments(system, config, max_faults), violated,
                                settings=settings(max_examples=examples, deadline=None, database=None,
                                                  phases=[Phase.generate, Phase.shrink],
-                                                 suppress_health_check=list(HealthCheck)))
+                                                 suppress_health_check=list(HealthCheck)),
+                               random=None if seed is None else Random(seed))
     except NoSuchExample:
         finding.minimal = None
     finding.seconds = time.monotonic() - started
@@ -132,6 +147,7 @@ def explore(system: str, config: str, *, examples: int, budget_s: float, out: Pa
 
 
 def _header(finding: Finding) -> str:
-    return (f"# Found by `chaoscafe explore --shop {finding.system} --config {finding.config}` after "
+    seeded = "" if finding.seed is None else f" --seed {finding.seed}"
+    return (f"# Found by `chaoscafe explore --shop {finding.system} --config {finding.config}{seeded}` after "
             f"{len(finding.examples)} runs;\n# it broke: {', '.join(finding.minimal_failed)}. "
             "Replay: chaoscafe run THIS_FILE --system " + finding.system + "\n")
