@@ -375,8 +375,9 @@ def cmd_explore(args: argparse.Namespace) -> int:
     systems = ["sync", "async"] if args.shop == "both" else [args.shop]
     found_any = False
     for system in systems:
+        seeded = "an open search" if args.seed is None else f"seed {args.seed}"
         console.print(f"exploring the {system} shop ({args.config} configuration): up to {args.examples} "
-                      f"examples, {args.budget:g} s budget for new ones", highlight=False)
+                      f"examples, {args.budget:g} s budget for new ones, {seeded}", highlight=False)
 
         def show(example: dict[str, Any]) -> None:
             status = example.get("status", "pass" if example["passed"] else "fail")
@@ -386,7 +387,7 @@ def cmd_explore(args: argparse.Namespace) -> int:
             console.print(f"  {example['name']}: {'; '.join(example['faults'])} -> {verdict}", highlight=False)
 
         finding = explore(system, args.config, examples=args.examples, budget_s=args.budget, out=Path(args.out),
-                          max_faults=args.max_faults, on_example=show)
+                          max_faults=args.max_faults, seed=args.seed, on_example=show)
         try:
             write_report(finding.run_dir, Path(args.out) / "explore")
         except Exception as exc:  # the findings are written; a report failure must not hide them
@@ -544,6 +545,9 @@ def parser() -> argparse.ArgumentParser:
     exp.add_argument("--examples", type=_positive, default=20, help="generated schedules at most (default 20)")
     exp.add_argument("--budget", type=float, default=600.0, help="seconds for new examples (default 600)")
     exp.add_argument("--max-faults", type=_positive, default=3, help="faults per schedule at most (default 3)")
+    exp.add_argument("--seed", type=int,
+                     help="fix Hypothesis's generation: the same seed tries the same schedules in the same order "
+                          "(default: none, an open search that differs each time)")
     exp.add_argument("--out", default="reports", help="runs go to OUT/runs/explore-*, the report to OUT/explore")
     exp.set_defaults(func=cmd_explore)
     base = sub.add_parser("baseline", help="save a run's results (no histories) as the regression baseline")
