@@ -22,6 +22,7 @@ from typing import Any
 
 import pika
 import pytest
+from mainrun import MainRun
 
 from cafe.brewing import BrewTime
 from harness.demo import place_orders, sample_orders, wait_until
@@ -33,7 +34,7 @@ from harness.shops import SHOPS, ShopSettings
 
 pytestmark = [pytest.mark.integration, pytest.mark.docker]
 
-BASELINE = Path(__file__).resolve().parents[2] / "reports" / "baseline" / "smoke"
+DOCKER_EXPERIMENTS = ("steady-state", "barista-outage")
 FAST = ShopSettings(baristas=1, brewers=2, brew=BrewTime("fixed", mean_ms=20), capacity=8, prefetch=2)
 
 
@@ -173,11 +174,14 @@ def results(out: Path) -> dict[tuple[str, str], dict[str, Any]]:
             for p in run_dir.glob("*/*/results.json")}
 
 
-@pytest.mark.timeout(600)
-def test_experiments_through_docker_have_the_local_verdicts(docker_images: dict[str, str], tmp_path: Path) -> None:
-    """The local runtime's verdicts are the committed baseline (a smoke run of every experiment with
-    local processes, which `tox -e regression` holds the local runtime to)."""
-    experiments = ("steady-state", "barista-outage")
+@pytest.mark.main_run(*DOCKER_EXPERIMENTS)
+@pytest.mark.timeout(900)   # also the local runs of the two, when no CHAOSCAFE_MAIN_RUN is given
+def test_experiments_through_docker_have_the_local_verdicts(docker_images: dict[str, str], main_run: MainRun,
+                                                            tmp_path: Path) -> None:
+    """The local runtime's verdicts are the main run's (tests/integration/mainrun.py: in CI the smoke
+    run of every experiment with local processes that CI's main job made and compares with the
+    committed baseline)."""
+    experiments = DOCKER_EXPERIMENTS
     out = tmp_path / "docker"
     proc = chaoscafe("run", *experiments, "--profile", "smoke", "--runtime", "docker", "--out", "docker", "--quiet",
                      env={"CHAOSCAFE_RUNTIME": "local"}, cwd=tmp_path)   # the option wins; a relative run dir
@@ -185,7 +189,7 @@ def test_experiments_through_docker_have_the_local_verdicts(docker_images: dict[
     docker = results(out)
     assert set(docker) == {(e, s) for e in experiments for s in ("sync", "async")}
     for (experiment, system), r in docker.items():
-        local = json.loads((BASELINE / experiment / system / "results.json").read_text())
+        local = main_run.results(experiment, system)
         assert r["passed"] == local["passed"], (experiment, system, r["checks"])
         assert r["complete"] and r["orders"]["lost"] == 0, (experiment, system)
     assert proc.returncode == 0 and all(r["passed"] for r in docker.values()), {k: r["checks"] for k, r in docker.items()}

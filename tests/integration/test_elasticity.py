@@ -1,34 +1,31 @@
 """The elasticity experiments in the smoke profile on both shops: scale-out with 1 and 2 baristas
 (throughput grows, the theory section is filled in) and the autoscaled morning rush (at least one
-scale-up, no accepted order lost). Runs the shipped experiment files' variants through run_one."""
+scale-up, no accepted order lost). Judged over the main run (tests/integration/mainrun.py): the
+shipped experiment files' variants, run once for CI's main job or once per session."""
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
-
-from harness.run import run_one
-from harness.runs import Selected, select
+from mainrun import MainRun
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 SYSTEMS = ("sync", "async")
+SCALE_OUT = ("scale-out@baristas=1", "scale-out@baristas=2")
+AUTOSCALE = "autoscale-rush@max_replicas=6"
 
 
-def run(selected: list[Selected], out: Path) -> dict[tuple[str, str], dict[str, Any]]:
-    return {(item.name, system): run_one(item.name, item.experiment, system, profile="smoke", seed=None,
-                                         out_dir=out / item.name / system, run_id="test")
-            for item in selected for system in SYSTEMS}
+def results(main_run: MainRun, names: tuple[str, ...]) -> dict[tuple[str, str], dict[str, Any]]:
+    return {(name, system): main_run.results(name, system) for name in names for system in SYSTEMS}
 
 
 def failed(results: dict[str, Any]) -> list[dict[str, Any]]:
     return [c for c in results["checks"] if not c["passed"]]
 
 
-def test_scale_out_smoke_with_one_and_two_baristas(tmp_path: Path) -> None:
-    variants = {item.name: item for item in select(["scale-out"])}
-    chosen = [variants["scale-out@baristas=1"], variants["scale-out@baristas=2"]]
-    by = run(chosen, tmp_path)
+@pytest.mark.main_run(*SCALE_OUT)
+def test_scale_out_smoke_with_one_and_two_baristas(main_run: MainRun) -> None:
+    by = results(main_run, SCALE_OUT)
     for (name, system), r in by.items():
         assert r["complete"] and r["passed"], (name, system, failed(r))
         theory = r["theory"]
@@ -43,13 +40,13 @@ def test_scale_out_smoke_with_one_and_two_baristas(tmp_path: Path) -> None:
         shares = two["scaling"]["per_replica"]
         assert set(shares) == {"barista-1", "barista-2"} and min(s["share"] for s in shares.values()) > 0.3
     # fairness: both shops saw the same arrivals
-    for name in ("scale-out@baristas=1", "scale-out@baristas=2"):
+    for name in SCALE_OUT:
         assert by[(name, "sync")]["schedule"]["digest"] == by[(name, "async")]["schedule"]["digest"]
 
 
-def test_autoscale_rush_smoke_scales_up_and_loses_nothing(tmp_path: Path) -> None:
-    variants = {item.name: item for item in select(["autoscale-rush"])}
-    by = run([variants["autoscale-rush@max_replicas=6"]], tmp_path)
+@pytest.mark.main_run(AUTOSCALE)
+def test_autoscale_rush_smoke_scales_up_and_loses_nothing(main_run: MainRun) -> None:
+    by = results(main_run, (AUTOSCALE,))
     for (name, system), r in by.items():
         scaling = r["scaling"]
         assert r["complete"] and r["passed"], (name, system, failed(r))

@@ -1,19 +1,20 @@
-"""The harness end to end: experiments through the CLI on both shops, and the open-loop proof."""
+"""The harness end to end: a user's experiment through the CLI on both shops from another directory,
+the shipped steady state and morning rush judged over the main run (tests/integration/mainrun.py),
+and the open-loop proof."""
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from junitparser import JUnitXml
+from mainrun import MainRun
 
 from harness.history import load
 
 pytestmark = pytest.mark.integration
-EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
 
 RESULT_KEYS = {"experiment", "system", "seed", "profile", "config", "faults", "orders", "latency_ms", "throughput",
                "availability", "generator", "checks", "provenance", "complete", "passed", "schedule"}
@@ -29,40 +30,76 @@ def results_of(out: Path, experiment: str, system: str) -> dict:
     return json.loads((run_dir / experiment / system / "results.json").read_text())
 
 
-def test_steady_state_and_morning_rush_smoke_on_both_shops(tmp_path: Path) -> None:
-    """Also the fresh-clone case: run from another directory with a relative --out and a relative
-    experiment file (service processes run elsewhere), and the plain lines a CI log shows."""
+MINE = """
+title = "my own"
+claim = "a short constant load is accepted and served, once"
+time_scale = "1:1"
+[run]
+duration_s = 3
+drain_s = 8
+seed = 11
+[load]
+shape = "constant"
+process = "uniform"
+rate = 10
+[shop]
+brew = { distribution = "fixed", mean_ms = 10 }
+[profiles.smoke]
+time_factor = 1
+[expect.both]
+"orders.lost" = { max = 0 }
+"orders.duplicated" = { max = 0 }
+"""
+
+
+def test_a_users_experiment_from_another_directory_with_relative_paths(tmp_path: Path) -> None:
+    """The fresh-clone case: run from another directory with a relative --out and a relative
+    experiment file of the user's own (service processes run elsewhere), the plain lines a CI log
+    shows, the JUnit and Markdown outputs, and report/baseline/compare with relative paths."""
     out = tmp_path / "reports"
     (tmp_path / "mine").mkdir()
-    shutil.copy(EXPERIMENTS / "steady-state.toml", tmp_path / "mine" / "steady-state.toml")
-    proc = chaoscafe("run", "mine/steady-state.toml", "morning-rush", "--profile", "smoke", "--out", "reports",
+    (tmp_path / "mine" / "tiny.toml").write_text(MINE)
+    proc = chaoscafe("run", "mine/tiny.toml", "--profile", "smoke", "--out", "reports",
                      "--junit", "out/junit.xml", "--summary-md", "out/summary.md", cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     lines = [line for line in proc.stdout.splitlines() if line.startswith("[")]
-    assert len(lines) == 8, proc.stdout   # stdout is a pipe: a start and an end line per shop run
-    assert lines[0].startswith("[1/4] steady-state / sync: started")
-    assert lines[1].startswith("[1/4] steady-state / sync: pass  attempted ") and " left" in lines[1]
-    assert lines[-1].startswith("[4/4] morning-rush / async: pass") and "accept p99 " in lines[-1]
+    assert len(lines) == 4, proc.stdout   # stdout is a pipe: a start and an end line per shop run
+    assert lines[0].startswith("[1/2] tiny / sync: started")
+    assert lines[1].startswith("[1/2] tiny / sync: pass  attempted ") and " left" in lines[1]
+    assert lines[-1].startswith("[2/2] tiny / async: pass") and "accept p99 " in lines[-1]
     suite = next(iter(JUnitXml.fromfile(str(tmp_path / "out" / "junit.xml"))))
-    assert (suite.tests, suite.failures, suite.errors) == (4, 0, 0)
-    assert {(c.classname, c.name) for c in suite} == {(e, s) for e in ("steady-state", "morning-rush")
-                                                      for s in ("sync", "async")}
-    assert "| steady-state |" in (tmp_path / "out" / "summary.md").read_text()
+    assert (suite.tests, suite.failures, suite.errors) == (2, 0, 0)
+    assert {(c.classname, c.name) for c in suite} == {("tiny", s) for s in ("sync", "async")}
+    assert "| tiny |" in (tmp_path / "out" / "summary.md").read_text()
     # the other commands with relative paths, from the same directory
     (run_dir,) = (out / "runs").iterdir()
     assert chaoscafe("report", f"reports/runs/{run_dir.name}", "--out", "rel-report", cwd=tmp_path).returncode == 0
-    assert (tmp_path / "rel-report" / run_dir.name / "steady-state.html").is_file()
+    assert (tmp_path / "rel-report" / run_dir.name / "tiny.html").is_file()
     saved = chaoscafe("baseline", f"reports/runs/{run_dir.name}", "--out", "rel-baseline", cwd=tmp_path)
     assert saved.returncode == 0, saved.stdout + saved.stderr
     compared = chaoscafe("compare", "rel-baseline", "reports", "--format", "json", cwd=tmp_path)
     assert compared.returncode == 0, compared.stdout + compared.stderr
     assert json.loads(compared.stdout)["regressions"] == 0
-    by = {(e, s): results_of(out, e, s) for e in ("steady-state", "morning-rush") for s in ("sync", "async")}
+    for system in ("sync", "async"):
+        r = results_of(out, "tiny", system)
+        assert RESULT_KEYS <= set(r), system
+        assert r["complete"] and r["passed"], (system, r["checks"])
+        assert r["profile"] == "smoke" and r["provenance"]["rabbitmq" if system == "async" else "toxiproxy"]
+        history = load(out / "runs" / r["run_id"] / "tiny" / system / "history.jsonl")
+        invokes = sum(1 for rec in history if rec["type"] == "invoke")
+        assert invokes == r["schedule"]["arrivals"] == r["orders"]["attempted"] == 30
+
+
+@pytest.mark.main_run("steady-state", "morning-rush")
+@pytest.mark.timeout(600)
+def test_steady_state_and_morning_rush_smoke_on_both_shops(main_run: MainRun) -> None:
+    """Over the main run (CHAOSCAFE_MAIN_RUN, or the session's own smoke run of these two)."""
+    by = {(e, s): main_run.results(e, s) for e in ("steady-state", "morning-rush") for s in ("sync", "async")}
     for (experiment, system), r in by.items():
         assert RESULT_KEYS <= set(r), (experiment, system)
         assert r["complete"] and r["passed"], (experiment, system, r["checks"])
         assert r["profile"] == "smoke" and r["provenance"]["rabbitmq" if system == "async" else "toxiproxy"]
-        history = load(out / "runs" / r["run_id"] / experiment / system / "history.jsonl")
+        history = load(main_run.shop_dir(experiment, system) / "history.jsonl")
         invokes = sum(1 for rec in history if rec["type"] == "invoke")
         assert invokes == r["schedule"]["arrivals"] == r["orders"]["attempted"]
     for experiment in ("steady-state", "morning-rush"):
