@@ -5,11 +5,12 @@ budget find nothing. And the state machine drives a live shop step by step with 
 holding (strong configuration, derandomized). The open, unseeded search is `tox -e chaos`.
 
 SEED and the budget are chosen, not found by luck: Hypothesis always tries the simplest schedule
-first (a one-second latency on the entry, which seldom breaks anything), and with SEED its second
-is `pause barista @3s+3s`, which brews twice in the weak shop (about 30 duplicates in 87 orders)
-and holds in the strong one. MAX_RUNS bounds the runs by count, not time, so the weak search
-stops after those two (no shrinking run: the second is already one fault) on any machine, and
-the strong search runs the same two; each run is about ten seconds.
+first (a one-second latency on the entry; it breaks the weak shop only now and then, on a loaded
+machine), and with SEED its second is `pause barista @3s+3s`, which brews twice in the weak shop
+(about 30 duplicates in 87 orders) and holds in the strong one. MAX_RUNS bounds the runs by
+count, not time, so on any machine the weak search stops after those two (no shrinking run: a
+violation among them is one fault already) and the strong search runs the same two; a run takes
+about ten seconds.
 """
 from __future__ import annotations
 
