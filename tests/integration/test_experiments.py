@@ -13,6 +13,7 @@ from junitparser import JUnitXml
 from mainrun import MainRun
 
 from harness.history import load
+from harness.runs import select
 
 pytestmark = pytest.mark.integration
 
@@ -52,7 +53,8 @@ time_factor = 1
 """
 
 
-def test_a_users_experiment_from_another_directory_with_relative_paths(tmp_path: Path) -> None:
+def test_a_users_experiment_from_another_directory_with_relative_paths(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     """The fresh-clone case: run from another directory with a relative --out and a relative
     experiment file of the user's own (service processes run elsewhere), the plain lines a CI log
     shows, the JUnit and Markdown outputs, and report/baseline/compare with relative paths."""
@@ -88,6 +90,9 @@ def test_a_users_experiment_from_another_directory_with_relative_paths(tmp_path:
         history = load(out / "runs" / r["run_id"] / "tiny" / system / "history.jsonl")
         invokes = sum(1 for rec in history if rec["type"] == "invoke")
         assert invokes == r["schedule"]["arrivals"] == r["orders"]["attempted"] == 30
+    # a shipped experiment by name from there too (the main run names them from the clone's root)
+    monkeypatch.chdir(tmp_path)
+    assert [item.name for item in select(["morning-rush", "mine/tiny.toml"])] == ["morning-rush", "tiny"]
 
 
 @pytest.mark.main_run("steady-state", "morning-rush")
