@@ -19,6 +19,10 @@ from rich.table import Table
 
 from cafe.brewing import BrewTime
 
+# harness.experiment.model.PROFILES, repeated so that parsing the command line does not load the
+# experiment schema (tests/unit/test_experiment.py checks they agree)
+PROFILES = ("fast", "smoke", "full")
+
 console = Console() if sys.stdout.isatty() else Console(width=160)
 STATE_DIR = Path(os.environ.get("CHAOSCAFE_HOME", ".chaoscafe")).resolve()
 INFRA_STATE = STATE_DIR / "infra.json"
@@ -464,11 +468,11 @@ def _shop_options(p: argparse.ArgumentParser) -> None:
 
 
 def _default_profile() -> str | None:
-    """$CHAOSCAFE_PROFILE (smoke or full; CI sets smoke to run the README's main command as written),
+    """$CHAOSCAFE_PROFILE (fast, smoke or full; CI sets one to run the README's main command as written),
     else full; None (after one error line) when it names no profile."""
     value = os.environ.get("CHAOSCAFE_PROFILE") or "full"
-    if value not in ("smoke", "full"):
-        error_line(f"CHAOSCAFE_PROFILE={value!r}: must be smoke or full (or --profile)")
+    if value not in PROFILES:
+        error_line(f"CHAOSCAFE_PROFILE={value!r}: must be one of {', '.join(PROFILES)} (or --profile)")
         return None
     return value
 
@@ -509,8 +513,9 @@ def parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run experiments against both shops with the same schedule and faults")
     run.add_argument("experiments", nargs="*", help="experiment names or TOML files (default: all in experiments/)")
     run.add_argument("--system", choices=["sync", "async", "both"], default="both")
-    run.add_argument("--profile", choices=["smoke", "full"],
-                     help="smoke: CI-sized; full: the real run (default $CHAOSCAFE_PROFILE, else full)")
+    run.add_argument("--profile", choices=list(PROFILES),
+                     help="fast: smoke compressed in time (each file's [profiles.fast] speed); smoke: CI-sized; "
+                          "full: the real run (default $CHAOSCAFE_PROFILE, else full)")
     run.add_argument("--seed", type=int, help="override every experiment's seed")
     run.add_argument("--out", default="reports", help="output directory (default reports/)")
     run.add_argument("--quiet", action="store_true", help="no live progress and no plain progress lines")

@@ -31,6 +31,23 @@ METRICS: frozenset[str] = frozenset(
 )
 
 
+UNCOMPRESSED = ("generator.",)   # the generator's lag is its own precision, whatever the speed
+
+
+def time_dimension(metric: str) -> int:
+    """How `metric` scales when time is compressed k times (a profile's `speed`): -1 for a time
+    (ms or s: divided by k), +1 for a rate (per second: multiplied by k), 0 for a count, share or
+    ratio and for the generator's lag (unchanged)."""
+    if metric.startswith(UNCOMPRESSED) or metric.endswith(".count"):
+        return 0
+    last = metric.rsplit(".", 1)[-1]
+    if last.endswith("per_s"):
+        return 1
+    if metric.startswith("latency_ms.") or last.endswith(("_ms", "_s", "_seconds")):
+        return -1
+    return 0
+
+
 def is_fault_hit(metric: str) -> bool:
     """`faults.<name>.hit`: what the fault named <name> hit when it started (orders its target held)."""
     parts = metric.split(".")

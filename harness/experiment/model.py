@@ -14,13 +14,15 @@ from cafe.menu import load_menu
 from harness.autoscaler import Policy
 from harness.checkers.base import CheckOptions
 from harness.load.shapes import Constant, MorningRush, Ramp, Shape, Step
-from harness.metrics import METRICS, is_fault_hit
+from harness.metrics import METRICS, is_fault_hit, time_dimension
 from harness.nemesis import FAULT_KINDS, FaultWindow
 from harness.shops.base import ShopSettings
 
 SYSTEMS = ("sync", "async")
-PROFILES = ("smoke", "full")
-DEFAULT_PROFILES = {"smoke": {"time_factor": 0.25, "rate_factor": 1.0}, "full": {"time_factor": 1.0, "rate_factor": 1.0}}
+PROFILES = ("fast", "smoke", "full")
+# an experiment without its own [profiles.fast] runs `fast` as `smoke` (not compressed)
+DEFAULT_PROFILES = {"fast": {"time_factor": 0.25}, "smoke": {"time_factor": 0.25}, "full": {"time_factor": 1.0}}
+MIN_BACKLOG_INTERVAL_S = 0.2   # compression stops here: each sample is a few HTTP calls and a management read
 
 
 class Strict(BaseModel):
@@ -239,8 +241,15 @@ class SteadyStateSpec(Strict):
 
 
 class Profile(Strict):
+    """How a profile changes an experiment (`Experiment.for_profile`): `time_factor` and
+    `rate_factor` shorten the run (fewer orders, same shop); `speed` compresses time (the same
+    orders and the same shop, k times faster)."""
+
     time_factor: float = Field(1.0, gt=0, le=10)
     rate_factor: float = Field(1.0, gt=0, le=10)
+    speed: float = Field(1.0, ge=1, le=20, description=(
+        "time compression k: every time (run windows, brews, timeouts, retries, SLOs, fault windows "
+        "and their time parameters, the autoscaler's clock, sampling) divided by k, every rate multiplied by k"))
 
 
 SOURCES: tuple[Literal["replay", "feed", "pages"], ...] = ("replay", "feed", "pages")
@@ -279,7 +288,7 @@ class Experiment(Strict):
     steady_state: SteadyStateSpec = SteadyStateSpec()
     matrix: dict[str, list[int | float | str | bool]] = Field(
         default_factory=dict, description='variants: {"shop.baristas" = [1, 2]}; several keys are zipped')
-    profiles: dict[Literal["smoke", "full"], Profile] = Field(default_factory=dict)
+    profiles: dict[Literal["fast", "smoke", "full"], Profile] = Field(default_factory=dict)
     expect: dict[Literal["sync", "async", "both"], dict[str, Bound]] = Field(default_factory=dict)
 
     @field_validator("expect")
@@ -388,13 +397,25 @@ class Experiment(Strict):
         return self.profiles.get(name) or Profile(**DEFAULT_PROFILES[name])  # type: ignore[call-overload]
 
     def for_profile(self, name: str) -> "Experiment":
-        """The experiment as run under a profile: every duration and time offset (run, drain, SLO,
-        shape windows, fault windows, scale times, the autoscaler's cooldown and down_window_s) multiplied by time_factor, every arrival rate by rate_factor.
-        Brew times, timeouts and capacities are left alone: they define the shops, not the run."""
+        """The experiment as run under a profile (`Profile`). Every duration and time offset (run,
+        SLO, shape windows, fault windows, scale times, the autoscaler's cooldown and down_window_s)
+        is multiplied by time_factor / speed, every arrival rate by rate_factor x speed; the drain
+        (an upper bound, ended early once everything accepted is served) by time_factor only.
+        time_factor and rate_factor leave the shop alone (brew times, timeouts and capacities define
+        it); `speed` k > 1 also divides the shop's and the customers' own times by k: brew times,
+        the cashier's barista timeout, the client timeout and retry pause, the late-comers'
+        timeout, fault parameters that are times (a latency, a toxic's timeout; a bandwidth is
+        multiplied), the autoscaler's interval and windows, and the backlog sampling interval
+        (not below MIN_BACKLOG_INTERVAL_S). Not compressed: the RabbitMQ heartbeat (whole seconds),
+        the services' claim lease (cafe.claims) and process start-up times; an experiment whose
+        claim depends on those says so in its file and keeps speed 1."""
         p = self.profile(name)
-        t, r = p.time_factor, p.rate_factor
-        run = self.run.model_copy(update={"duration_s": self.run.duration_s * t, "drain_s": self.run.drain_s * t,
-                                          "slo_s": self.run.slo_s * t})
+        k = p.speed
+        t, r = p.time_factor / k, p.rate_factor * k
+        # the drain is a bound, not a window (a run drains until everything accepted is served), and
+        # restarting a process is not compressed: so it shortens with time_factor, not with speed
+        run_update: dict[str, Any] = {"duration_s": self.run.duration_s * t, "slo_s": self.run.slo_s * t,
+                                      "drain_s": self.run.drain_s * p.time_factor}
         load_update: dict[str, Any] = {"rate": self.load.rate * r}
         if self.load.to_rate is not None:
             load_update["to_rate"] = self.load.to_rate * r
@@ -404,14 +425,31 @@ class Experiment(Strict):
         if self.load.steps is not None:
             load_update["steps"] = [(at * t, rate * r) for at, rate in self.load.steps]
         faults = [f.model_copy(update={"start_s": f.start_s * t, "duration_s": f.duration_s * t,
-                                       "wait_for_work_s": f.wait_for_work_s * t}) for f in self.faults]
+                                       "wait_for_work_s": f.wait_for_work_s * t,
+                                       "params": _compressed_params(f.kind, f.params, k)}) for f in self.faults]
         scale = [c.model_copy(update={"start_s": c.start_s * t}) for c in self.scale]
         a = self.autoscaler
         autoscaler = (a.model_copy(update={"cooldown_s": a.cooldown_s * t,
-                                           "down_window_s": None if a.down_window_s is None else a.down_window_s * t})
+                                           "down_window_s": None if a.down_window_s is None else a.down_window_s * t,
+                                           "window_s": a.window_s / k, "interval_s": a.interval_s / k})
                       if a is not None else None)
-        return self.model_copy(update={"run": run, "load": self.load.model_copy(update=load_update),
-                                       "faults": faults, "scale": scale, "autoscaler": autoscaler})
+        update: dict[str, Any] = {"faults": faults, "scale": scale, "autoscaler": autoscaler}
+        if k != 1:
+            run_update["backlog_interval_s"] = max(min(MIN_BACKLOG_INTERVAL_S, self.run.backlog_interval_s),
+                                                   self.run.backlog_interval_s / k)
+            load_update.update(client_timeout_s=self.load.client_timeout_s / k,
+                               retry_after_s=self.load.retry_after_s / k)
+            b = self.shop.brew
+            brew = b.model_copy(update={"mean_ms": b.mean_ms / k, "min_ms": b.min_ms / k,
+                                        "max_ms": None if b.max_ms is None else b.max_ms / k})
+            update["shop"] = self.shop.model_copy(update={"brew": brew,
+                                                          "barista_timeout_s": self.shop.barista_timeout_s / k})
+            if self.latecomer is not None:
+                update["latecomer"] = self.latecomer.model_copy(update={"timeout_s": self.latecomer.timeout_s / k})
+            update["expect"] = {system: {metric: _compressed_bound(metric, bound, k) for metric, bound in checks.items()}
+                                for system, checks in self.expect.items()}
+        update.update(run=self.run.model_copy(update=run_update), load=self.load.model_copy(update=load_update))
+        return self.model_copy(update=update)
 
     def needs_private_broker(self) -> bool:
         """True when a fault of this experiment stops or crashes the broker itself (its kind says
@@ -433,3 +471,30 @@ class Experiment(Strict):
     def expectations(self, system: str) -> dict[str, Bound]:
         """Checks for `system`: the "both" table, overridden by the system's own."""
         return {**self.expect.get("both", {}), **self.expect.get(system, {})}  # type: ignore[call-overload]
+
+
+def _compressed_bound(metric: str, bound: Bound, k: float) -> Bound:
+    """An expectation's bound under time compression k: a time divided by k, a rate multiplied
+    (harness.metrics.time_dimension); counts, shares and ratios unchanged."""
+    factor = k ** time_dimension(metric)
+    if factor == 1:
+        return bound
+    return Bound(min=None if bound.min is None else bound.min * factor,
+                 max=None if bound.max is None else bound.max * factor)
+
+
+def _compressed_params(kind: str, params: dict[str, Any], k: float) -> dict[str, Any]:
+    """A fault's params under time compression k: its kind says which are times (divided by k) and
+    which are rates (multiplied), in `time_params` and `rate_params`; the rest are unchanged."""
+    if k == 1:
+        return dict(params)
+    cls = FAULT_KINDS[kind]
+    times, rates = getattr(cls, "time_params", ()), getattr(cls, "rate_params", ())
+
+    def scaled(value: Any, factor: float) -> Any:   # an integer stays an integer (Toxiproxy wants int64)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return max(1, round(value * factor)) if value > 0 else value
+        return value * factor
+
+    return {key: scaled(value, 1 / k) if key in times else scaled(value, k) if key in rates else value
+            for key, value in params.items()}

@@ -26,6 +26,8 @@ TOXICS: dict[str, dict[str, float]] = {
     "limit_data": {"bytes": 1024},
 }
 STREAMS = ("upstream", "downstream")
+TIME_PARAMS = ("latency", "jitter", "timeout", "delay")   # ms: divided by a profile's speed
+RATE_PARAMS = ("rate",)                                   # KB/s: multiplied by it
 
 
 def check_params(kind: str, params: dict[str, Any]) -> None:
@@ -49,6 +51,8 @@ class EdgeFault:
     kind: ClassVar[str] = ""
     description: ClassVar[str] = ""
     targets: ClassVar[tuple[str, ...]] = EDGES
+    time_params: ClassVar[tuple[str, ...]] = TIME_PARAMS   # read by Experiment.for_profile (speed)
+    rate_params: ClassVar[tuple[str, ...]] = RATE_PARAMS
 
     def __init__(self, window: FaultWindow) -> None:
         self.window = window

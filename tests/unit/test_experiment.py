@@ -211,3 +211,61 @@ def test_a_fault_hit_bound_must_name_a_fault_of_the_file_and_is_scaled_with_it()
 def test_only_experiments_that_stop_the_broker_need_a_private_node() -> None:
     private = {name for name, exp in ((p.stem, load_experiment(p)) for p in EXPERIMENTS) if exp.needs_private_broker()}
     assert private == {"broker-outage", "broker-outage-direct"}
+
+
+def test_the_cli_offers_the_schema_profiles() -> None:
+    from harness import cli
+    from harness.experiment import PROFILES
+
+    assert cli.PROFILES == PROFILES
+
+
+def test_speed_compresses_every_time_and_rate_but_not_the_orders() -> None:
+    """`[profiles.fast] speed = k`: the smoke run k times faster — the same orders (same count,
+    same contents, times divided by k), brews, timeouts, fault times and time bounds divided by k,
+    rates multiplied; the drain (an upper bound) and counts unchanged."""
+    from harness.run import schedule_for
+
+    exp = load_experiment(ROOT / "experiments" / "slow-barista.toml")
+    k = exp.profile("fast").speed
+    assert k > 1
+    smoke, fast = exp.for_profile("smoke"), exp.for_profile("fast")
+    assert fast.run.duration_s == pytest.approx(smoke.run.duration_s / k)
+    assert fast.run.slo_s == pytest.approx(smoke.run.slo_s / k)
+    assert fast.run.drain_s == smoke.run.drain_s
+    assert fast.load.rate == pytest.approx(smoke.load.rate * k)
+    assert fast.load.client_timeout_s == pytest.approx(smoke.load.client_timeout_s / k)
+    assert fast.shop.brew.mean_ms == pytest.approx(smoke.shop.brew.mean_ms / k)
+    assert fast.shop.barista_timeout_s == pytest.approx(smoke.shop.barista_timeout_s / k)
+    for f_fast, f_smoke in zip(fast.faults, smoke.faults, strict=True):
+        assert f_fast.start_s == pytest.approx(f_smoke.start_s / k)
+        assert f_fast.duration_s == pytest.approx(f_smoke.duration_s / k)
+        assert f_fast.params["latency"] == round(f_smoke.params["latency"] / k)
+        assert isinstance(f_fast.params["latency"], int)      # Toxiproxy takes integer milliseconds
+    assert fast.expectations("sync")["latency_ms.acceptance.p50"].min == pytest.approx(
+        smoke.expectations("sync")["latency_ms.acceptance.p50"].min / k)
+    from harness.metrics import time_dimension
+
+    for system in ("sync", "async"):
+        unchanged = {m: b for m, b in smoke.expectations(system).items() if time_dimension(m) == 0}
+        assert unchanged and all(fast.expectations(system)[m] == b for m, b in unchanged.items())
+    a, b = schedule_for(smoke, 7), schedule_for(fast, 7)
+    assert len(a) == len(b) > 0
+
+
+def test_speed_keeps_zero_and_integer_fault_parameters_and_multiplies_rates() -> None:
+    exp = load_experiment(ROOT / "experiments" / "duplicate-delivery.toml")
+    fast = exp.for_profile("fast")
+    params = {f.name or f.kind: f.params for f in fast.faults}
+    assert params["barista-answers-lost"]["timeout"] == 0 and isinstance(params["barista-answers-lost"]["timeout"], int)
+    assert all(p.get("rate") == q.get("rate") for p, q in zip(params.values(), (f.params for f in exp.faults),
+                                                               strict=True))   # a share of orders, not a rate in time
+
+
+def test_time_dimension_of_metrics() -> None:
+    from harness.metrics import time_dimension
+
+    assert time_dimension("latency_ms.acceptance.p99") == -1 and time_dimension("probe.detection_s") == -1
+    assert time_dimension("throughput.served_per_s") == 1 and time_dimension("latecomer.sources.feed.awards_per_s") == 1
+    assert time_dimension("latency_ms.acceptance.count") == 0 and time_dimension("orders.lost") == 0
+    assert time_dimension("generator.lag_p99_ms") == 0           # the generator's own precision
