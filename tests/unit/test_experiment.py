@@ -269,3 +269,10 @@ def test_time_dimension_of_metrics() -> None:
     assert time_dimension("throughput.served_per_s") == 1 and time_dimension("latecomer.sources.feed.awards_per_s") == 1
     assert time_dimension("latency_ms.acceptance.count") == 0 and time_dimension("orders.lost") == 0
     assert time_dimension("generator.lag_p99_ms") == 0           # the generator's own precision
+
+
+def test_without_its_own_fast_profile_an_experiment_runs_fast_as_its_smoke_profile() -> None:
+    exp = from_dict({"title": "t", "claim": "c", "time_scale": "s", "run": {"duration_s": 10},
+                     "load": {"shape": "constant", "rate": 1}, "profiles": {"smoke": {"time_factor": 0.1}}})
+    assert exp.for_profile("fast") == exp.for_profile("smoke")
+    assert exp.for_profile("fast").run.duration_s == pytest.approx(1.0)
