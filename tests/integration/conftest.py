@@ -1,4 +1,4 @@
-"""Fixtures of the integration tests: `main_run`, the smoke results of the shipped experiments a
+"""Fixtures of the integration tests: `main_run`, the fast-profile results of the shipped experiments a
 test names with `@pytest.mark.main_run(...)`, read from the run CHAOSCAFE_MAIN_RUN names or run
 once per session (mainrun.py says how)."""
 from __future__ import annotations
@@ -9,7 +9,7 @@ from mainrun import MainRun, given_run
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "main_run(*experiments): the shipped experiments (or NAME@field=value "
-                                       "variants) whose smoke results the test reads through the main_run fixture")
+                                       "variants) whose results (fast profile) the test reads through the main_run fixture")
 
 
 @pytest.fixture(scope="session")

@@ -1,13 +1,13 @@
-"""The main run: one smoke run of the shipped experiments that the integration tests assert over,
+"""The main run: one fast run of the shipped experiments that the integration tests assert over,
 instead of each module running the experiments again (the fixtures are in conftest.py).
 
-`CHAOSCAFE_MAIN_RUN` names the run directory of a `chaoscafe run --profile smoke` (the directory
+`CHAOSCAFE_MAIN_RUN` names the run directory of a `chaoscafe run --profile fast` (or smoke; the directory
 holding `<experiment>/<shop>/results.json`, e.g. reports/runs/<run-id>); `.ci/run` sets it to the
 run its main job wrote, so CI runs every experiment once. Without it, the tests run what they need
-themselves: a test runs, in one `chaoscafe run --profile smoke` into the session's tmp dir, the
+themselves: a test runs, in one `chaoscafe run --profile fast` into the session's tmp dir, the
 experiments its `main_run` marker names that no earlier test of the session ran (so each runs once).
 
-A missing or unreadable results file, or a run in another profile than smoke, fails the test that
+A missing or unreadable results file, or a run in another profile than fast or smoke, fails the test that
 needs it and says why; what the results say (a failed verdict, an incomplete run) is for the
 test's own assertions.
 """
@@ -24,12 +24,13 @@ from typing import Any
 import pytest
 
 ENV = "CHAOSCAFE_MAIN_RUN"
-PROFILE = "smoke"
+PROFILE = "fast"                  # what the session runs itself: CI's profile
+PROFILES = ("fast", "smoke")      # what a given run may be: the assertions hold for both
 RUN_TIMEOUT_S = 1800
 
 
 class MainRun:
-    """Where each experiment's smoke results are: one given run directory, or runs made here."""
+    """Where each experiment's results are: one given run directory, or fast runs made here."""
 
     def __init__(self, given: Path | None, scratch: Path) -> None:
         self.given = given
@@ -38,11 +39,11 @@ class MainRun:
         self.sets = 0
 
     def origin(self) -> str:
-        return f"{ENV}={self.given}" if self.given else f"the session's own smoke run under {self.scratch}"
+        return f"{ENV}={self.given}" if self.given else f"the session's own fast run under {self.scratch}"
 
     def need(self, experiments: Iterable[str]) -> None:
         """Make sure these experiments have results; without a given run, run the missing ones
-        together (both shops, smoke profile)."""
+        together (both shops, the fast profile)."""
         missing = sorted(set(experiments) - set(self.run_dirs))
         if self.given is not None or not missing:
             return
@@ -66,8 +67,8 @@ class MainRun:
         run_dir = self.given if self.given is not None else self.run_dirs[experiment]
         path = run_dir / experiment / system
         if not (path / "results.json").is_file():
-            pytest.fail(f"{self.origin()}: no {experiment}/{system}/results.json in {run_dir}; the tests need a smoke "
-                        f"run of {experiment} on both shops (chaoscafe run {experiment} --profile smoke)", pytrace=False)
+            pytest.fail(f"{self.origin()}: no {experiment}/{system}/results.json in {run_dir}; the tests need a fast "
+                        f"run of {experiment} on both shops (chaoscafe run {experiment} --profile fast)", pytrace=False)
         return path
 
     def results(self, experiment: str, system: str) -> dict[str, Any]:
@@ -76,9 +77,9 @@ class MainRun:
             results: dict[str, Any] = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError) as exc:
             pytest.fail(f"{self.origin()}: {path} is not a results file ({exc})", pytrace=False)
-        if results.get("profile") != PROFILE:
+        if results.get("profile") not in PROFILES:
             pytest.fail(f"{self.origin()}: {path} is a {results.get('profile')!r} run; the tests assert over a "
-                        f"{PROFILE} run", pytrace=False)
+                        f"{' or '.join(PROFILES)} run", pytrace=False)
         return results
 
 
@@ -89,7 +90,7 @@ def given_run() -> Path | None:
         return None
     run_dir = Path(value).resolve()
     if not run_dir.is_dir():
-        pytest.fail(f"{ENV}={value}: no such directory (name the run directory a `chaoscafe run --profile smoke` "
+        pytest.fail(f"{ENV}={value}: no such directory (name the run directory a `chaoscafe run --profile fast` "
                     f"wrote, e.g. reports/runs/<run-id>)", pytrace=False)
     if not list(run_dir.glob("*/*/results.json")):
         hint = " (an --out directory: name one of its runs/<run-id>)" if (run_dir / "runs").is_dir() else ""

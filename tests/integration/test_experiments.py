@@ -98,12 +98,12 @@ def test_a_users_experiment_from_another_directory_with_relative_paths(tmp_path:
 @pytest.mark.main_run("steady-state", "morning-rush")
 @pytest.mark.timeout(600)
 def test_steady_state_and_morning_rush_smoke_on_both_shops(main_run: MainRun) -> None:
-    """Over the main run (CHAOSCAFE_MAIN_RUN, or the session's own smoke run of these two)."""
+    """Over the main run (CHAOSCAFE_MAIN_RUN, or the session's own fast run of these two)."""
     by = {(e, s): main_run.results(e, s) for e in ("steady-state", "morning-rush") for s in ("sync", "async")}
     for (experiment, system), r in by.items():
         assert RESULT_KEYS <= set(r), (experiment, system)
         assert r["complete"] and r["passed"], (experiment, system, r["checks"])
-        assert r["profile"] == "smoke" and r["provenance"]["rabbitmq" if system == "async" else "toxiproxy"]
+        assert r["profile"] in ("fast", "smoke") and r["provenance"]["rabbitmq" if system == "async" else "toxiproxy"]
         history = load(main_run.shop_dir(experiment, system) / "history.jsonl")
         invokes = sum(1 for rec in history if rec["type"] == "invoke")
         assert invokes == r["schedule"]["arrivals"] == r["orders"]["attempted"]
