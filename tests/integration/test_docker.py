@@ -178,12 +178,12 @@ def results(out: Path) -> dict[tuple[str, str], dict[str, Any]]:
 @pytest.mark.timeout(900)   # also the local runs of the two, when no CHAOSCAFE_MAIN_RUN is given
 def test_experiments_through_docker_have_the_local_verdicts(docker_images: dict[str, str], main_run: MainRun,
                                                             tmp_path: Path) -> None:
-    """The local runtime's verdicts are the main run's (tests/integration/mainrun.py: in CI the smoke
+    """The local runtime's verdicts are the main run's (tests/integration/mainrun.py: in CI the fast
     run of every experiment with local processes that CI's main job made and compares with the
     committed baseline)."""
     experiments = DOCKER_EXPERIMENTS
     out = tmp_path / "docker"
-    proc = chaoscafe("run", *experiments, "--profile", "smoke", "--runtime", "docker", "--out", "docker", "--quiet",
+    proc = chaoscafe("run", *experiments, "--profile", "fast", "--runtime", "docker", "--out", "docker", "--quiet",
                      env={"CHAOSCAFE_RUNTIME": "local"}, cwd=tmp_path)   # the option wins; a relative run dir
     assert proc.returncode in (0, 1), proc.stdout + proc.stderr
     docker = results(out)
