@@ -13,6 +13,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -26,23 +27,34 @@ pytestmark = pytest.mark.integration
 SETTINGS = ShopSettings(baristas=2, brewers=2, brew=BrewTime("fixed", mean_ms=5), prefetch=2)
 
 
-@pytest.fixture
-def sync_shop(proxy_only_infra) -> Iterator[SyncShop]:
-    with SyncShop(proxy_only_infra, SETTINGS) as shop:
+# One shop per module and kind: every test heals what it breaks (and checks that it did), so
+# the next one finds the shop as it was; a fresh shop per test only measured start-up again.
+@pytest.fixture(scope="module")
+def sync_shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SyncShop]:
+    from harness.infra.stack import Infrastructure
+
+    with Infrastructure(tmp_path_factory.mktemp("faults-sync") / "run", broker=False) as infra, \
+            SyncShop(infra, SETTINGS) as shop:
         place_orders(shop.entry_url, sample_orders(40))   # gives GET /brews a body of several KB
         yield shop
 
 
-@pytest.fixture
-def async_shop(infra) -> Iterator[AsyncShop]:
-    with AsyncShop(infra, SETTINGS) as shop:
+@pytest.fixture(scope="module")
+def async_shop(tmp_path_factory: pytest.TempPathFactory, shared_broker: Any) -> Iterator[AsyncShop]:
+    from harness.infra.stack import Infrastructure
+
+    with Infrastructure(tmp_path_factory.mktemp("faults-async") / "run", broker=True,
+                        shared_broker=shared_broker.node()) as infra, AsyncShop(infra, SETTINGS) as shop:
         yield shop
 
 
-@pytest.fixture
-def async_shop_own_broker(private_infra) -> Iterator[AsyncShop]:
+@pytest.fixture(scope="module")
+def async_shop_own_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AsyncShop]:
     """The async shop on a broker node of its own: for faults that stop the broker."""
-    with AsyncShop(private_infra, SETTINGS) as shop:
+    from harness.infra.stack import Infrastructure
+
+    with Infrastructure(tmp_path_factory.mktemp("faults-own-broker") / "run", broker=True) as infra, \
+            AsyncShop(infra, SETTINGS) as shop:
         yield shop
 
 
@@ -208,7 +220,9 @@ def test_broker_faults_take_the_broker_down_and_back(async_shop_own_broker: Asyn
         fault.stop(async_shop)
     assert async_shop.broker.is_running()
     assert wait_until(lambda: broker_state(async_shop) == "connected", 60)
-    answers = place_orders(async_shop.entry_url, sample_orders(5))
+    before = {s["order_id"] for s in async_shop.served()}   # the module's shop: earlier tests' orders too
+    answers = place_orders(async_shop.entry_url, sample_orders(5, seed=len(before) + 1))
     assert [status for status, _ in answers] == [202] * 5
-    assert wait_until(lambda: len(async_shop.served()) == 5, 60)
+    ids = {body["id"] for _, body in answers}
+    assert wait_until(lambda: ids <= {s["order_id"] for s in async_shop.served()}, 60)
     assert async_shop.heal_report()["healed"]
