@@ -2,11 +2,11 @@
 
 `mutants/mutants.toml` lists mutants: small edits to a copy of `systems/`, each breaking exactly
 one guarantee that docs/architecture.md claims. For each mutant this runs the experiments of its
-`catch` list (smoke profile) on the patched shop, with the service programs taken from the copy
+`catch` list (fast profile by default, what CI runs) on the patched shop, with the service programs taken from the copy
 ($CHAOSCAFE_SYSTEMS), and calls it killed when at least one shop run's status is "fail"
 (inconclusive and error do not count: they prove nothing). The score is killed / mutants.
 
-    python -m harness.mutants [--only NAME ...] [--out DIR]      # or: tox -e mutants
+    python -m harness.mutants [--only NAME ...] [--out DIR] [--profile P]   # or: tox -e mutants
 
 Exit 0 when every mutant was killed, 1 when one survived, 2 for a bad mutants file.
 """
@@ -89,8 +89,8 @@ class Outcome:
     seconds: float
 
 
-def run_mutant(mutant: Mutant, out: Path, source: Path = ROOT / "systems") -> Outcome:
-    """Run the mutant's catch list on a patched copy of `source`; results under out/<name>/."""
+def run_mutant(mutant: Mutant, out: Path, source: Path = ROOT / "systems", profile: str = "fast") -> Outcome:
+    """Run the mutant's catch list (in `profile`) on a patched copy of `source`; results under out/<name>/."""
     from harness.runs import run_all, select
 
     started = time.monotonic()
@@ -101,7 +101,7 @@ def run_mutant(mutant: Mutant, out: Path, source: Path = ROOT / "systems") -> Ou
         previous = os.environ.get("CHAOSCAFE_SYSTEMS")
         os.environ["CHAOSCAFE_SYSTEMS"] = str(systems)
         try:
-            _, summary = run_all(select(mutant.catch), [mutant.shop], profile="smoke", seed=None,
+            _, summary = run_all(select(mutant.catch), [mutant.shop], profile=profile, seed=None,
                                  out=out / mutant.name)
         finally:
             if previous is None:
@@ -118,6 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m harness.mutants", description=__doc__.splitlines()[0])
     p.add_argument("--only", nargs="+", metavar="NAME", help="run only these mutants")
     p.add_argument("--out", default="reports/mutants", help="runs and score.json go here (default reports/mutants)")
+    p.add_argument("--profile", choices=["fast", "smoke", "full"], default="fast",
+                   help="the experiments' profile (default fast: what CI runs, so CI's verdicts are the ones proven)")
     args = p.parse_args(argv)
     out = Path(args.out).resolve()
     try:
@@ -134,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     for mutant in mutants:
         print(f"mutant {mutant.name} ({mutant.shop}): breaks '{mutant.guarantee}'; running {', '.join(mutant.catch)}",
               flush=True)
-        outcome = run_mutant(mutant, out)
+        outcome = run_mutant(mutant, out, profile=args.profile)
         outcomes.append(outcome)
         caught = [f"{r['experiment']} {r['status']} ({', '.join(r['failed_checks'])})" for r in outcome.runs]
         print(f"  {'KILLED' if outcome.killed else 'SURVIVED'} in {outcome.seconds:.0f} s: {'; '.join(caught)}",
