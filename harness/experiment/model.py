@@ -488,11 +488,15 @@ def _compressed_bound(metric: str, bound: Bound, k: float) -> Bound:
 
 def _compressed_params(kind: str, params: dict[str, Any], k: float) -> dict[str, Any]:
     """A fault's params under time compression k: its kind says which are times (divided by k) and
-    which are rates (multiplied), in `time_params` and `rate_params`; the rest are unchanged."""
+    which are rates (multiplied), in `time_params` and `rate_params`, and what an omitted one is
+    (`param_defaults`: those are compressed and written out too); the rest are unchanged."""
     if k == 1:
         return dict(params)
     cls = FAULT_KINDS[kind]
     times, rates = getattr(cls, "time_params", ()), getattr(cls, "rate_params", ())
+    defaults = cls.param_defaults() if hasattr(cls, "param_defaults") else {}
+    # a time or rate left at its default is compressed too, and written out so the results show it
+    params = {**{key: value for key, value in defaults.items() if key in times or key in rates}, **params}
 
     def scaled(value: Any, factor: float) -> Any:   # an integer stays an integer (Toxiproxy wants int64)
         if isinstance(value, int) and not isinstance(value, bool):

@@ -62,6 +62,12 @@ class EdgeFault:
     def check_params(cls, params: dict[str, Any]) -> None:
         check_params(cls.kind, params)
 
+    @classmethod
+    def param_defaults(cls) -> dict[str, float]:
+        """The toxic's attributes when a param is not given (read by Experiment.for_profile, which
+        compresses a default latency like a given one)."""
+        return dict(TOXICS.get(cls.kind, {}))
+
     def setup(self, shop: Shop) -> None:
         self.proxies = shop.proxies_for(self.window.target, self.window.replica)   # raises NotApplicable
 

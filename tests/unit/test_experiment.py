@@ -276,3 +276,15 @@ def test_without_its_own_fast_profile_an_experiment_runs_fast_as_its_smoke_profi
                      "load": {"shape": "constant", "rate": 1}, "profiles": {"smoke": {"time_factor": 0.1}}})
     assert exp.for_profile("fast") == exp.for_profile("smoke")
     assert exp.for_profile("fast").run.duration_s == pytest.approx(1.0)
+
+
+def test_speed_compresses_a_fault_parameter_left_at_its_default_and_writes_it_out() -> None:
+    exp = from_dict({"title": "t", "claim": "c", "time_scale": "s", "run": {"duration_s": 10, "drain_s": 5},
+                     "load": {"shape": "constant", "rate": 1},
+                     "faults": [{"kind": "latency", "target": "orders->barista", "start_s": 1, "duration_s": 2},
+                                {"kind": "bandwidth", "target": "orders->barista", "start_s": 4, "duration_s": 2}],
+                     "profiles": {"fast": {"speed": 4}}})
+    latency, bandwidth = exp.for_profile("fast").faults
+    assert latency.params == {"latency": 25, "jitter": 0}          # the 100 ms default, compressed
+    assert bandwidth.params == {"rate": 400}                         # 100 KB/s, k times the data rate
+    assert exp.for_profile("full").faults[0].params == {}            # uncompressed: as written
