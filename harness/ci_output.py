@@ -65,7 +65,7 @@ def failure_lines(row: Row, *, kind: str | None = None) -> list[str]:
 # --- JUnit ---------------------------------------------------------------------------------------
 
 def junit_xml(rows: Iterable[Row], *, suite: str = "chaoscafe", report_dir: str | None = None,
-              run_id: str | None = None) -> str:
+              run_id: str | None = None, interrupted: bool = False) -> str:
     """One <testsuite> (inside <testsuites>) with one <testcase> per row: classname = experiment,
     name = system, time = wall_s. A failed row has one <failure> per failed check (message
     "name: expected X, observed Y"; text: every failed check and, given report_dir and run_id, the
@@ -73,7 +73,9 @@ def junit_xml(rows: Iterable[Row], *, suite: str = "chaoscafe", report_dir: str 
     error; an inconclusive row has one <skipped> whose message names the failed validity checks
     (text: those and any other failed check, not to be trusted from an invalid run); a passing row
     has none of these. The key numbers go to <system-out>. The suite's `failures`, `errors` and
-    `skipped` count test cases (the JUnit meaning), not <failure> elements."""
+    `skipped` count test cases (the JUnit meaning), not <failure> elements. An `interrupted` set
+    (Ctrl-C) adds one test case `interrupted` (classname chaoscafe) with an <error>, so a CI that
+    reads only this file does not show a set that never finished as green."""
     rows = list(rows)
     junit_suite = TestSuite(_xml(suite))
     if run_id is not None:
@@ -82,13 +84,19 @@ def junit_xml(rows: Iterable[Row], *, suite: str = "chaoscafe", report_dir: str 
         junit_suite.add_property("report_dir", _xml(report_dir))
     for row in rows:
         junit_suite.add_testcase(_testcase(row, report_dir=report_dir, run_id=run_id))
+    if interrupted:
+        junit_suite.add_property("interrupted", "true")
+        case = TestCase("interrupted", "chaoscafe")
+        case.result = [Error(f"the set was interrupted (Ctrl-C) after {len(rows)} finished shop run(s); "
+                             "the others did not run", "interrupted")]
+        junit_suite.add_testcase(case)
     document = JUnitXml()
     document.add_testsuite(junit_suite)
     document.update_statistics()   # tests and time; junitparser counts <failure> elements, so:
     states = [status(row) for row in rows]
     for counted in (junit_suite, document):
         counted.failures = states.count("fail")
-        counted.errors = states.count("error")
+        counted.errors = states.count("error") + int(interrupted)
         counted.skipped = states.count("inconclusive")
     return '<?xml version="1.0" encoding="utf-8"?>\n' + document.tostring().decode("utf-8") + "\n"
 

@@ -222,6 +222,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         os.environ["CHAOSCAFE_RUNTIME"] = args.runtime
     systems = ["sync", "async"] if args.system == "both" else [args.system]
     out = Path(args.out)
+    for where in (out, *out.parents):   # before anything starts: a file where a directory must go
+        if where.exists():
+            if not where.is_dir():
+                error_line(f"--out {args.out}: {where} is a file, not a directory")
+                return 2
+            break
     run_id = new_run_id()
     run_dir = out / "runs" / run_id
     live = console.is_terminal and not args.quiet
@@ -294,7 +300,7 @@ def _ci_outputs(args: argparse.Namespace, summary: list[dict[str, Any]], run_dir
     from harness.ci_output import append_github_summary, summary_markdown, write_junit
 
     if args.junit:
-        write_junit(summary, Path(args.junit), report_dir=str(out), run_id=run_dir.name)
+        write_junit(summary, Path(args.junit), report_dir=str(out), run_id=run_dir.name, interrupted=interrupted)
         console.print(f"junit: {args.junit}", highlight=False)
     title = f"chaoscafe run {run_dir.name} ({args.profile} profile{', INTERRUPTED' if interrupted else ''})"
     markdown = summary_markdown(summary, title=title, report_index=str(out / "index.html"))

@@ -283,3 +283,12 @@ def test_module_imports_no_infrastructure() -> None:
             "print([m for m in sys.modules if m.startswith(('harness.infra', 'harness.shops', 'harness.nemesis'))])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_junit_of_an_interrupted_set_has_an_error_case_so_ci_is_not_green() -> None:
+    document = JUnitXml.fromstring(junit_xml([PASS], interrupted=True))
+    suite = parsed(junit_xml([PASS], interrupted=True))
+    assert document.errors == suite.errors == 1 and document.tests == 2
+    (case,) = [c for c in suite if c.name == "interrupted"]
+    assert case.classname == "chaoscafe" and "interrupted (Ctrl-C) after 1 finished" in case.result[0].message
+    assert parsed(junit_xml([PASS])).errors == 0      # a set that finished has no such case

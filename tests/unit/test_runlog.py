@@ -4,6 +4,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
+
 from harness import cli
 from harness.runlog import OVERHEAD_S, PlainLines, duration
 
@@ -63,3 +65,13 @@ def test_a_bad_chaoscafe_profile_stops_run_only_and_the_option_wins(monkeypatch)
     assert cli.main(["list"]) == 0
     monkeypatch.setenv("CHAOSCAFE_PROFILE", "smoke")
     assert cli._default_profile() == "smoke"
+
+
+def test_run_with_out_naming_a_file_is_bad_input_before_anything_starts(tmp_path: Path,
+                                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    assert cli.main(["run", "steady-state", "--profile", "fast", "--out", str(afile / "sub")]) == 2
+    err = capsys.readouterr()
+    assert "is a file, not a directory" in err.out + err.err and "Traceback" not in err.out + err.err
+    assert afile.read_text() == ""
