@@ -494,7 +494,7 @@ def _compressed_params(kind: str, params: dict[str, Any], k: float) -> dict[str,
         return dict(params)
     cls = FAULT_KINDS[kind]
     times, rates = getattr(cls, "time_params", ()), getattr(cls, "rate_params", ())
-    defaults = cls.param_defaults() if hasattr(cls, "param_defaults") else {}
+    defaults: dict[str, Any] = getattr(cls, "param_defaults", dict)()
     # a time or rate left at its default is compressed too, and written out so the results show it
     params = {**{key: value for key, value in defaults.items() if key in times or key in rates}, **params}
 

@@ -112,11 +112,14 @@ class SharedBroker:
     def __init__(self, run_dir: Path, *, runtime: str | None = None) -> None:
         self.run_dir = Path(run_dir).resolve()
         self.runtime = runtime
+        self._local: bool | None = None   # the runtime, resolved once (it may ask the Docker engine)
         self._node: RabbitNode | None = None
 
     def node(self) -> RabbitNode | None:
         """The running shared node (started now if it is not), or None under the Docker runtime."""
-        if resolve_runtime(self.runtime) != "local":
+        if self._local is None:
+            self._local = resolve_runtime(self.runtime) == "local"
+        if not self._local:
             return None
         if self._node is None:
             node = RabbitNode(self.run_dir, name="shared")
