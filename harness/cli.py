@@ -147,8 +147,8 @@ def cmd_shop(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from harness.demo import run_batch
     from harness.infra.stack import Infrastructure
+    from harness.load.batch import run_batch
     from harness.shops import SHOPS
 
     kinds = ["sync", "async"] if args.system == "both" else [args.system]
@@ -177,7 +177,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _selected(names: list[str]) -> Any:
-    from harness.runs import select
+    from harness.experiment.runs import select
 
     return select(names)
 
@@ -209,9 +209,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from harness.runlog import PlainLines
-    from harness.runs import new_run_id, planned_seconds, run_all
-    from harness.verdicts import exit_code
+    from harness.experiment.runs import new_run_id, planned_seconds, run_all
+    from harness.experiment.verdicts import exit_code
+    from harness.report.runlog import PlainLines
 
     selected = _selected(args.experiments)   # ExperimentError -> exit 2 before anything starts
     if args.profile is None:
@@ -297,7 +297,7 @@ def _ci_outputs(args: argparse.Namespace, summary: list[dict[str, Any]], run_dir
                 interrupted: bool = False) -> None:
     """--junit FILE, --summary-md FILE and $GITHUB_STEP_SUMMARY, from the run's summary rows (an
     interrupted set: the shop runs that finished, and the title says it was interrupted)."""
-    from harness.ci_output import append_github_summary, summary_markdown, write_junit
+    from harness.report.ci_output import append_github_summary, summary_markdown, write_junit
 
     if args.junit:
         write_junit(summary, Path(args.junit), report_dir=str(out), run_id=run_dir.name, interrupted=interrupted)
@@ -339,7 +339,14 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from harness.compare import TOLERANCES, CompareError, compare_sets, load_set, load_tolerances, regressions
+    from harness.regression.compare import (
+        TOLERANCES,
+        CompareError,
+        compare_sets,
+        load_set,
+        load_tolerances,
+        regressions,
+    )
 
     try:
         tolerances = load_tolerances(Path(args.tolerances)) if args.tolerances else TOLERANCES
@@ -352,7 +359,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps([c.to_dict() for c in changes], indent=2))
     if args.format != "text":   # for CI: the document alone on stdout, the exit code as below
-        from harness.ci_output import compare_json, compare_markdown
+        from harness.report.ci_output import compare_json, compare_markdown
 
         doc = compare_markdown(changes, baseline=args.baseline, current=args.current, show_all=args.all) \
             if args.format == "markdown" else compare_json(changes, baseline=args.baseline, current=args.current)
@@ -418,8 +425,8 @@ def cmd_explore(args: argparse.Namespace) -> int:
 
 
 def cmd_baseline(args: argparse.Namespace) -> int:
-    from harness.baseline import save_baseline
-    from harness.compare import CompareError
+    from harness.regression.baseline import save_baseline
+    from harness.regression.compare import CompareError
 
     try:
         written = save_baseline(Path(args.run_dir), Path(args.out))

@@ -3,7 +3,7 @@
 Lag percentiles come from an HdrHistogram (negative lag is recorded as 1 µs); `late` counts lags
 above late_ms exactly. Valid iff nothing was dropped and the lag p99 is at most `opts.max_lag_ms`:
 a generator that fell behind did not apply the load the experiment claims (the run is then
-inconclusive, harness.results); smaller lateness is judged by expectations.
+inconclusive, harness.experiment.results); smaller lateness is judged by expectations.
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Measured against queueing theory (harness.theory): Little's law on every run with backlog
+"""Measured against queueing theory (harness.elasticity.theory): Little's law on every run with backlog
 samples, and the M/M/c prediction where the run fits the model.
 
 Little's law: the time average of the sampled backlog (`total`: orders in the shop) against the
@@ -22,9 +22,9 @@ from typing import Any
 from harness.checkers.base import CheckerResult, CheckOptions
 from harness.checkers.orders import first_time_by_key, invoked_orders
 from harness.checkers.timeline import t0
+from harness.elasticity.scaling import backlog_samples
+from harness.elasticity.theory import TOLERANCE, capped_exponential_mean, littles_law, mmc, ratio, time_average, within
 from harness.history import FAIL, Record, run_record
-from harness.scaling import backlog_samples
-from harness.theory import TOLERANCE, capped_exponential_mean, littles_law, mmc, ratio, time_average, within
 
 WARMUP = 0.1   # share of the load window skipped before measuring against M/M/c
 

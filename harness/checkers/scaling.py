@@ -1,7 +1,7 @@
 """The barista pool over a run: replicas over time, every scale change and its reason, and how the
 work spread over the replicas (share brewed, waits, orders held) — elasticity and backpressure.
 
-Reads "replicas" (the initial pool), "scale" (each change, see harness.scaling), "backlog"
+Reads "replicas" (the initial pool), "scale" (each change, see harness.elasticity.scaling), "backlog"
 (samples with `baristas` and `held` per replica), "invoke" (sent) and "brewed" (barista, started,
 time) records, and the run record's `queueing.slow_replica` (the replica made slow, if any). A replica's wait is brew start - order sent; its fulfilment is brew end - sent.
 Valid unless a scale change failed.

@@ -7,7 +7,7 @@ share accepted (ok), and the largest backlog sampled in that time. Valid is None
 fault (nothing to gate), else True iff at least `opts.steady_min_orders` orders were attempted
 before the first fault, their share accepted is at least `opts.steady_min_availability`, and (when
 `opts.steady_max_backlog` is set) no backlog sample before the fault exceeds it. A False here makes
-the run inconclusive, not failed (harness.results).
+the run inconclusive, not failed (harness.experiment.results).
 """
 from __future__ import annotations
 

@@ -11,10 +11,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 
 from cafe.brewing import BrewTime
 from cafe.menu import load_menu
-from harness.autoscaler import Policy
 from harness.checkers.base import CheckOptions
+from harness.elasticity.autoscaler import Policy
+from harness.experiment.metrics import METRICS, is_fault_hit, time_dimension
 from harness.load.shapes import Constant, MorningRush, Ramp, Shape, Step
-from harness.metrics import METRICS, is_fault_hit, time_dimension
 from harness.nemesis import FAULT_KINDS, FaultWindow
 from harness.shops.base import ShopSettings
 
@@ -180,7 +180,7 @@ class ScaleSpec(Strict):
 
 
 class AutoscalerSpec(Strict):
-    """The autoscaler (harness.autoscaler.Policy) watching the backlog every interval_s."""
+    """The autoscaler (harness.elasticity.autoscaler.Policy) watching the backlog every interval_s."""
 
     min_replicas: int = Field(1, ge=1, le=16)
     max_replicas: int = Field(8, ge=1, le=16)
@@ -478,7 +478,7 @@ class Experiment(Strict):
 
 def _compressed_bound(metric: str, bound: Bound, k: float) -> Bound:
     """An expectation's bound under time compression k: a time divided by k, a rate multiplied
-    (harness.metrics.time_dimension); counts, shares and ratios unchanged."""
+    (harness.experiment.metrics.time_dimension); counts, shares and ratios unchanged."""
     factor = k ** time_dimension(metric)
     if factor == 1:
         return bound

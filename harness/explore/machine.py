@@ -23,11 +23,11 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from cafe.brewing import BrewTime
-from harness.demo import place_orders, wait_until
 from harness.experiment.model import Experiment, FaultSpec
 from harness.explore.search import to_toml
 from harness.explore.strategies import CONFIGS, MENUS, Menu, experiment_for
 from harness.infra.stack import Infrastructure
+from harness.load.batch import place_orders, wait_until
 from harness.nemesis import FAULT_KINDS, FaultWindow, NotApplicable
 from harness.shops import SHOPS, Shop, ShopSettings
 

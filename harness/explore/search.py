@@ -1,8 +1,8 @@
 """`chaoscafe explore`: search for a fault schedule that breaks a property, then shrink it.
 
 Hypothesis generates experiments (harness.explore.strategies); each example is a real run of
-`harness.run.run_one` on a fresh shop, and a property is violated when the run fails or errors
-(`harness.verdicts.status_of`; its expectations are the ledger invariants, plus the built-in
+`harness.experiment.run.run_one` on a fresh shop, and a property is violated when the run fails or errors
+(`harness.experiment.verdicts.status_of`; its expectations are the ledger invariants, plus the built-in
 checks). An inconclusive run (it could not test the claim: generator behind, no steady state, a
 fault not applied, ...) is not a violation: its example says status "inconclusive".
 `hypothesis.find` returns the smallest violating experiment it reached: fewer faults, earlier
@@ -39,11 +39,11 @@ from hypothesis import HealthCheck, Phase, find, settings
 from hypothesis.errors import NoSuchExample
 
 from harness.experiment import Experiment, load_experiment
+from harness.experiment.results import failed_checks
+from harness.experiment.run import ProgressFn, run_one
+from harness.experiment.runs import new_run_id
+from harness.experiment.verdicts import status_of
 from harness.explore.strategies import experiments
-from harness.results import failed_checks
-from harness.run import ProgressFn, run_one
-from harness.runs import new_run_id
-from harness.verdicts import status_of
 
 VIOLATIONS = ("fail", "error")   # statuses that count as a violation found; "inconclusive" does not
 

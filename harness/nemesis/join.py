@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from harness import newcomers
 from harness.nemesis.base import FaultWindow, NotApplicable, no_params, register
+from harness.newcomers import services as newcomers
 from harness.shops.base import Shop
 
 PROGRAMS = {"bell": "bell.py"}

@@ -13,12 +13,12 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from harness.experiment.results import failed_checks
+from harness.experiment.verdicts import STATUSES, WORDS, failed_validity, kind_of, status_of
 from harness.report import figures, sections, spread
 from harness.report.analysis import RunData, ShopRun
 from harness.report.flow import sample_orders, swimlane
 from harness.report.templates import PAGE, ZOOM_BAR
-from harness.results import failed_checks
-from harness.verdicts import STATUSES, WORDS, failed_validity, kind_of, status_of
 
 ARCHITECTURE_KEYS = ("kind", "entry_url", "services", "edges")  # differ between shops by design
 CONFIG_SKIP = ("experiment.title", "experiment.claim", "experiment.description", "experiment.expect",

@@ -1,15 +1,15 @@
 """Repeated runs in the report: mean ± 95% CI per metric, and which shop differences are significant.
 
 Reads the `repeats` section that `chaoscafe run --repeat N` folds into results.json (see
-harness.repeats). Pure rendering helpers; html.py places their output.
+harness.experiment.repeats). Pure rendering helpers; html.py places their output.
 """
 from __future__ import annotations
 
 from collections.abc import Sequence
 from html import escape
 
+from harness.regression.stats import Interval, significant
 from harness.report.analysis import ShopRun
-from harness.stats import Interval, significant
 
 # the index's key numbers that get an interval and a significance mark when runs were repeated
 KEY_METRICS = (("availability in faults", "availability.in_faults"), ("lost", "orders.lost"),

@@ -15,9 +15,10 @@ from typing import Any
 import pytest
 
 from cafe.brewing import BrewTime
-from harness import latecomer, newcomers
-from harness.demo import place_orders, wait_until
+from harness.load.batch import place_orders, wait_until
 from harness.nemesis import FAULT_KINDS, FaultWindow
+from harness.newcomers import latecomer
+from harness.newcomers import services as newcomers
 from harness.shops import AsyncShop, ShopSettings, SyncShop
 from harness.shops.base import http_json, read_all
 

@@ -25,11 +25,11 @@ import pytest
 from mainrun import MainRun
 
 from cafe.brewing import BrewTime
-from harness.demo import place_orders, sample_orders, wait_until
 from harness.infra.docker_supervisor import DockerSupervisor
 from harness.infra.engine import RUN_LABEL, EngineError, connect
 from harness.infra.images import LOCAL_BASE, ImageNames, build_local_images, has_image, shop_image
 from harness.infra.stack import Infrastructure
+from harness.load.batch import place_orders, sample_orders, wait_until
 from harness.shops import SHOPS, ShopSettings
 
 pytestmark = [pytest.mark.integration, pytest.mark.docker]

@@ -12,8 +12,8 @@ import pytest
 from junitparser import JUnitXml
 from mainrun import MainRun
 
+from harness.experiment.runs import select
 from harness.history import load
-from harness.runs import select
 
 pytestmark = pytest.mark.integration
 

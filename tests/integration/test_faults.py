@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from cafe.brewing import BrewTime
-from harness.demo import place_orders, sample_orders, wait_until
+from harness.load.batch import place_orders, sample_orders, wait_until
 from harness.nemesis import FAULT_KINDS, FaultWindow, NotApplicable
 from harness.shops import AsyncShop, ShopSettings, SyncShop
 

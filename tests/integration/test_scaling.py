@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from cafe.brewing import BrewTime
-from harness.demo import run_batch, wait_until
 from harness.infra.stack import Infrastructure
+from harness.load.batch import run_batch, wait_until
 from harness.shops import SHOPS, ShopSettings
 from harness.shops.base import http_json
 
@@ -93,8 +93,8 @@ time_factor = 1
 
 def test_scheduled_scale_changes_run_and_are_recorded(tmp_path: Path) -> None:
     from harness.experiment import load_experiment
+    from harness.experiment.run import run_one
     from harness.history import load
-    from harness.run import run_one
 
     path = tmp_path / "scheduled.toml"
     path.write_text(SCHEDULED)

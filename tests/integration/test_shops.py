@@ -12,7 +12,7 @@ import pytest
 
 from cafe import topology
 from cafe.brewing import BrewTime
-from harness.demo import place_orders, run_batch, sample_orders, wait_until
+from harness.load.batch import place_orders, run_batch, sample_orders, wait_until
 from harness.shops import SHOPS, AsyncShop, ShopSettings
 
 pytestmark = pytest.mark.integration

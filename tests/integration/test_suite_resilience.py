@@ -10,7 +10,7 @@ import pytest
 from junitparser import Error, Failure, JUnitXml
 
 from harness import cli
-from harness import run as run_mod
+from harness.experiment import run as run_mod
 
 pytestmark = pytest.mark.integration
 

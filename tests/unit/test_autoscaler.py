@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.autoscaler import Policy, decide
+from harness.elasticity.autoscaler import Policy, decide
 
 TARGET = Policy(min_replicas=1, max_replicas=8, cooldown_s=2.0, window_s=1.0, policy="target", target_per_replica=5)
 THRESH = Policy(min_replicas=1, max_replicas=4, cooldown_s=0.0, window_s=1.0, policy="thresholds",

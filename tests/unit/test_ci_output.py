@@ -10,7 +10,8 @@ from typing import Any
 
 from junitparser import Error, Failure, JUnitXml, Skipped, TestCase, TestSuite
 
-from harness.ci_output import (
+from harness.regression.compare import Change
+from harness.report.ci_output import (
     append_github_summary,
     compare_json,
     compare_markdown,
@@ -19,7 +20,6 @@ from harness.ci_output import (
     summary_markdown,
     write_junit,
 )
-from harness.compare import Change
 
 
 def row(experiment: str, system: str, **over: Any) -> dict[str, Any]:
@@ -279,7 +279,7 @@ def test_compare_json_counts() -> None:
 
 
 def test_module_imports_no_infrastructure() -> None:
-    code = ("import sys, harness.ci_output; "
+    code = ("import sys, harness.report.ci_output; "
             "print([m for m in sys.modules if m.startswith(('harness.infra', 'harness.shops', 'harness.nemesis'))])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from harness.baseline import save_baseline, trim
-from harness.compare import (
+from harness.regression.baseline import save_baseline, trim
+from harness.regression.compare import (
     TOLERANCES,
     CompareError,
     Tolerance,

@@ -10,7 +10,7 @@ import pytest
 from cafe import feed
 from cafe.hooks import Hooks, chosen
 from harness.checkers import CheckOptions, Ledger, Newcomer
-from harness.latecomer import ANONYMOUS, compare_points, expected_points
+from harness.newcomers.latecomer import ANONYMOUS, compare_points, expected_points
 
 T0 = 1_000.0
 

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from harness.checkers import CheckOptions, Queueing, Scaling
+from harness.elasticity.theory import mmc
 from harness.experiment import ExperimentError, expand, from_dict
 from harness.history import Record
-from harness.theory import mmc
 
 T0 = 1_700_000_000.0
 BASE: dict[str, Any] = {
@@ -176,7 +176,7 @@ def test_theory_checker_says_why_the_model_does_not_apply() -> None:
 
 
 def test_scaling_curve_rows_and_efficiency() -> None:
-    from harness.curve import curve, markdown
+    from harness.elasticity.curve import curve, markdown
 
     def result(system: str, c: int, served: float) -> dict[str, Any]:
         return {"experiment": f"scale-out@baristas={c}", "system": system, "orders": {"lost": 0},

@@ -13,8 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from harness.experiment import ExperimentError, discover, from_dict, load_experiment
-from harness.metrics import METRICS
-from harness.results import evaluate
+from harness.experiment.metrics import METRICS
+from harness.experiment.results import evaluate
 
 ROOT = Path(__file__).resolve().parents[2]
 EXPERIMENTS = discover(ROOT / "experiments")
@@ -224,7 +224,7 @@ def test_speed_compresses_every_time_and_rate_but_not_the_orders() -> None:
     """`[profiles.fast] speed = k`: the smoke run k times faster — the same orders (same count,
     same contents, times divided by k), brews, timeouts, fault times and time bounds divided by k,
     rates multiplied; the drain (an upper bound) and counts unchanged."""
-    from harness.run import schedule_for
+    from harness.experiment.run import schedule_for
 
     exp = load_experiment(ROOT / "experiments" / "slow-barista.toml")
     k = exp.profile("fast").speed
@@ -244,7 +244,7 @@ def test_speed_compresses_every_time_and_rate_but_not_the_orders() -> None:
         assert isinstance(f_fast.params["latency"], int)      # Toxiproxy takes integer milliseconds
     assert fast.expectations("sync")["latency_ms.acceptance.p50"].min == pytest.approx(
         smoke.expectations("sync")["latency_ms.acceptance.p50"].min / k)
-    from harness.metrics import time_dimension
+    from harness.experiment.metrics import time_dimension
 
     for system in ("sync", "async"):
         unchanged = {m: b for m, b in smoke.expectations(system).items() if time_dimension(m) == 0}
@@ -263,7 +263,7 @@ def test_speed_keeps_zero_and_integer_fault_parameters_and_multiplies_rates() ->
 
 
 def test_time_dimension_of_metrics() -> None:
-    from harness.metrics import time_dimension
+    from harness.experiment.metrics import time_dimension
 
     assert time_dimension("latency_ms.acceptance.p99") == -1 and time_dimension("probe.detection_s") == -1
     assert time_dimension("throughput.served_per_s") == 1 and time_dimension("latecomer.sources.feed.awards_per_s") == 1

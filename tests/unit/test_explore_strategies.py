@@ -8,10 +8,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from harness.experiment.model import Experiment
+from harness.experiment.results import failed_checks
 from harness.explore.search import to_toml
 from harness.explore.strategies import CONFIGS, MENUS, RUN_S, experiments
 from harness.nemesis import FAULT_KINDS
-from harness.results import failed_checks
 
 
 @settings(max_examples=60, deadline=None)

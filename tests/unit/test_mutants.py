@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.mutants import MutantError, apply, load_mutants
-from harness.runs import select
+from harness.experiment.runs import select
+from harness.regression.mutants import MutantError, apply, load_mutants
 
 SYSTEMS = Path(__file__).resolve().parents[2] / "systems"
 

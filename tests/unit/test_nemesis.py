@@ -196,7 +196,7 @@ def test_a_fault_records_what_its_target_held_and_can_wait_for_work(recorder: An
 
 
 def test_fault_hit_metrics_validate_and_read_from_the_fault_list() -> None:
-    from harness.metrics import is_fault_hit, lookup
+    from harness.experiment.metrics import is_fault_hit, lookup
 
     assert is_fault_hit("faults.kill-barista.hit") and not is_fault_hit("faults.hit")
     results = {"faults": [{"name": "kill-barista", "hit": {"held": 3}}, {"name": "other"}]}

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from test_report_support import EXPERIMENT, build_run
 
-from harness import repeats
+from harness.experiment import repeats
 from harness.report import write_report
 
 

@@ -11,8 +11,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from harness import results as results_mod
 from harness.checkers import CheckOptions, default_checkers, run_checkers
+from harness.experiment import results as results_mod
 from harness.experiment.model import Bound
 from harness.history import Record
 

@@ -1,4 +1,4 @@
-"""Plain progress lines (harness.runlog) and where CLI paths become absolute (cli.absolute_paths)."""
+"""Plain progress lines (harness.report.runlog) and where CLI paths become absolute (cli.absolute_paths)."""
 from __future__ import annotations
 
 import os
@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from harness import cli
-from harness.runlog import OVERHEAD_S, PlainLines, duration
+from harness.report.runlog import OVERHEAD_S, PlainLines, duration
 
 
 def test_duration_text() -> None:

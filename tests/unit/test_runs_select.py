@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from harness.experiment import ExperimentError
-from harness.runs import EXPERIMENTS_DIR, select
+from harness.experiment.runs import EXPERIMENTS_DIR, select
 
 
 def test_a_name_a_file_and_a_variant() -> None:

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from harness import repeats
-from harness.stats import Interval, mean_ci, significant, t975
+from harness.experiment import repeats
+from harness.regression.stats import Interval, mean_ci, significant, t975
 
 
 def test_t_table_values() -> None:

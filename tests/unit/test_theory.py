@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from harness.theory import (
+from harness.elasticity.theory import (
     capped_exponential_mean,
     erlang_c,
     littles_law,

@@ -9,7 +9,7 @@ from test_checkers import T0, History
 
 from harness.checkers import CheckerResult, CheckOptions, GeneratorHealth, SteadyState, default_checkers, run_checkers
 from harness.experiment.model import Bound
-from harness.results import assemble, status
+from harness.experiment.results import assemble, status
 
 HEALED = {"healed": {"healed": True}}
 
@@ -130,10 +130,10 @@ def test_a_declared_fault_neither_applied_nor_reported_not_applicable_is_inconcl
 def test_a_shop_run_that_failed_before_it_began_is_an_error_the_report_can_draw(tmp_path) -> None:  # type: ignore[no-untyped-def]
     import json as json_mod
 
+    from harness.experiment.run import errored
+    from harness.experiment.runs import select
     from harness.history import load
     from harness.report import write_report
-    from harness.run import errored
-    from harness.runs import select
 
     item = select(["barista-outage"])[0]
     run_dir = tmp_path / "runs" / "r1"

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.verdicts import STATUSES, exit_code, failed_validity, kind_of, status_of
+from harness.experiment.verdicts import STATUSES, exit_code, failed_validity, kind_of, status_of
 
 
 def test_statuses_are_the_four_in_order() -> None:

@@ -18,23 +18,24 @@ from pathlib import Path
 from typing import Any
 
 from cafe.menu import load_menu
-from harness import latecomer, newcomers
-from harness import results as results_mod
 from harness.checkers import default_checkers, fault_windows, run_checkers
+from harness.elasticity.scaling import Scaler
 from harness.experiment import Experiment
+from harness.experiment import results as results_mod
+from harness.experiment.provenance import provenance
 from harness.history import HistoryError, HistoryWriter, Record
 from harness.history import load as load_history
 from harness.infra.stack import Infrastructure, SharedBroker
 from harness.load.driver import OpenLoopDriver
 from harness.load.schedule import ArrivalSchedule, build_schedule
 from harness.nemesis import Nemesis
-from harness.provenance import provenance
-from harness.scaling import Scaler
+from harness.newcomers import latecomer
+from harness.newcomers import services as newcomers
 from harness.shops import SHOPS, Shop
 from harness.shops.base import http_json as get_json
 from harness.shops.base import read_all
 
-log = logging.getLogger("harness.run")
+log = logging.getLogger("harness.experiment.run")
 LEAD_S = 1.0          # t0 is this far in the future when the driver starts, so the first arrival is on time
 DRAIN_POLL_S = 0.5
 
@@ -173,7 +174,7 @@ def actual_faults(history: list[Record]) -> list[dict[str, Any]]:
 
 
 def latecomers(exp: Experiment, shop: Shop, history: list[Record]) -> dict[str, Any] | None:
-    """The late-comer phase (harness.latecomer), when the experiment has one; an error in it is
+    """The late-comer phase (harness.newcomers.latecomer), when the experiment has one; an error in it is
     reported in the section (and fails its check), not raised."""
     spec = exp.latecomer
     if spec is None:

@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.checkers.base import CheckerResult
+from harness.experiment.metrics import is_fault_hit, lookup
 from harness.experiment.model import Bound
-from harness.metrics import is_fault_hit, lookup
 
 EXPECTATION, INVARIANT, VALIDITY = "expectation", "invariant", "validity"
 

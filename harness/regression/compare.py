@@ -3,7 +3,7 @@
 A result set is a directory holding `<experiment>/<shop>/results.json` (a run directory, or a
 committed baseline). Rules, per metric (`TOLERANCES`, overridable from a TOML file):
 
-- a verdict (`harness.verdicts.status_of`: pass, fail, inconclusive, error) may not flip from
+- a verdict (`harness.experiment.verdicts.status_of`: pass, fail, inconclusive, error) may not flip from
   pass to anything else; a flip to pass is "improved", any other move "changed"; a check that
   passed may not fail;
 - ledger invariants (lost, duplicated, ...) are exact: where the experiment expects zero, the
@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from harness.metrics import METRICS, lookup
-from harness.verdicts import WORDS, status_of
+from harness.experiment.metrics import METRICS, lookup
+from harness.experiment.verdicts import WORDS, status_of
 
 Key = tuple[str, str]          # (experiment, shop)
 Status = Literal["regression", "improved", "changed", "same", "new", "missing", "note"]

@@ -35,7 +35,7 @@ def _num(value: Any, unit: str = "") -> str:
 
 
 class PlainLines:
-    """A `harness.runs.RunListener` writing one plain line per event through `emit` (print).
+    """A `harness.experiment.runs.RunListener` writing one plain line per event through `emit` (print).
 
     `planned` is the list of arrival windows (s) of every shop run of the set, in run order.
     """

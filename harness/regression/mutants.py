@@ -6,7 +6,7 @@ one guarantee that docs/architecture.md claims. For each mutant this runs the ex
 ($CHAOSCAFE_SYSTEMS), and calls it killed when at least one shop run's status is "fail"
 (inconclusive and error do not count: they prove nothing). The score is killed / mutants.
 
-    python -m harness.mutants [--only NAME ...] [--out DIR] [--profile P]   # or: tox -e mutants
+    python -m harness.regression.mutants [--only NAME ...] [--out DIR] [--profile P]   # or: tox -e mutants
 
 Exit 0 when every mutant was killed, 1 when one survived, 2 for a bad mutants file.
 """
@@ -26,7 +26,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 MUTANTS_FILE = ROOT / "mutants" / "mutants.toml"
 
 
@@ -91,7 +91,7 @@ class Outcome:
 
 def run_mutant(mutant: Mutant, out: Path, source: Path = ROOT / "systems", profile: str = "fast") -> Outcome:
     """Run the mutant's catch list (in `profile`) on a patched copy of `source`; results under out/<name>/."""
-    from harness.runs import run_all, select
+    from harness.experiment.runs import run_all, select
 
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix=f"chaoscafe-mutant-{mutant.name}-") as tmp:
@@ -115,7 +115,7 @@ def run_mutant(mutant: Mutant, out: Path, source: Path = ROOT / "systems", profi
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m harness.mutants", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m harness.regression.mutants", description=__doc__.splitlines()[0])
     p.add_argument("--only", nargs="+", metavar="NAME", help="run only these mutants")
     p.add_argument("--out", default="reports/mutants", help="runs and score.json go here (default reports/mutants)")
     p.add_argument("--profile", choices=["fast", "smoke", "full"], default="fast",

@@ -1,7 +1,7 @@
 """The scaling curve across the runs of a matrix experiment (e.g. scale-out@baristas=1..8): for each
 shop and replica count, throughput, scaling efficiency and the measured / predicted ratios.
 
-    python -m harness.curve reports/runs/<run-id> [EXPERIMENT]     # a Markdown table
+    python -m harness.elasticity.curve reports/runs/<run-id> [EXPERIMENT]     # a Markdown table
 
 `curve` is pure: give it the results.json documents, get rows.
 """
@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from harness.theory import scaling_efficiency
+from harness.elasticity.theory import scaling_efficiency
 
 
 def curve(results: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -68,7 +68,7 @@ def load_results(run_dir: Path, experiment: str = "scale-out") -> list[dict[str,
 
 def main(argv: list[str]) -> int:
     if not argv:
-        print("usage: python -m harness.curve RUN_DIR [EXPERIMENT]", file=sys.stderr)
+        print("usage: python -m harness.elasticity.curve RUN_DIR [EXPERIMENT]", file=sys.stderr)
         return 2
     rows = curve(load_results(Path(argv[0]), argv[1] if len(argv) > 1 else "scale-out"))
     if not rows:

@@ -11,7 +11,7 @@ from typing import Any
 
 from harness import __version__
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _version(package: str) -> str | None:

@@ -5,7 +5,7 @@ A summary row is one experiment on one shop (`runs.summarise`): experiment, syst
 complete, the ledger and latency numbers, failed_checks, repeats, intervals; newer rows also carry
 status ("pass" | "fail" | "inconclusive" | "error"), error (why the shop run errored), wall_s and
 failures ([{name, expected, observed, kind}]). Older rows without `status` get one from
-`harness.verdicts.status_of` (passed is "pass", an incomplete run with an error is "error",
+`harness.experiment.verdicts.status_of` (passed is "pass", an incomplete run with an error is "error",
 anything else is "fail"); a failure without `kind` is an expectation.
 
 An inconclusive run (the run could not test its claim) is neither a failure nor an error: in
@@ -25,8 +25,8 @@ from typing import Any, Literal
 
 from junitparser import Error, Failure, JUnitXml, Skipped, TestCase, TestSuite
 
-from harness import verdicts
-from harness.compare import Change, regressions
+from harness.experiment import verdicts
+from harness.regression.compare import Change, regressions
 
 Row = Mapping[str, Any]
 RunStatus = Literal["pass", "fail", "inconclusive", "error"]
@@ -39,7 +39,7 @@ _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 
 def status(row: Row) -> RunStatus:
-    """The row's status: `harness.verdicts.status_of` (given, or derived for older rows)."""
+    """The row's status: `harness.experiment.verdicts.status_of` (given, or derived for older rows)."""
     return verdicts.status_of(row)  # type: ignore[return-value]
 
 

@@ -7,14 +7,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from harness import repeats
-from harness import results as results_mod
-from harness.experiment import Experiment, ExperimentError, discover, expand, experiment_name, load_experiment
+from harness.experiment import Experiment, ExperimentError, discover, expand, experiment_name, load_experiment, repeats
+from harness.experiment import results as results_mod
+from harness.experiment.run import ProgressFn, effective, run_one
+from harness.experiment.verdicts import status_of
 from harness.infra.stack import SharedBroker
-from harness.run import ProgressFn, effective, run_one
-from harness.verdicts import status_of
 
-EXPERIMENTS_DIR = Path(__file__).resolve().parents[1] / "experiments"
+EXPERIMENTS_DIR = Path(__file__).resolve().parents[2] / "experiments"
 
 
 @dataclass(frozen=True)
@@ -70,10 +69,10 @@ def run_all(selected: list[Selected], systems: list[str], *, profile: str, seed:
             progress: ProgressFn | None = None, run_id: str | None = None,
             repeat: int = 1, listener: RunListener | None = None) -> tuple[Path, list[dict[str, Any]]]:
     """Run every experiment on every system under OUT/runs/<run-id>/, `repeat` times each with
-    seeds seed, seed+1, ... (see harness.repeats); repetitions alternate between the shops so
+    seeds seed, seed+1, ... (see harness.experiment.repeats); repetitions alternate between the shops so
     that a drift of the machine touches both alike.
 
-    A shop run that raises is recorded as an error (harness.run.run_one) and the set goes on;
+    A shop run that raises is recorded as an error (harness.experiment.run.run_one) and the set goes on;
     summary.json is rewritten after every shop run, so an interrupted set leaves what finished.
     The async shop runs share one RabbitMQ node (RUN_DIR/shared-broker, started at the first of
     them, stopped at the end), each in a vhost of its own; a run whose faults stop the broker

@@ -1,7 +1,7 @@
 """Changing the barista pool during a run: scheduled changes and the autoscaler, in one thread.
 
 `Scaler` applies every scheduled change at t0 + start_s, or, with an autoscaler, asks the pure
-policy (harness.autoscaler.decide) every interval_s what the backlog samples in the history call
+policy (harness.elasticity.autoscaler.decide) every interval_s what the backlog samples in the history call
 for. Every change is recorded as
 
     {"type": "scale", "time", "service", "target", "from", "to", "reason", "trigger", "took_s"}
@@ -19,11 +19,11 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from harness.autoscaler import Policy, decide
+from harness.elasticity.autoscaler import Policy, decide
 from harness.history import Record
 from harness.shops.base import Shop
 
-log = logging.getLogger("harness.scaling")
+log = logging.getLogger("harness.elasticity.scaling")
 
 
 def backlog_samples(history: Sequence[Record]) -> list[tuple[float, float]]:

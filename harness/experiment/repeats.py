@@ -12,9 +12,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from harness.metrics import METRICS, lookup
-from harness.stats import mean_ci
-from harness.verdicts import status_of
+from harness.experiment.metrics import METRICS, lookup
+from harness.experiment.verdicts import status_of
+from harness.regression.stats import mean_ci
 
 
 def seeds(base: int, n: int) -> list[int]:

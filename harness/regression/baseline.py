@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from harness.compare import CompareError, load_set
+from harness.regression.compare import CompareError, load_set
 
 DROP_KEYS = frozenset({"series"})   # per-bucket time series: the report's, not the comparison's
 

@@ -1,0 +1,1 @@
+"""Elasticity: scaling the barista pool (scaling), the autoscaler policy, queueing theory, scaling curves."""

@@ -1,0 +1,1 @@
+"""Services that join a running shop (services), and the late-comer phase (latecomer)."""
