@@ -24,7 +24,6 @@ PAYLOADS: dict[str, dict[str, type]] = {
     "CoffeeBrewed": {"product": str, "size": str, "brewId": str, "barista": str, "brewMs": float},
     "CoffeeServed": {"product": str, "size": str, "waiter": str},
 }
-EVENT_TYPES = tuple(PAYLOADS)
 MAX_EVENT_BYTES = 64 * 1024
 
 

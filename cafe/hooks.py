@@ -20,8 +20,6 @@ from typing import Any
 
 from aiohttp import web
 
-RATE_HOOKS = ("crash_before_ack", "duplicate_publish")
-
 
 def chosen(key: str, rate: float, seed: int) -> bool:
     """Whether `key` falls in the `rate` share picked by `seed` (deterministic, uniform)."""
