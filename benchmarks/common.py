@@ -3,7 +3,9 @@ plain-text tables, machine facts and JSON output.
 
 Every latency is measured from the order's *intended* send time (open loop, no coordinated
 omission): `lag` = sent - intended is the generator's own delay, `latency` = completion - intended
-is what a customer arriving on schedule saw. Percentiles are exact nearest-rank over all values.
+is what a customer arriving on schedule saw. Percentiles and max are the harness's, over all values
+(`harness.checkers.distribution`: HDR's rank rule and 3-significant-digit precision), so a benchmark's
+p99 and a run's p99 of the same latencies are the same number.
 """
 from __future__ import annotations
 
@@ -22,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from cafe.menu import load_menu
+from harness.checkers.distribution import percentile
+from harness.checkers.distribution import summary as latency_summary
 from harness.history import Record
 from harness.load.driver import OpenLoopDriver
 from harness.load.schedule import ArrivalSchedule, build_schedule
@@ -31,15 +35,6 @@ BENCH_DIR = Path(__file__).resolve().parent
 RESULTS_DIR = BENCH_DIR / "results"
 LEAD_S = 1.0             # t0 is this far ahead when a step starts, so the first arrival is on time
 LAG_LIMIT_MS = 5.0       # the generator keeps up when its lag p99 is below this
-
-
-def percentile(values: Sequence[float], q: float) -> float | None:
-    """Nearest-rank percentile (q in 0..100) of `values`; None when empty."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    rank = min(len(ordered), max(1, math.ceil(q / 100.0 * len(ordered))))
-    return ordered[rank - 1]
 
 
 def parse_rates(text: str) -> list[float]:
@@ -63,14 +58,10 @@ def constant_schedule(rate: float, duration_s: float, seed: int) -> ArrivalSched
                           menu_mix={p: 1.0 for p in products}, sizes={p: menu.sizes_of(p) for p in products})
 
 
-def _ms(value: float | None) -> float | None:
-    return None if value is None else round(value, 3)
-
-
 def _dist(values: Sequence[float]) -> dict[str, float | None]:
-    """p50/p99/max in ms (values already in ms)."""
-    return {"p50": _ms(percentile(values, 50)), "p99": _ms(percentile(values, 99)),
-            "max": _ms(max(values) if values else None)}
+    """p50/p99/max in ms (values already in ms), as the harness's latency summary gives them."""
+    summary = latency_summary(values)
+    return {key: summary[key] for key in ("p50", "p99", "max")}
 
 
 @dataclass
@@ -137,7 +128,7 @@ def summarise(rate: float, schedule: ArrivalSchedule, t0: float, records: list[R
         ok=counts["ok"], fail=counts["fail"], info=counts["info"],
         send_rate=None if send_rate is None else round(send_rate, 2),
         accepted_per_s=None if accepted_per_s is None else round(accepted_per_s, 2),
-        lag_ms=_dist(lags), lag_p99_per_s=[_ms(percentile(per_second.get(s, []), 99)) for s in range(seconds)],
+        lag_ms=_dist(lags), lag_p99_per_s=[percentile(per_second.get(s, []), 99) for s in range(seconds)],
         latency_ms=_dist(latencies), errors=dict(errors.most_common(6)), wall_s=round(wall_s, 3))
 
 

@@ -21,12 +21,13 @@ from typing import Any
 
 import pandas as pd
 
-from harness.checkers.distribution import microseconds, percentile_ms
+from harness.checkers.distribution import percentile
 from harness.checkers.orders import shop_key
 from harness.checkers.timeline import FaultWindow, bucket_count, bucket_index, fault_windows, run_end, t0
 from harness.history import FAIL, INFO, OK, Record, load
+from harness.shops import SHOP_NAMES   # the registry: data only, no adapter
 
-SYSTEMS = ("sync", "async")
+SYSTEMS = SHOP_NAMES   # report order: the registry's
 ORDER_COLUMNS = (
     "ref", "outcome", "status", "order_id", "error", "product", "size",
     "intended_s", "sent_s", "completed_s", "brew_started_s", "brewed_s", "served_s",
@@ -184,10 +185,6 @@ def orders_frame(history: Sequence[Record]) -> pd.DataFrame:
     return frame.astype({"brews": "int64", "servings": "int64"})
 
 
-def _percentiles(values: Sequence[float], percentile: float) -> float | None:
-    return percentile_ms(microseconds(values), percentile)
-
-
 def timeline_frame(history: Sequence[Record], bucket_s: float = 1.0) -> pd.DataFrame:
     """One row per bucket [t, t + bucket_s) of seconds since t0, from t = 0 to the run end.
 
@@ -239,7 +236,7 @@ def timeline_frame(history: Sequence[Record], bucket_s: float = 1.0) -> pd.DataF
     frame = pd.DataFrame({
         "t": [round(i * bucket_s, 6) for i in range(count)],
         **columns,
-        **{f"{kind}_p{p}": [_percentiles(values, float(p)) for values in latency[kind]]
+        **{f"{kind}_p{p}": [percentile(values, float(p)) for values in latency[kind]]
            for kind in ("acceptance", "fulfilment") for p in (50, 99)},
         "backlog": backlog,
         "lag_max_ms": lag,

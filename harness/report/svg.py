@@ -1,4 +1,4 @@
-"""A small SVG plot generator, no dependencies: time charts with shaded fault windows and
+"""A small SVG plot generator, no plotting library: time charts with shaded fault windows and
 percentile (HDR-style) plots. Every function returns one `<svg>` element as a string that is
 well-formed XML (all text escaped).
 
@@ -14,6 +14,8 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from xml.sax.saxutils import escape
+
+from harness.checkers.distribution import value_at
 
 Point = tuple[float, float | None]
 
@@ -180,18 +182,13 @@ def _nines(percentile: float) -> float:
     return math.log10(1 / max(1e-6, 1 - percentile / 100))
 
 
-def value_at(sorted_values: Sequence[float], percentile: float) -> float:
-    """The value at `percentile` by HDR's rank rule (nearest rank, rounded)."""
-    rank = max(1, int(min(percentile, 100.0) * len(sorted_values) / 100 + 0.5))
-    return sorted_values[min(rank, len(sorted_values)) - 1]
-
-
 def percentile_chart(distributions: dict[str, tuple[Sequence[float], str]], *, title: str, unit: str = "ms",
                      width: int = 620, height: int = 260, points: int = 120) -> str:
     """Latency by percentile, HDR style: x is 0%, 90%, 99%, 99.9% ... (log of 1/(1-p)), y log scale.
 
     `distributions` maps a label to (values, color); values need not be sorted; empty ones are
-    listed in the legend as "no data".
+    listed in the legend as "no data". A point is the value at its percentile by the harness's rank
+    rule (`harness.checkers.distribution.value_at`), the value itself, not HDR-rounded.
     """
     data = {name: (sorted(v for v in values if v is not None and math.isfinite(v)), color)
             for name, (values, color) in distributions.items()}
