@@ -54,10 +54,6 @@ def invoked_orders(history: Sequence[Record]) -> dict[str, Order]:
     return orders
 
 
-def of_kind(history: Iterable[Record], kind: str) -> list[Record]:
-    return [r for r in history if r.get("type") == kind]
-
-
 def counts_by_key(history: Iterable[Record], kind: str) -> Counter[str]:
     """How many `kind` ("brewed" or "served") records each key has."""
     return Counter(shop_key(r) for r in history if r.get("type") == kind)
