@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cafe.brewing import BrewTime
+from harness.shops import SHOP_NAMES, traits_of  # the registry only: no adapter, no infrastructure
 
 # harness.experiment.model.PROFILES, repeated so that parsing the command line does not load the
 # experiment schema (tests/unit/test_experiment.py checks they agree)
@@ -26,6 +27,12 @@ PROFILES = ("fast", "smoke", "full")
 console = Console() if sys.stdout.isatty() else Console(width=160)
 STATE_DIR = Path(os.environ.get("CHAOSCAFE_HOME", ".chaoscafe")).resolve()
 INFRA_STATE = STATE_DIR / "infra.json"
+SHOP_CHOICES = [*SHOP_NAMES, "both"]   # "both": every registered shop
+
+
+def _shops(choice: str) -> list[str]:
+    """The shops a --system/--shop choice names: one, or every registered shop for "both"."""
+    return list(SHOP_NAMES) if choice == "both" else [choice]
 
 
 def error_line(text: str) -> None:
@@ -54,7 +61,8 @@ def _wait_forever() -> None:
 
 
 def cmd_provision(args: argparse.Namespace) -> int:
-    from harness.infra.provision import ProvisionError, ensure
+    from harness.errors import ProvisionError
+    from harness.infra.provision import ensure
 
     try:
         found = ensure(install=not args.check)
@@ -117,7 +125,8 @@ def cmd_shop(args: argparse.Namespace) -> int:
     from harness.infra.stack import Infrastructure
     from harness.shops import SHOPS
 
-    with Infrastructure(_run_dir(args, f"shop-{args.kind}"), broker=args.kind == "async") as infra:
+    traits = traits_of(args.kind)
+    with Infrastructure(_run_dir(args, f"shop-{args.kind}"), broker=traits.needs_broker) as infra:
         with SHOPS[args.kind](infra, _settings(args)) as shop:
             console.print(f"[bold green]{args.kind} shop up[/bold green] (run dir {infra.run_dir})")
             console.print(f"  place an order: curl -X POST {shop.entry_url}/orders "
@@ -125,9 +134,8 @@ def cmd_shop(args: argparse.Namespace) -> int:
             for service in shop.supervisor.services():
                 for replica in shop.supervisor.replicas(service):
                     console.print(f"  {replica.name}: {shop.url(replica.name)}  (log {replica.log_path})")
-            reads = {"sync": "/brews on barista-1, /orders on cashier-1",
-                     "async": "/brews on barista-1, /served on waiter-1, /orders on orders-1"}
-            console.print(f"  read what happened: GET {reads[args.kind]}")
+            reads = ", ".join(f"{path} on {replica}" for path, replica in traits.reads)
+            console.print(f"  read what happened: GET {reads}")
             if infra.broker is not None:
                 console.print(f"  broker management: {infra.broker.management_url} "
                               f"(user {infra.broker.username} / {infra.broker.password})")
@@ -151,10 +159,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from harness.load.batch import run_batch
     from harness.shops import SHOPS
 
-    kinds = ["sync", "async"] if args.system == "both" else [args.system]
+    kinds = _shops(args.system)
     settings = _settings(args)
     results = []
-    with Infrastructure(_run_dir(args, "demo"), broker="async" in kinds) as infra:
+    with Infrastructure(_run_dir(args, "demo"), broker=any(traits_of(k).needs_broker for k in kinds)) as infra:
         for kind in kinds:
             with console.status(f"{kind} shop: starting, then {args.orders} orders ..."):
                 with SHOPS[kind](infra, settings) as shop:
@@ -193,7 +201,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from harness.experiment import ExperimentError, load_experiment
+    from harness.errors import ExperimentError
+    from harness.experiment import load_experiment
 
     bad = 0
     for path in args.files:
@@ -220,7 +229,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             return 2
     if args.runtime:   # every Infrastructure of this run reads it (harness/infra/runtime.py)
         os.environ["CHAOSCAFE_RUNTIME"] = args.runtime
-    systems = ["sync", "async"] if args.system == "both" else [args.system]
+    systems = _shops(args.system)
     out = Path(args.out)
     for where in (out, *out.parents):   # before anything starts: a file where a directory must go
         if where.exists():
@@ -389,7 +398,7 @@ def cmd_explore(args: argparse.Namespace) -> int:
     from harness.explore.search import explore
     from harness.report import write_report
 
-    systems = ["sync", "async"] if args.shop == "both" else [args.shop]
+    systems = _shops(args.shop)
     found_any = False
     for system in systems:
         seeded = "an open search" if args.seed is None else f"seed {args.seed}"
@@ -425,8 +434,8 @@ def cmd_explore(args: argparse.Namespace) -> int:
 
 
 def cmd_baseline(args: argparse.Namespace) -> int:
+    from harness.errors import CompareError
     from harness.regression.baseline import save_baseline
-    from harness.regression.compare import CompareError
 
     try:
         written = save_baseline(Path(args.run_dir), Path(args.out))
@@ -513,19 +522,19 @@ def parser() -> argparse.ArgumentParser:
     infra.set_defaults(func=cmd_infra)
     shop = sub.add_parser("shop", help="run one shop with its infrastructure until Ctrl-C")
     shop.add_argument("action", choices=["up"])
-    shop.add_argument("kind", choices=["sync", "async"])
+    shop.add_argument("kind", choices=list(SHOP_NAMES))
     _shop_options(shop)
     shop.set_defaults(func=cmd_shop)
     demo = sub.add_parser("demo", help="start both shops and serve a batch of orders through each")
     demo.add_argument("--orders", type=int, default=50)
-    demo.add_argument("--system", choices=["sync", "async", "both"], default="both")
+    demo.add_argument("--system", choices=SHOP_CHOICES, default="both")
     demo.add_argument("--seed", type=int, default=1)
     demo.add_argument("--json", help="also write the results as JSON to this file")
     _shop_options(demo)
     demo.set_defaults(func=cmd_demo)
     run = sub.add_parser("run", help="run experiments against both shops with the same schedule and faults")
     run.add_argument("experiments", nargs="*", help="experiment names or TOML files (default: all in experiments/)")
-    run.add_argument("--system", choices=["sync", "async", "both"], default="both")
+    run.add_argument("--system", choices=SHOP_CHOICES, default="both")
     run.add_argument("--profile", choices=list(PROFILES),
                      help="fast: smoke compressed in time (each file's [profiles.fast] speed); smoke: CI-sized; "
                           "full: the real run (default $CHAOSCAFE_PROFILE, else full)")
@@ -557,7 +566,7 @@ def parser() -> argparse.ArgumentParser:
                      help="text: a table for people (default); markdown or json: one document on stdout, for CI")
     cmp.set_defaults(func=cmd_compare)
     exp = sub.add_parser("explore", help="search fault schedules for a broken invariant; shrink it to a replayable file")
-    exp.add_argument("--shop", choices=["sync", "async", "both"], default="both")
+    exp.add_argument("--shop", choices=SHOP_CHOICES, default="both")
     exp.add_argument("--config", choices=["strong", "weak"], default="strong",
                      help="strong: idempotency and keyed retries (the default); weak: none of it")
     exp.add_argument("--examples", type=_positive, default=20, help="generated schedules at most (default 20)")
@@ -600,7 +609,7 @@ def absolute_paths(args: argparse.Namespace) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from harness.experiment import ExperimentError
+    from harness.errors import ExperimentError
     from harness.infra.processes import install_signal_handlers
 
     args = absolute_paths(parser().parse_args(argv))

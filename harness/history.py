@@ -22,14 +22,15 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, Any
+
+from harness.errors import HistoryError
 
 Record = dict[str, Any]
 
 OK, FAIL, INFO = "ok", "fail", "info"
-OUTCOMES = (OK, FAIL, INFO)
 
 # transport error kinds, as the load driver reports them
 REFUSED = "refused"      # connection refused / not established: the request never left
@@ -104,11 +105,6 @@ class HistoryWriter:
         self.close(complete=exc_type is None, time=_time.time())
 
 
-class HistoryError(ValueError):
-    """A history file that cannot be trusted: a line that is not a JSON object, other than a
-    truncated last line. Names the file and the line number."""
-
-
 def load(path: Path) -> list[Record]:
     """Every record of a history file. Only a truncated last line (a crash mid-write: no newline
     at its end) is skipped; any other line that does not decode to a JSON object raises
@@ -128,10 +124,6 @@ def load(path: Path) -> list[Record]:
             raise HistoryError(f"{path}: line {number} is not a JSON object: {line[:80]!r}")
         records.append(record)
     return records
-
-
-def of_type(history: Iterable[Record], *types: str) -> Iterator[Record]:
-    return (r for r in history if r.get("type") in types)
 
 
 def run_record(history: list[Record]) -> Record:

@@ -15,6 +15,12 @@ from harness.checkers.timeline import t0
 from harness.history import Record
 
 
+def backlog_samples(history: Sequence[Record]) -> list[tuple[float, float]]:
+    """(time, total) of every backlog sample with a reading, in time order."""
+    return sorted((float(r["time"]), float(r["total"])) for r in list(history)
+                  if r.get("type") == "backlog" and r.get("total") is not None)
+
+
 def time_to_drain(samples: list[tuple[float, float]]) -> float | None:
     """Seconds from the first maximum to the next zero, for samples sorted by time."""
     if not samples:

@@ -102,20 +102,3 @@ def compose(*checkers: Checker, name: str = "composite") -> Checker:
     """One checker running all of `checkers`; a raising member makes the whole unknown, not a crash."""
     return Composite(tuple(checkers), name)
 
-
-def default_checkers() -> list[Checker]:
-    """One of each checker in this package, ledger first."""
-    from harness.checkers.availability import Availability
-    from harness.checkers.backlog import Backlog
-    from harness.checkers.generator import GeneratorHealth
-    from harness.checkers.latency import Latency
-    from harness.checkers.ledger import Ledger
-    from harness.checkers.newcomer import Newcomer
-    from harness.checkers.probe import BusinessProbe
-    from harness.checkers.queueing import Queueing
-    from harness.checkers.scaling import Scaling
-    from harness.checkers.steady import SteadyState
-    from harness.checkers.throughput import Throughput
-
-    return [Ledger(), Latency(), Throughput(), Availability(), BusinessProbe(), GeneratorHealth(), Backlog(),
-            Scaling(), Queueing(), Newcomer(), SteadyState()]

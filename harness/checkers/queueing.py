@@ -19,12 +19,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from harness.checkers.backlog import backlog_samples
 from harness.checkers.base import CheckerResult, CheckOptions
 from harness.checkers.orders import first_time_by_key, invoked_orders
 from harness.checkers.timeline import t0
-from harness.elasticity.scaling import backlog_samples
 from harness.elasticity.theory import TOLERANCE, capped_exponential_mean, littles_law, mmc, ratio, time_average, within
 from harness.history import FAIL, Record, run_record
+from harness.shops import TRAITS  # the registry: data only, no adapter
+from harness.shops.traits import SHARED_QUEUE
 
 WARMUP = 0.1   # share of the load window skipped before measuring against M/M/c
 
@@ -78,29 +80,27 @@ def why_not_mmc(model: dict[str, Any], history: Sequence[Record]) -> str | None:
 
 def notes_for(model: dict[str, Any], system: str, agrees: dict[str, bool | None],
               measured: dict[str, Any], predicted_service_ms: float) -> list[str]:
-    """Known effects that explain a disagreement, for each metric outside the tolerance."""
+    """Known effects that explain a disagreement, for each metric outside the tolerance; the shop's
+    own effects (its queueing discipline, its handover) as its traits declare them (harness/shops/traits.py)."""
     notes = []
+    shop = TRAITS.get(system)
+    queueing = shop.queueing if shop is not None else None
     service_ms, handover = measured.get("service_ms"), measured.get("handover_ms")
     if handover and (agrees.get("mean_wait") is False or agrees.get("mean_backlog") is False):
-        notes.append(f"each order also costs {handover:.1f} ms between two brews of a barista (handover: "
-                     f"{'ack, publisher confirm, next delivery' if system == 'async' else 'HTTP call and brew record'}"
-                     "), so a barista is busy longer than the brew: `effective` is the M/M/c prediction "
+        what = f" (handover: {queueing.handover})" if queueing is not None else ""
+        notes.append(f"each order also costs {handover:.1f} ms between two brews of a barista{what}"
+                     ", so a barista is busy longer than the brew: `effective` is the M/M/c prediction "
                      "with that time added to the service time")
     if service_ms and not within(service_ms / predicted_service_ms, 0.05):
         notes.append(f"the brews sampled in this run average {service_ms:.1f} ms against the model's "
                      f"{predicted_service_ms:.1f} ms: a finite sample of an exponential distribution")
     if agrees.get("mean_wait") is False or agrees.get("mean_backlog") is False:
-        if system == "async" and model.get("prefetch", 1) > 1:
+        if queueing is not None and queueing.discipline == SHARED_QUEUE and model.get("prefetch", 1) > 1:
             notes.append(f"prefetch {model['prefetch']}: each replica takes orders it cannot start yet, so an "
                          "order may wait behind a busy replica while another is idle (M/M/c assumes one "
                          "shared line); unacked orders count in the backlog")
-        if system == "sync":
-            notes.append("the cashier sends each call to the least busy barista at once: calls queue at a "
-                         "barista's hands rather than in one shared line, and the cashier's own time "
-                         "(HTTP through Toxiproxy) adds to every wait")
-        else:
-            notes.append("taking the order (HTTP, outbox relay, broker, waiter) adds a few ms to every stay "
-                         "and wait that the model does not have")
+        if queueing is not None:
+            notes.append(queueing.note)
         notes.append(f"the first {WARMUP:.0%} of the load window is skipped, but a run this short still "
                      "samples few busy periods: near capacity the mean wait varies a lot between seeds")
     if agrees.get("throughput") is False:

@@ -19,17 +19,12 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from harness.checkers.backlog import backlog_samples
 from harness.elasticity.autoscaler import Policy, decide
 from harness.history import Record
 from harness.shops.base import Shop
 
 log = logging.getLogger("harness.elasticity.scaling")
-
-
-def backlog_samples(history: Sequence[Record]) -> list[tuple[float, float]]:
-    """(time, total) of every backlog sample with a reading, in time order."""
-    return sorted((float(r["time"]), float(r["total"])) for r in list(history)
-                  if r.get("type") == "backlog" and r.get("total") is not None)
 
 
 class Scaler:

@@ -7,16 +7,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from harness.errors import ExperimentError
 from harness.experiment.model import Experiment
-
-
-class ExperimentError(ValueError):
-    """A bad experiment file. str() is one line: `FILE: FIELD = VALUE: problem`."""
-
-    def __init__(self, path: Path | str, field: str, message: str, value: Any = None, has_value: bool = False) -> None:
-        self.path, self.field, self.message, self.value = str(path), field, message, value
-        where = f"{field} = {value!r}" if has_value else field
-        super().__init__(f"{path}: {where}: {message}" if field else f"{path}: {message}")
 
 
 def _field_path(loc: tuple[Any, ...]) -> str:

@@ -13,10 +13,10 @@ from cafe.brewing import BrewTime
 from cafe.menu import load_menu
 from harness.checkers.base import CheckOptions
 from harness.elasticity.autoscaler import Policy
+from harness.experiment.faults import KINDS, FaultWindow
 from harness.experiment.metrics import METRICS, is_fault_hit, time_dimension
 from harness.load.shapes import Constant, MorningRush, Ramp, Shape, Step
-from harness.nemesis import FAULT_KINDS, FaultWindow
-from harness.shops.base import ShopSettings
+from harness.shops.settings import ShopSettings
 
 SYSTEMS = ("sync", "async")
 PROFILES = ("fast", "smoke", "full")
@@ -150,16 +150,16 @@ class FaultSpec(Strict):
     @field_validator("kind")
     @classmethod
     def _known_kind(cls, kind: str) -> str:
-        if kind not in FAULT_KINDS:
-            raise ValueError(f"unknown fault kind {kind!r} (known: {', '.join(sorted(FAULT_KINDS))})")
+        if kind not in KINDS:
+            raise ValueError(f"unknown fault kind {kind!r} (known: {', '.join(sorted(KINDS))})")
         return kind
 
     @field_validator("target")
     @classmethod
     def _target_fits_the_kind(cls, target: str, info: ValidationInfo) -> str:
         kind = info.data.get("kind")
-        if kind is not None and target not in FAULT_KINDS[kind].targets:
-            raise ValueError(f"unknown target {target!r} for {kind!r} (targets: {', '.join(FAULT_KINDS[kind].targets)})")
+        if kind is not None and target not in KINDS[kind].targets:
+            raise ValueError(f"unknown target {target!r} for {kind!r} (targets: {', '.join(KINDS[kind].targets)})")
         return target
 
     @field_validator("params")
@@ -167,7 +167,7 @@ class FaultSpec(Strict):
     def _params_fit_the_kind(cls, params: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
         kind = info.data.get("kind")
         if kind is not None:
-            FAULT_KINDS[kind].check_params(params)
+            KINDS[kind].check_params(params)
         return params
 
 
@@ -458,7 +458,7 @@ class Experiment(Strict):
         """True when a fault of this experiment stops or crashes the broker itself (its kind says
         `private_broker`): such a run gets a RabbitMQ node of its own, every other async run a vhost
         on the node its set shares (harness.infra.stack.SharedBroker)."""
-        return any(getattr(FAULT_KINDS[f.kind], "private_broker", False) for f in self.faults)
+        return any(KINDS[f.kind].private_broker for f in self.faults)
 
     def windows(self) -> list[FaultWindow]:
         return [FaultWindow(f.name or f"{f.kind}-{f.target}-{i + 1}", f.kind, f.target, f.start_s, f.duration_s,
@@ -489,12 +489,12 @@ def _compressed_bound(metric: str, bound: Bound, k: float) -> Bound:
 def _compressed_params(kind: str, params: dict[str, Any], k: float) -> dict[str, Any]:
     """A fault's params under time compression k: its kind says which are times (divided by k) and
     which are rates (multiplied), in `time_params` and `rate_params`, and what an omitted one is
-    (`param_defaults`: those are compressed and written out too); the rest are unchanged."""
+    (`defaults`: those are compressed and written out too); the rest are unchanged
+    (harness.experiment.faults.FaultKind)."""
     if k == 1:
         return dict(params)
-    cls = FAULT_KINDS[kind]
-    times, rates = getattr(cls, "time_params", ()), getattr(cls, "rate_params", ())
-    defaults: dict[str, Any] = getattr(cls, "param_defaults", dict)()
+    spec = KINDS[kind]
+    times, rates, defaults = spec.time_params, spec.rate_params, spec.defaults
     # a time or rate left at its default is compressed too, and written out so the results show it
     params = {**{key: value for key, value in defaults.items() if key in times or key in rates}, **params}
 

@@ -20,10 +20,11 @@ from typing import Any
 from cafe.menu import load_menu
 from harness.checkers import default_checkers, fault_windows, run_checkers
 from harness.elasticity.scaling import Scaler
+from harness.errors import HistoryError
 from harness.experiment import Experiment
 from harness.experiment import results as results_mod
 from harness.experiment.provenance import provenance
-from harness.history import HistoryError, HistoryWriter, Record
+from harness.history import HistoryWriter, Record
 from harness.history import load as load_history
 from harness.infra.stack import Infrastructure, SharedBroker
 from harness.load.driver import OpenLoopDriver
@@ -258,7 +259,7 @@ def _run_shop(name: str, experiment: Experiment, system: str, *, profile: str, s
               out_dir: Path, run_id: str, progress: ProgressFn | None = None,
               broker: SharedBroker | None = None) -> dict[str, Any]:
     exp = effective(experiment, profile, seed)
-    needs_broker = system == "async"
+    needs_broker = SHOPS[system].traits.needs_broker
     shared = broker.node() if broker is not None and needs_broker and not exp.needs_private_broker() else None
     seed = exp.run.seed
     schedule = schedule_for(exp, seed)
@@ -291,7 +292,7 @@ def _run_shop(name: str, experiment: Experiment, system: str, *, profile: str, s
                                 idempotency_key=exp.load.idempotency_key)
         late: dict[str, Any] | None = None
         try:
-            if exp.latecomer is not None and "replay" in exp.latecomer.sources and system == "async":
+            if exp.latecomer is not None and "replay" in exp.latecomer.sources and shop.traits.has_event_log:
                 newcomers.declare_event_log(shop)   # before the first order: the log holds everything
             nemesis.start()
             sampler.start()

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from harness.experiment import Experiment, ExperimentError, discover, expand, experiment_name, load_experiment, repeats
+from harness.errors import ExperimentError
+from harness.experiment import Experiment, discover, expand, experiment_name, load_experiment, repeats
 from harness.experiment import results as results_mod
 from harness.experiment.run import ProgressFn, effective, run_one
 from harness.experiment.verdicts import status_of

@@ -23,19 +23,20 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from cafe.brewing import BrewTime
+from harness.errors import NotApplicable
 from harness.experiment.model import Experiment, FaultSpec
 from harness.explore.search import to_toml
 from harness.explore.strategies import CONFIGS, MENUS, Menu, experiment_for
 from harness.infra.stack import Infrastructure
 from harness.load.batch import place_orders, wait_until
-from harness.nemesis import FAULT_KINDS, FaultWindow, NotApplicable
-from harness.shops import SHOPS, Shop, ShopSettings
+from harness.nemesis import FAULT_KINDS, FaultWindow
+from harness.shops import SHOP_NAMES, SHOPS, Shop, ShopSettings
 
 DRAIN_S = 30.0
 
 
 class ShopMachine(RuleBasedStateMachine):
-    system: ClassVar[str] = "sync"
+    system: ClassVar[str] = SHOP_NAMES[0]   # machine_for sets the shop
     config: ClassVar[str] = "strong"
     root: ClassVar[Path] = Path(".")
     counter: ClassVar[itertools.count[int]] = itertools.count(1)
@@ -46,7 +47,7 @@ class ShopMachine(RuleBasedStateMachine):
         idempotent = CONFIGS[self.config]["idempotency"]
         settings = ShopSettings(baristas=2, brewers=2, brew=BrewTime("fixed", mean_ms=20), capacity=8,
                                 prefetch=2, idempotency=idempotent)
-        self.infra = Infrastructure(self.dir, broker=self.system == "async").__enter__()
+        self.infra = Infrastructure(self.dir, broker=SHOPS[self.system].traits.needs_broker).__enter__()
         try:
             self.shop: Shop = SHOPS[self.system](self.infra, settings).__enter__()
         except BaseException:
@@ -70,7 +71,7 @@ class ShopMachine(RuleBasedStateMachine):
         self.accepted |= {o["ref"] for o, (status, _) in zip(orders, answers, strict=True)
                           if status == self.shop.accepted_status}
 
-    @rule(menu=st.sampled_from(MENUS["sync"] + MENUS["async"]))
+    @rule(menu=st.sampled_from(tuple(m for name in SHOP_NAMES for m in MENUS[name])))
     def inject(self, menu: Menu) -> None:
         key = f"{menu.kind} {menu.target}"
         if menu not in MENUS[self.system] or key in self.active:

@@ -23,15 +23,12 @@ from typing import Any
 
 import requests
 
+from harness.errors import BrokerError
 from harness.infra import processes
 from harness.infra.ports import free_port
 
 DEFAULT_RABBIT_BIN = Path("/usr/lib/rabbitmq/bin")
 _HOST = "127.0.0.1"
-
-
-class BrokerError(RuntimeError):
-    """The node could not be started, stopped or queried."""
 
 
 # ---------------------------------------------------------------- processes

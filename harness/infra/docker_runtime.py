@@ -9,10 +9,11 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+from harness.errors import ImageError
 from harness.infra.docker_services import RabbitContainer, ToxiproxyContainer
 from harness.infra.docker_supervisor import DockerSupervisor
 from harness.infra.engine import Engine
-from harness.infra.images import ImageError, ImageNames, has_image, shop_image
+from harness.infra.images import ImageNames, has_image, shop_image
 
 
 class DockerRuntime:

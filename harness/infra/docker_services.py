@@ -17,10 +17,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from harness.infra.broker import BrokerError, RabbitNode, _port_open
+from harness.errors import BrokerError, ToxiproxyError
+from harness.infra.broker import RabbitNode, _port_open
 from harness.infra.engine import Engine, log_tail
 from harness.infra.ports import free_port
-from harness.infra.toxiproxy import Toxiproxy, ToxiproxyError, ToxiproxyServer
+from harness.infra.toxiproxy import Toxiproxy, ToxiproxyServer
 
 _HOST = "127.0.0.1"
 RABBIT_ETC = "/etc/chaoscafe-rabbitmq"

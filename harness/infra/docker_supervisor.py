@@ -21,10 +21,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.errors import ProcessError
 from harness.infra.engine import Engine, host_user, log_tail
 from harness.infra.images import SHOP_KINDS
 from harness.infra.processes import Replica
-from harness.infra.supervision import ACTIVE, ProcessError, ReplicaSupervisor
+from harness.infra.supervision import ACTIVE, ReplicaSupervisor
 
 APP_DIR = "/app"
 _KILL_WAIT = 10.0
@@ -44,7 +45,7 @@ def container_command(argv: list[str], systems: Path) -> tuple[str, list[str]]:
 
 def image_kind(folder: str, shop_dir: Path) -> str:
     """Which shop image runs a program of systems/<folder>/: that shop's own when the folder is a
-    shop ("sync", "async"), else the image of the shop whose run directory is `shop_dir`."""
+    shop (SHOP_KINDS: it has a Dockerfile), else the image of the shop whose run directory is `shop_dir`."""
     if folder in SHOP_KINDS:
         return folder
     if shop_dir.name in SHOP_KINDS:
@@ -97,7 +98,7 @@ class ContainerReplica(Replica):
 class DockerSupervisor(ReplicaSupervisor[ContainerReplica]):
     """Owns the replica containers of several services; see the module docstring.
 
-    `image_for(kind)` returns the shop image to run ("sync" or "async"; built when missing)."""
+    `image_for(kind)` returns the shop image to run (one of SHOP_KINDS; built when missing)."""
 
     def __init__(self, run_dir: Path, engine: Engine, image_for: Callable[[str], str], systems: Path) -> None:
         super().__init__(Path(run_dir).resolve())

@@ -16,12 +16,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from harness.errors import EngineError
+
 RUN_LABEL = "chaoscafe.run"
 ROLE_LABEL = "chaoscafe.role"
-
-
-class EngineError(RuntimeError):
-    """The Docker engine cannot be reached or refused an operation."""
 
 
 def connect(timeout: float = 60.0) -> Any:
@@ -174,12 +172,6 @@ class Engine:
                     time.sleep(0.2)
         with _registry_lock:
             _registry.discard(self)
-
-    def leftovers(self) -> list[str]:
-        """Names of containers and volumes still labelled with this run (empty after cleanup)."""
-        selector = {"label": f"{RUN_LABEL}={self.run_id}"}
-        return ([c.name for c in self.client.containers.list(all=True, filters=selector)]
-                + [v.name for v in self.client.volumes.list(filters=selector)])
 
 
 def host_user() -> str:

@@ -36,19 +36,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.errors import ImageError
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DOCKER_DIR = REPO_ROOT / "dockerfiles"
 HASH_LABEL = "chaoscafe.hash"
-SHOP_KINDS = ("sync", "async")
+# a shop image per folder of systems/ with a Dockerfile (every registered shop has one; the infrastructure,
+# a layer below harness.shops, does not read the registry)
+SHOP_KINDS = tuple(sorted(p.parent.name for p in (REPO_ROOT / "systems").glob("*/Dockerfile")))
 DEBIAN_SUITE = "bookworm"
 DEBIAN_MIRROR = "http://deb.debian.org/debian"
 BASE_PACKAGES = ("python3", "python3-venv")
 LOCAL_BASE = "chaoscafe/base:bookworm"   # the debootstrapped base's name unless CHAOSCAFE_BASE_IMAGE says otherwise
 _SKIP = ("__pycache__", ".pyc", ".pyo", ".mypy_cache", ".pytest_cache")
-
-
-class ImageError(RuntimeError):
-    """An image could not be found or built."""
 
 
 @dataclass(frozen=True)

@@ -45,7 +45,8 @@ from pathlib import Path
 from queue import SimpleQueue
 from typing import Any, TypeVar
 
-from harness.infra.supervision import ACTIVE, ProcessError, ReplicaSupervisor, ServiceSpec
+from harness.errors import ProcessError
+from harness.infra.supervision import ACTIVE, ReplicaSupervisor, ServiceSpec
 
 __all__ = ["ACTIVE", "ProcessError", "Replica", "ServiceSpec", "Supervisor", "install_signal_handlers",
            "log_tail", "proc_stat", "spawn"]

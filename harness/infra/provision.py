@@ -15,6 +15,7 @@ import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from harness.errors import ProvisionError
 from harness.infra.broker import find_epmd
 
 TOXIPROXY_ENV = "CHAOSCAFE_TOXIPROXY"
@@ -27,13 +28,6 @@ _TOXI_HINT = (
     f"install Toxiproxy: `go install {TOXIPROXY_PKG}` (Go >= 1.23) and copy the `server` binary "
     f"to ~/.local/bin/toxiproxy-server, or set {TOXIPROXY_ENV}=/path/to/it"
 )
-
-
-class ProvisionError(RuntimeError):
-    """A component is missing and cannot be installed; the message is one line."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(" ".join(message.split()))
 
 
 def _executable(path: Path) -> bool:

@@ -9,6 +9,7 @@ from types import TracebackType
 
 from harness.infra.broker import RabbitNode, Vhost
 from harness.infra.docker_runtime import DockerRuntime
+from harness.infra.paths import systems_dir
 from harness.infra.processes import Supervisor
 from harness.infra.runtime import ServiceSupervisor, resolve_runtime
 from harness.infra.toxiproxy import Toxiproxy, ToxiproxyServer
@@ -58,8 +59,6 @@ class Infrastructure:
         """A new supervisor of this runtime for services whose files live under `run_dir`."""
         if self.docker is None:
             return Supervisor(run_dir)
-        from harness.shops.base import systems_dir
-
         return self.docker.supervisor(run_dir, systems_dir())
 
     def start(self) -> "Infrastructure":

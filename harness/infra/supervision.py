@@ -21,6 +21,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Generic, Self, TypeVar, cast
 
+from harness.errors import ProcessError
+
 if TYPE_CHECKING:
     from harness.infra.processes import Replica
 
@@ -28,10 +30,6 @@ ACTIVE = ("running", "paused")
 LOCAL_HOSTS = ("127.0.0.1", "localhost")
 
 R = TypeVar("R", bound="Replica")
-
-
-class ProcessError(RuntimeError):
-    """A replica could not be started, became unready, or an operation was invalid."""
 
 
 @dataclass(frozen=True)

@@ -18,16 +18,13 @@ from typing import Any
 
 import requests
 
+from harness.errors import ToxiproxyError
 from harness.infra.ports import free_port
 from harness.infra.processes import spawn
 
 _HOST = "127.0.0.1"
 _NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
 STREAMS = ("upstream", "downstream")
-
-
-class ToxiproxyError(RuntimeError):
-    """A Toxiproxy server or API call failed."""
 
 
 # ------------------------------------------------------------------- client
@@ -100,11 +97,6 @@ class Toxiproxy:
         body = {"name": name, "upstream": upstream, "listen": listen, "enabled": True}
         return Proxy.from_json(self._call("POST", "/proxies", f"create proxy {name!r}", body))
 
-    def proxy(self, name: str) -> Proxy:
-        """The named proxy; ToxiproxyError if absent."""
-        _check_name("proxy", name)
-        return Proxy.from_json(self._call("GET", f"/proxies/{name}", f"get proxy {name!r}"))
-
     def proxies(self) -> list[Proxy]:
         """All proxies, sorted by name."""
         data = self._call("GET", "/proxies", "list proxies") or {}
@@ -113,10 +105,6 @@ class Toxiproxy:
     def _patch(self, name: str, what: str, body: dict[str, Any]) -> Proxy:
         _check_name("proxy", name)
         return Proxy.from_json(self._call("PATCH", f"/proxies/{name}", f"{what} proxy {name!r}", body))
-
-    def set_upstream(self, name: str, upstream: str) -> Proxy:
-        """Point the proxy at a new upstream (open connections are closed)."""
-        return self._patch(name, "set upstream of", {"upstream": upstream})
 
     def disable(self, name: str) -> Proxy:
         """Stop listening and close all connections through the proxy."""
@@ -157,15 +145,6 @@ class Toxiproxy:
         """The proxy's toxics as the server reports them."""
         _check_name("proxy", proxy)
         return list(self._call("GET", f"/proxies/{proxy}/toxics", f"list toxics of proxy {proxy!r}") or [])
-
-    def delete_proxy(self, name: str) -> None:
-        """Delete the proxy (closes its listener and connections)."""
-        _check_name("proxy", name)
-        self._call("DELETE", f"/proxies/{name}", f"delete proxy {name!r}")
-
-    def reset(self) -> None:
-        """Enable every proxy and remove every toxic."""
-        self._call("POST", "/reset", "reset")
 
     def close(self) -> None:
         """Release the HTTP session."""

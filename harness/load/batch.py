@@ -1,7 +1,8 @@
-"""The demo: both shops side by side, a batch of orders through each, every coffee accounted for.
+"""The closed-loop batch client of the demo: a batch of orders through a shop, every coffee accounted for.
 
-Not the experiment harness (that is open-loop and recorded); this is a quick, honest smoke run:
-place N orders with bounded concurrency, wait until each shop served them, count.
+Not the experiment harness (that is open-loop and recorded, harness/load/driver.py); this is a quick,
+honest smoke run: place N orders with bounded concurrency, wait until the shop served them, count.
+It drives anything shaped like a shop (`BatchTarget`); it imports no adapter.
 """
 from __future__ import annotations
 
@@ -10,12 +11,25 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 
 from cafe.menu import load_menu
-from harness.shops.base import Shop
+
+
+class BatchTarget(Protocol):
+    """What the batch needs of a shop (harness.shops.base.Shop has it): where to order, which
+    status means accepted, and its read APIs (rows with "order_id")."""
+
+    @property
+    def kind(self) -> str: ...
+    @property
+    def accepted_status(self) -> int: ...
+    @property
+    def entry_url(self) -> str: ...
+    def served(self) -> list[dict[str, Any]]: ...
+    def brewed(self) -> list[dict[str, Any]]: ...
 
 
 @dataclass(frozen=True)
@@ -81,7 +95,7 @@ def wait_until(predicate: Callable[[], bool], timeout_s: float, interval_s: floa
     return predicate()
 
 
-def run_batch(shop: Shop, n: int, *, seed: int = 1, concurrency: int = 32, drain_s: float = 60.0) -> BatchResult:
+def run_batch(shop: BatchTarget, n: int, *, seed: int = 1, concurrency: int = 32, drain_s: float = 60.0) -> BatchResult:
     """Place n orders through `shop` and wait (up to drain_s) until every order this batch had
     accepted is served (orders of earlier batches do not count towards that)."""
     orders = sample_orders(n, seed)

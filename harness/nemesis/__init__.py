@@ -1,6 +1,6 @@
 """Faults (the nemesis): kinds registered in FAULT_KINDS, run on schedule by `Nemesis`.
 
-    base.py     the Fault protocol, FaultWindow, NotApplicable, the registry
+    base.py     the Fault protocol, Kind (metadata from harness.experiment.faults.KINDS), the registry
     process.py  kill, pause, stop (targets: barista, orders, cashier, waiter)
     network.py  Toxiproxy toxics and `down` on named edges (targets: harness.shops.base.EDGES)
     broker.py   broker-crash, broker-stop (target: broker)
@@ -8,10 +8,10 @@
     join.py     join: a new consumer (target: bell) joins the running shop (an action, not a fault)
     runner.py   Nemesis: applies windows at their times, heals everything at the end
 """
+from harness.errors import NotApplicable
+from harness.experiment.faults import TARGETS
 from harness.nemesis import broker, delivery, join, network, process  # noqa: F401  (register the fault kinds)
-from harness.nemesis.base import FAULT_KINDS, Fault, FaultWindow, NotApplicable, register
+from harness.nemesis.base import FAULT_KINDS, Fault, FaultWindow, register
 from harness.nemesis.runner import Nemesis
-
-TARGETS = tuple(dict.fromkeys(t for kind in FAULT_KINDS.values() for t in kind.targets))  # type: ignore[attr-defined]
 
 __all__ = ["FAULT_KINDS", "TARGETS", "Fault", "FaultWindow", "Nemesis", "NotApplicable", "register"]

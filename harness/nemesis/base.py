@@ -7,32 +7,10 @@ raises `NotApplicable` from `setup`; the run reports it instead of silently skip
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
+from harness.experiment.faults import KINDS, FaultKind, FaultWindow
 from harness.shops.base import Shop
-
-
-class NotApplicable(Exception):
-    """This fault has no meaning for this shop (e.g. the broker in the sync shop)."""
-
-
-@dataclass(frozen=True)
-class FaultWindow:
-    """One scheduled fault: `kind` on `target` from start_s for duration_s (seconds after t0)."""
-
-    name: str
-    kind: str
-    target: str
-    start_s: float
-    duration_s: float
-    replica: int | None = None           # one replica (1-based) or None for all
-    params: dict[str, Any] = field(default_factory=dict)
-    wait_for_work_s: float = 0.0         # start at the first moment within this after start_s that the target holds work
-
-    @property
-    def end_s(self) -> float:
-        return self.start_s + self.duration_s
 
 
 class Fault(Protocol):
@@ -70,27 +48,33 @@ def work_held(shop: Shop, window: FaultWindow) -> dict[str, Any]:
         return {"held": None, "error": f"{exc.__class__.__name__}: {exc}"[:200]}
 
 
-def register(cls: type) -> type:
-    """Class decorator adding a fault kind to FAULT_KINDS under `cls.kind`."""
-    FAULT_KINDS[cls.kind] = cls  # type: ignore[attr-defined]
-    return cls
-
-
-def no_params(kind: str, params: dict[str, Any]) -> None:
-    if params:
-        raise ValueError(f"{next(iter(params))}: {kind!r} takes no parameters")
-
-
-class ProcessFault:
-    """Base of faults on a shop's service processes (`target` names a role, see Shop.service_for)."""
+class Kind:
+    """Base of fault classes: `kind` names its FaultKind (harness.experiment.faults.KINDS), which
+    `register` copies in as `spec`, `description` and `targets`; `check_params` is the spec's."""
 
     kind: ClassVar[str] = ""
+    spec: ClassVar[FaultKind]
     description: ClassVar[str] = ""
-    targets: ClassVar[tuple[str, ...]] = ("barista", "orders", "cashier", "waiter")
+    targets: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
     def check_params(cls, params: dict[str, Any]) -> None:
-        no_params(cls.kind, params)
+        cls.spec.check_params(params)
+
+
+def register(cls: type[Kind]) -> type[Kind]:
+    """Class decorator adding a fault class to FAULT_KINDS under `cls.kind`, with its metadata from
+    KINDS; TypeError if the kind has no metadata (declare it in harness/experiment/faults.py)."""
+    spec = KINDS.get(cls.kind)
+    if spec is None:
+        raise TypeError(f"{cls.__name__}: fault kind {cls.kind!r} is not declared in harness.experiment.faults.KINDS")
+    cls.spec, cls.description, cls.targets = spec, spec.description, spec.targets
+    FAULT_KINDS[cls.kind] = cls
+    return cls
+
+
+class ProcessFault(Kind):
+    """Base of faults on a shop's service processes (`target` names a role, see Shop.service_for)."""
 
     def __init__(self, window: FaultWindow) -> None:
         self.window = window

@@ -4,25 +4,17 @@ stop the node itself, so a run with one gets a private node (`private_broker`), 
 of a node other runs share."""
 from __future__ import annotations
 
-from typing import Any, ClassVar
-
-from harness.nemesis.base import FaultWindow, NotApplicable, no_params, register
+from harness.errors import NotApplicable
+from harness.nemesis.base import FaultWindow, Kind, register
 from harness.shops.base import Shop
 
 
-class BrokerFault:
-    kind: ClassVar[str] = ""
-    description: ClassVar[str] = ""
-    targets: ClassVar[tuple[str, ...]] = ("broker",)
-    private_broker: ClassVar[bool] = True   # read by Experiment.needs_private_broker
+class BrokerFault(Kind):
+    """Base of faults on the broker node (their FaultKind says `private_broker`)."""
 
     def __init__(self, window: FaultWindow) -> None:
         self.window = window
         self.down = False
-
-    @classmethod
-    def check_params(cls, params: dict[str, Any]) -> None:
-        no_params(cls.kind, params)
 
     def setup(self, shop: Shop) -> None:
         if shop.infra.broker is None:
@@ -43,7 +35,6 @@ class BrokerFault:
 @register
 class BrokerCrash(BrokerFault):
     kind = "broker-crash"
-    description = "SIGKILL the RabbitMQ node; restart it with the same data when the window ends"
 
     def start(self, shop: Shop) -> None:
         assert shop.infra.broker is not None
@@ -54,7 +45,6 @@ class BrokerCrash(BrokerFault):
 @register
 class BrokerStop(BrokerFault):
     kind = "broker-stop"
-    description = "stop the RabbitMQ node gracefully; start it again when the window ends"
 
     def start(self, shop: Shop) -> None:
         assert shop.infra.broker is not None

@@ -20,8 +20,10 @@ import time
 import urllib.request
 from typing import Any, ClassVar
 
-from harness.nemesis.base import FaultWindow, NotApplicable, register
+from harness.errors import NotApplicable
+from harness.nemesis.base import FaultWindow, Kind, register
 from harness.shops.base import Shop
+from harness.shops.traits import RESTART
 
 log = logging.getLogger("harness.nemesis")
 WATCH_S = 0.2
@@ -35,43 +37,23 @@ def arm(shop: Shop, replica_name: str, body: dict[str, Any]) -> None:
         resp.read()
 
 
-def check_rate_params(kind: str, params: dict[str, Any]) -> None:
-    for key, value in params.items():
-        if key == "rate":
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
-                raise ValueError(f"rate: must be a number in (0, 1], got {value!r}")
-        elif key == "seed":
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise ValueError(f"seed: must be an integer, got {value!r}")
-        else:
-            raise ValueError(f"{key}: not a parameter of {kind!r} (allowed: rate, seed)")
-
-
-class HookFault:
+class HookFault(Kind):
     """Arms a hook on the target's replicas at start and disarms it at stop."""
 
-    kind: ClassVar[str] = ""
-    description: ClassVar[str] = ""
-    targets: ClassVar[tuple[str, ...]] = ("barista",)
-    hook: ClassVar[str] = ""
-    shops: ClassVar[tuple[str, ...]] = ("async",)
-    why_not: ClassVar[str] = ""
+    hook: ClassVar[str] = ""       # applies to the shops whose traits serve it (harness/shops/traits.py)
+    why_not: ClassVar[str] = ""    # why not elsewhere; "{shop}" is the shop's name
 
     def __init__(self, window: FaultWindow) -> None:
         self.window = window
         self.service = ""
-
-    @classmethod
-    def check_params(cls, params: dict[str, Any]) -> None:
-        check_rate_params(cls.kind, params)
 
     def body(self) -> dict[str, Any]:
         p = self.window.params
         return {self.hook: {"rate": float(p.get("rate", 1.0)), "seed": int(p.get("seed", 1))}}
 
     def setup(self, shop: Shop) -> None:
-        if shop.kind not in self.shops:
-            raise NotApplicable(self.why_not)
+        if not shop.traits.serves(self.hook):
+            raise NotApplicable(self.why_not.format(shop=shop.kind))
         self.service = shop.service_for(self.window.target)   # raises NotApplicable
 
     def replicas(self, shop: Shop) -> list[Any]:
@@ -83,6 +65,14 @@ class HookFault:
             arm(shop, r.name, self.body())
 
     def stop(self, shop: Shop) -> None:
+        """Disarm; or, where the shop heals this hook by a restart (what the service holds goes back
+        where it came from, e.g. unacked deliveries to the queue when the connection closes), kill
+        and start the replicas: a broken consumer does not finish gracefully."""
+        if shop.traits.hooks.get(self.hook) == RESTART:
+            for r in self.replicas(shop):
+                shop.supervisor.kill(self.service, r.index)
+                shop.supervisor.start(self.service, r.index)
+            return
         for r in self.replicas(shop):
             if r.alive():
                 arm(shop, r.name, {})
@@ -94,10 +84,8 @@ class HookFault:
 @register
 class CrashBeforeAck(HookFault):
     kind = "crash-before-ack"
-    description = ("async barista: SIGKILL after recording a first delivery's brew, before its ack, for a "
-                   "share `rate` of orders (seeded by `seed`); crashed replicas restart at once")
     hook = "crash_before_ack"
-    why_not = "the sync shop has no acks: its hidden duplicate is a customer's retry (load.retries)"
+    why_not = "the {shop} shop has no acks: its hidden duplicate is a customer's retry (load.retries)"
 
     def __init__(self, window: FaultWindow) -> None:
         super().__init__(window)
@@ -151,31 +139,14 @@ class CrashBeforeAck(HookFault):
 @register
 class DuplicatePublish(HookFault):
     kind = "duplicate-publish"
-    description = "async order service: publish a share `rate` of events twice (a lost confirm's republish)"
-    targets = ("orders",)
     hook = "duplicate_publish"
-    why_not = "the sync shop publishes nothing: its hidden duplicate is a customer's retry (load.retries)"
+    why_not = "the {shop} shop publishes nothing: its hidden duplicate is a customer's retry (load.retries)"
 
 
 @register
 class Silent(HookFault):
     kind = "silent"
-    description = ("barista: takes work and never finishes it (async: holds deliveries unacked; sync: never "
-                   "answers); healed by a restart (async) or by disarming (sync)")
-    shops = ("sync", "async")
-
-    @classmethod
-    def check_params(cls, params: dict[str, Any]) -> None:
-        if params:
-            raise ValueError(f"{next(iter(params))}: 'silent' takes no parameters")
+    hook = "silent"   # healed by a restart (async) or by disarming (sync): the shop's traits say which
 
     def body(self) -> dict[str, Any]:
         return {"silent": True}
-
-    def stop(self, shop: Shop) -> None:
-        if shop.kind == "async":   # the held deliveries return to the queue when its connection closes
-            for r in self.replicas(shop):   # killed: a broken consumer does not finish gracefully
-                shop.supervisor.kill(self.service, r.index)
-                shop.supervisor.start(self.service, r.index)
-        else:
-            super().stop(shop)

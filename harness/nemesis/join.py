@@ -6,9 +6,8 @@ The sync shop has no events to subscribe to: a new behaviour there means changin
 """
 from __future__ import annotations
 
-from typing import Any, ClassVar
-
-from harness.nemesis.base import FaultWindow, NotApplicable, no_params, register
+from harness.errors import NotApplicable
+from harness.nemesis.base import FaultWindow, Kind, register
 from harness.newcomers import services as newcomers
 from harness.shops.base import Shop
 
@@ -16,21 +15,15 @@ PROGRAMS = {"bell": "bell.py"}
 
 
 @register
-class Join:
-    kind: ClassVar[str] = "join"
-    description: ClassVar[str] = "a new consumer (the brewed bell) joins the running async shop and stays"
-    targets: ClassVar[tuple[str, ...]] = tuple(PROGRAMS)
+class Join(Kind):
+    kind = "join"
 
     def __init__(self, window: FaultWindow) -> None:
         self.window = window
 
-    @classmethod
-    def check_params(cls, params: dict[str, Any]) -> None:
-        no_params(cls.kind, params)
-
     def setup(self, shop: Shop) -> None:
-        if shop.kind != "async":
-            raise NotApplicable("the sync shop has no events to subscribe to: adding a behaviour means "
+        if not shop.traits.accepts_subscribers:
+            raise NotApplicable(f"the {shop.kind} shop has no events to subscribe to: adding a behaviour means "
                                 "changing and restarting the barista")
 
     def start(self, shop: Shop) -> None:

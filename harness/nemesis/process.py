@@ -8,7 +8,6 @@ from harness.shops.base import Shop
 @register
 class Kill(ProcessFault):
     kind = "kill"
-    description = "SIGKILL the target's replicas; start them again when the window ends"
 
     def start(self, shop: Shop) -> None:
         shop.supervisor.kill(self.service, self.window.replica)
@@ -20,7 +19,6 @@ class Kill(ProcessFault):
 @register
 class Pause(ProcessFault):
     kind = "pause"
-    description = "freeze the target's replicas (SIGSTOP): connections stay open, nothing answers"
 
     def start(self, shop: Shop) -> None:
         shop.supervisor.pause(self.service, self.window.replica)
@@ -32,7 +30,6 @@ class Pause(ProcessFault):
 @register
 class Stop(ProcessFault):
     kind = "stop"
-    description = "stop the target's replicas gracefully (SIGTERM); start them when the window ends"
 
     def start(self, shop: Shop) -> None:
         shop.supervisor.stop(self.service, self.window.replica)

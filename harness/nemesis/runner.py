@@ -7,7 +7,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from harness.nemesis.base import FAULT_KINDS, FaultWindow, NotApplicable, work_held
+from harness.errors import NotApplicable
+from harness.nemesis.base import FAULT_KINDS, FaultWindow, work_held
 from harness.shops.base import Shop
 
 log = logging.getLogger("harness.nemesis")

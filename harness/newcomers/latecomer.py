@@ -17,9 +17,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from harness.checkers.orders import counts_by_key
+from harness.errors import NotApplicable
 from harness.history import Record
 from harness.load.batch import place_orders, wait_until
-from harness.nemesis.base import NotApplicable
 from harness.newcomers.services import loyalty_fields, start
 from harness.shops.base import Shop
 from harness.shops.base import http_json as get_json

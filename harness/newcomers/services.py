@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from harness.nemesis.base import NotApplicable
+from harness.errors import NotApplicable
 from harness.shops.base import Shop
 
 LOYALTY_SOURCES = ("replay", "feed", "pages")
@@ -30,26 +30,29 @@ def start(shop: Shop, name: str, program: str, **fields: Any) -> str:
 
 
 def loyalty_fields(shop: Shop, source: str) -> dict[str, Any]:
-    """The config fields of a loyalty service catching up from `source` in `shop`;
-    NotApplicable where the shop has no such source."""
+    """The config fields of a loyalty service catching up from `source` in `shop`, where the shop's
+    traits say (`catch_up`: the broker's event log, or a replica's read API); NotApplicable where
+    the shop has no such source."""
     if source not in LOYALTY_SOURCES:
         raise ValueError(f"source: {source!r} is not one of {LOYALTY_SOURCES}")
-    if shop.kind == "sync":
-        if source != "pages":
-            raise NotApplicable(f"the sync shop keeps no events: no {source} to catch up from "
-                                "(a late-comer can only page through the cashier's GET /orders)")
-        return {"source": "pages", "source_url": f"{shop.url('cashier-1')}/orders", "page_size": PAGE_SIZE}
-    if source == "replay":
+    traits = shop.traits
+    where = traits.catch_up.get(source)
+    if where is None:
+        reason = "keeps no events" if not traits.has_event_log else f"offers no {source}"
+        only = " or ".join(c.described for c in traits.catch_up.values())
+        raise NotApplicable(f"the {shop.kind} shop {reason}: no {source} to catch up from "
+                            f"(a late-comer can only {only})")
+    if where.replica is None:   # the event log on the broker
         broker = shop.infra.broker
         assert broker is not None
-        return {"source": "replay", "amqp_url": broker.amqp_url, "prefetch": 500}
-    if source == "feed":
-        return {"source": "feed", "source_url": f"{shop.url('waiter-1')}/feed"}   # pages of the waiter's size
-    return {"source": "pages", "source_url": f"{shop.url('waiter-1')}/served", "page_size": PAGE_SIZE}
+        return {"source": source, "amqp_url": broker.amqp_url, "prefetch": 500}
+    fields: dict[str, Any] = {"source": source, "source_url": f"{shop.url(where.replica)}{where.path}"}
+    return {**fields, "page_size": PAGE_SIZE} if where.paged else fields
 
 
 def declare_event_log(shop: Shop) -> None:
-    """Create the async shop's event log stream (before the first order, so it holds everything)."""
+    """Create the shop's event log stream (before the first order, so it holds everything); for a
+    shop whose traits say `has_event_log`."""
     import pika
 
     from cafe.amqp import parameters
@@ -57,7 +60,9 @@ def declare_event_log(shop: Shop) -> None:
 
     broker = shop.infra.broker
     if broker is None:
-        raise NotApplicable("the sync shop has no broker and no event log")
+        raise NotApplicable(f"the {shop.kind} shop has no broker and no event log")
+    if not shop.traits.has_event_log:
+        raise NotApplicable(f"the {shop.kind} shop has no event log")
     connection = pika.BlockingConnection(parameters(broker.amqp_url, 10))
     try:
         declare(connection.channel())

@@ -12,7 +12,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from harness.regression.compare import CompareError, load_set
+from harness.errors import CompareError
+from harness.regression.compare import load_set
 
 DROP_KEYS = frozenset({"series"})   # per-bucket time series: the report's, not the comparison's
 

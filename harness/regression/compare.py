@@ -25,15 +25,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from harness.errors import CompareError
 from harness.experiment.metrics import METRICS, lookup
 from harness.experiment.verdicts import WORDS, status_of
 
 Key = tuple[str, str]          # (experiment, shop)
 Status = Literal["regression", "improved", "changed", "same", "new", "missing", "note"]
-
-
-class CompareError(ValueError):
-    """A result set that cannot be compared (missing directory, no results, bad tolerance file)."""
 
 
 @dataclass(frozen=True)

@@ -22,16 +22,16 @@ import time
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_core import PydanticCustomError
+
+from harness.errors import MutantError
+from harness.shops import SHOP_NAMES  # the registry: data only
 
 ROOT = Path(__file__).resolve().parents[2]
 MUTANTS_FILE = ROOT / "mutants" / "mutants.toml"
-
-
-class MutantError(ValueError):
-    """A mutants file that cannot be used: names the file, the mutant and what is wrong."""
 
 
 class Edit(BaseModel):
@@ -44,10 +44,19 @@ class Edit(BaseModel):
 class Mutant(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     name: str = Field(min_length=1)
-    shop: Literal["sync", "async"]
+    shop: str = Field(description="a registered shop (harness.shops.SHOP_NAMES)")
     guarantee: str = Field(min_length=1)
     catch: list[str] = Field(min_length=1, description="experiments expected to fail on this mutant")
     edit: list[Edit] = Field(min_length=1)
+
+    @field_validator("shop", mode="before")
+    @classmethod
+    def _registered(cls, shop: Any) -> Any:
+        if shop not in SHOP_NAMES:   # worded as pydantic words a Literal's error
+            *others, last = (repr(name) for name in SHOP_NAMES)
+            expected = f"{', '.join(others)} or {last}" if others else last
+            raise PydanticCustomError("literal_error", "Input should be {expected}", {"expected": expected})
+        return shop
 
 
 def load_mutants(path: Path = MUTANTS_FILE) -> list[Mutant]:

@@ -25,7 +25,7 @@ from harness.checkers.distribution import percentile
 from harness.checkers.orders import shop_key
 from harness.checkers.timeline import FaultWindow, bucket_count, bucket_index, fault_windows, run_end, t0
 from harness.history import FAIL, INFO, OK, Record, load
-from harness.shops import SHOP_NAMES   # the registry: data only, no adapter
+from harness.shops import SHOP_NAMES  # the registry: data only, no adapter
 
 SYSTEMS = SHOP_NAMES   # report order: the registry's
 ORDER_COLUMNS = (

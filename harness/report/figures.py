@@ -14,9 +14,10 @@ import pandas as pd
 
 from harness.report.analysis import ShopRun, timeline_frame
 from harness.report.svg import Band, Hover, Line, percentile_chart, time_chart
+from harness.shops import TRAITS  # the registry: data only, no adapter
 
 MAX_POINTS = 400
-SHOP_COLORS = {"sync": "#d95f02", "async": "#1b9e77"}
+SHOP_COLORS = {name: traits.colour for name, traits in TRAITS.items()}   # harness/shops/traits.py
 RATE_SERIES = (("sent", "sent", "#888888", True), ("accepted", "accepted", "#1f77b4", False),
                ("served", "served", "#2ca02c", False), ("rejected", "refused", "#d62728", False),
                ("unknown", "unknown", "#ff7f0e", False))
@@ -97,8 +98,8 @@ def timeline_rows(shops: Sequence[ShopRun]) -> list[Row]:
              "served, for accepted orders that were served.", shops, timelines,
              (("fulfilment_p50", "p50", "#2ca02c", False), ("fulfilment_p99", "p99", "#8c564b", False)),
              unit="ms", bucket_s=bucket_s, xr=xr),
-        _row("orders waiting in the shop (backlog)", "The largest backlog sampled in each bucket: sync counts "
-             "orders in flight or waiting at the cashier; async counts messages queued or being processed.",
+        _row("orders waiting in the shop (backlog)", "The largest backlog sampled in each bucket: "
+             + "; ".join(f"{name} counts {traits.backlog_counts}" for name, traits in TRAITS.items()) + ".",
              shops, timelines, (("backlog", "backlog", "#17becf", False),), unit="orders", bucket_s=bucket_s, xr=xr),
         *([_row("barista replicas", "How many barista replicas the shop had (scheduled changes or the autoscaler; "
                 "see the scaling section).", shops, timelines, (("replicas", "replicas", "#e377c2", False),),

@@ -15,11 +15,17 @@ import pandas as pd
 from harness.checkers.orders import shop_key
 from harness.history import FAIL, INFO, OK, Record
 from harness.report.svg import esc, nice_ticks, num
+from harness.shops import TRAITS  # the registry: data only, no adapter
+from harness.shops.traits import Flow
 
-LANES = {
-    "async": ("Customer", "Order service", "Barista", "Waiter"),
-    "sync": ("Customer", "Cashier", "Barista"),
-}
+# the lanes of a shop the registry does not know (a run from another version): one front for everything
+UNKNOWN = Flow(("Customer", "Shop", "Barista"), front="Shop", served="Shop", taken_before_brewing=False)
+
+
+def flow_of(system: str) -> Flow:
+    """The swimlanes of `system`, as its traits declare them (harness/shops/traits.py)."""
+    shop = TRAITS.get(system)
+    return shop.flow if shop is not None else UNKNOWN
 
 
 LABEL_ROWS = (-9, 17, -21, 29)   # label offsets from a lane's centre line, tried in turn
@@ -80,13 +86,14 @@ def events(history: Sequence[Record], ref: str, system: str) -> list[Event]:
     invoke = next((r for r in history if r.get("type") == "invoke" and str(r.get("ref")) == ref), None)
     done = next((r for r in history if r.get("type") in (OK, FAIL, INFO) and str(r.get("ref")) == ref), None)
     found: list[Event] = []
-    front = "Order service" if system == "async" else "Cashier"
+    flow = flow_of(system)
+    front = flow.front
     if invoke is not None:
         found.append(Event("Customer", float(invoke["intended"]), "meant to order"))
         if invoke.get("sent") is not None:
             found.append(Event("Customer", float(invoke["sent"]), "sent the order"))
     if done is not None:
-        if system == "async" and done["type"] == OK:
+        if flow.taken_before_brewing and done["type"] == OK:
             found.append(Event(front, float(done["time"]), "took the order"))
         found.append(Event("Customer", float(done["time"]), f"heard back: {_answer(done)}"))
     brews = sorted((r for r in history if r.get("type") == "brewed" and shop_key(r) == ref), key=lambda r: r["time"])
@@ -97,7 +104,7 @@ def events(history: Sequence[Record], ref: str, system: str) -> list[Event]:
         found.append(Event("Barista", float(brew["time"]), f"coffee ready{again}"))
     servings = sorted((r for r in history if r.get("type") == "served" and shop_key(r) == ref), key=lambda r: r["time"])
     for i, serving in enumerate(servings):
-        lane = "Waiter" if system == "async" else front
+        lane = flow.served
         found.append(Event(lane, float(serving["time"]), "served the coffee" + (" again" if i else "")))
     return sorted(found, key=lambda e: e.time)
 
@@ -108,7 +115,7 @@ def _duration(seconds: float) -> str:
 
 def swimlane(history: Sequence[Record], sample: Sample, system: str, *, width: int = 900) -> str:
     """One order's flow as an SVG: a lane per service, time since the customer meant to order."""
-    lanes = LANES.get(system, LANES["async"])
+    lanes = flow_of(system).lanes
     found = events(history, sample.ref, system)
     lane_h, left, right, top = 64, 120, 30, 34
     height = top + lane_h * len(lanes) + 34

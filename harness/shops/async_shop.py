@@ -18,10 +18,12 @@ import pika
 
 from cafe import topology
 from harness.shops.base import Shop, http_json, read_all
+from harness.shops.traits import ASYNC
 
 
 class AsyncShop(Shop):
     kind = "async"
+    traits = ASYNC
     accepted_status = 202
     observed_from = {"accepted": "the customer's answers (202)",
                      "brewed": "the baristas' brew records (GET /brews)",

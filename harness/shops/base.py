@@ -11,63 +11,18 @@ import os
 import sys
 import urllib.request
 from abc import ABC, abstractmethod
-from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
+from dataclasses import replace
 from typing import Any, ClassVar
 
-from cafe.brewing import BrewTime
 from cafe.config import ServiceConfig
+from harness.errors import NotApplicable
+from harness.infra.paths import REPO_ROOT, systems_dir
 from harness.infra.ports import free_port
 from harness.infra.processes import ServiceSpec
 from harness.infra.stack import Infrastructure
 from harness.infra.toxiproxy import Proxy
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-
-# Network edges, named the same in both shops where they mean the same thing (docs/architecture.md)
-EDGES = ("customer->orders", "orders->barista", "barista-link", "cashier->barista", "barista->waiter",
-         "orders->broker", "barista->broker", "waiter->broker")
-
-
-def systems_dir() -> Path:
-    """Where the services' programs live: $CHAOSCAFE_SYSTEMS or `systems/` of this checkout."""
-    path = Path(os.environ.get("CHAOSCAFE_SYSTEMS", REPO_ROOT / "systems"))
-    if not (path / "sync" / "cashier.py").is_file():
-        raise FileNotFoundError(
-            f"service programs not found in {path}: install chaoscafe in editable mode (pip install -e .)"
-            " from a checkout, or set CHAOSCAFE_SYSTEMS to its systems/ folder")
-    return path
-
-
-@dataclass(frozen=True)
-class ShopSettings:
-    """The configuration both shops share, so a comparison is fair: same capacity, same brew times."""
-
-    baristas: int = 1                 # barista replicas (processes)
-    brewers: int = 1                  # brews in parallel per replica
-    brew: BrewTime = field(default_factory=BrewTime)
-    capacity: int = 8                 # sync cashier: orders handled at once
-    barista_timeout_s: float = 10.0   # sync cashier -> barista call timeout
-    prefetch: int = 1                 # async barista: unacked orders held per replica
-    idempotency: bool = True
-    publish_mode: str = "outbox"      # async order service: outbox | direct
-    queue_type: str = "quorum"
-    delivery_limit: int = 5
-    heartbeat_s: int = 10             # AMQP heartbeat of the async services
-    menu: str | None = None
-    slow_replica: int | None = None   # this barista replica (1-based) brews `slow_factor` times slower
-    slow_factor: float = 1.0
-
-    def brew_of(self, replica: int) -> BrewTime:
-        """The brew-time model of barista replica `replica` (the slow one's times are scaled)."""
-        if replica != self.slow_replica or self.slow_factor == 1.0:
-            return self.brew
-        b = self.brew
-        return replace(b, mean_ms=b.mean_ms * self.slow_factor, min_ms=b.min_ms * self.slow_factor,
-                       max_ms=None if b.max_ms is None else b.max_ms * self.slow_factor)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+from harness.shops.settings import ShopSettings
+from harness.shops.traits import ShopTraits
 
 
 def http_json(url: str, timeout: float = 5.0) -> Any:
@@ -92,6 +47,7 @@ class Shop(ABC):
 
     kind: ClassVar[str]
     accepted_status: ClassVar[int]      # HTTP status of an accepted order
+    traits: ClassVar[ShopTraits]        # what the shop is (harness/shops/traits.py), asked instead of `kind`
 
     def __init__(self, infra: Infrastructure, settings: ShopSettings | None = None) -> None:
         self.infra = infra
@@ -124,8 +80,6 @@ class Shop(ABC):
     def proxies_for(self, edge: str, replica: int | None = None) -> list[str]:
         """Toxiproxy proxy names carrying `edge` (a logical edge, see EDGES), optionally only those of
         one replica; NotApplicable if this shop has no such edge."""
-        from harness.nemesis.base import NotApplicable
-
         names = [p for e in self.edge_aliases.get(edge, (edge,)) for p in self.edges.get(e, [])]
         if replica is not None:
             names = [p for p in names if self.proxy_replica.get(p) == replica]
@@ -256,8 +210,6 @@ class Shop(ABC):
 
     def service_for(self, target: str) -> str:
         """The service playing `target` ("barista", "orders", ...); NotApplicable if this shop has none."""
-        from harness.nemesis.base import NotApplicable
-
         if target not in self.roles:
             raise NotApplicable(f"the {self.kind} shop has no {target!r} (it has {', '.join(sorted(self.roles))})")
         return self.roles[target]

@@ -16,10 +16,12 @@ from dataclasses import replace
 from typing import Any
 
 from harness.shops.base import Shop, http_json, read_all
+from harness.shops.traits import SYNC
 
 
 class SyncShop(Shop):
     kind = "sync"
+    traits = SYNC
     accepted_status = 201
     observed_from = {"accepted": "the customer's answers (201)",
                      "brewed": "the baristas' brew records (GET /brews)",

@@ -280,7 +280,7 @@ def test_compare_json_counts() -> None:
 
 def test_module_imports_no_infrastructure() -> None:
     code = ("import sys, harness.report.ci_output; "
-            "print([m for m in sys.modules if m.startswith(('harness.infra', 'harness.shops', 'harness.nemesis'))])")
+            "print([m for m in sys.modules if m.startswith(('harness.infra', 'harness.nemesis', 'harness.shops.base', 'harness.shops.sync_shop', 'harness.shops.async_shop'))])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 

@@ -13,7 +13,7 @@ import pytest
 from harness.experiment import ExperimentError, from_dict
 from harness.nemesis import FAULT_KINDS, FaultWindow, Nemesis, NotApplicable
 from harness.nemesis.network import TOXICS
-from harness.shops.base import EDGES
+from harness.shops.settings import EDGES
 
 BASE: dict[str, Any] = {"title": "t", "claim": "c", "time_scale": "x", "run": {"duration_s": 30, "drain_s": 10},
                         "load": {"shape": "constant", "rate": 1}}

@@ -1,0 +1,17 @@
+"""Where this checkout's files are: the repository root and the services' programs."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def systems_dir() -> Path:
+    """Where the services' programs live: $CHAOSCAFE_SYSTEMS or `systems/` of this checkout."""
+    path = Path(os.environ.get("CHAOSCAFE_SYSTEMS", REPO_ROOT / "systems"))
+    if not (path / "sync" / "cashier.py").is_file():
+        raise FileNotFoundError(
+            f"service programs not found in {path}: install chaoscafe in editable mode (pip install -e .)"
+            " from a checkout, or set CHAOSCAFE_SYSTEMS to its systems/ folder")
+    return path

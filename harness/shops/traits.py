@@ -1,0 +1,137 @@
+"""What each shop is, as data: the traits the harness asks about instead of branching on a shop's name.
+
+Pure (imports nothing of the harness): the checkers and the report read these through the registry
+(`harness.shops.TRAITS`) without loading an adapter or any infrastructure; the runtime asks the
+adapter (`Shop.traits`, the same object). A new shop declares its `ShopTraits` here, next to SYNC
+and ASYNC, and registers it in `harness.shops` beside its adapter.
+
+    needs_broker          the run starts RabbitMQ (a vhost on the set's node, or a private node)
+    has_event_log         a stream keeps every event: a newcomer can replay the shop's history
+    accepts_subscribers   a new consumer can join the running shop (the `join` action)
+    hooks                 the fault hooks its services serve (cafe/hooks.py), and how a window heals
+    catch_up              where a late-comer catches up from, per loyalty source
+    serves_every_brew     a coffee brewed is served even when its customer stopped waiting
+    queueing              how it differs from one shared M/M/c line (checkers/queueing.py notes)
+    flow, colour, backlog_counts   the report: swimlanes, the shop's colour, the backlog caption
+    reads                 where `chaoscafe shop up` says to read what happened
+    explore_faults        the faults exploration draws for this shop, most disruptive-but-simple first
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+#: how a hook's window is healed: "disarm" (POST an empty body) or "restart" (kill and start the
+#: replicas: what the service holds goes back where it came from)
+DISARM, RESTART = "disarm", "restart"
+
+#: queueing disciplines: one shared line that each replica takes from, up to `prefetch` at a time;
+#: or a front that hands each order to one barista at once (it queues at that barista's hands)
+SHARED_QUEUE, PER_REPLICA = "shared-queue", "per-replica"
+
+
+@dataclass(frozen=True)
+class CatchUp:
+    """Where a late-comer catching up from one source reads: `path` on the replica `replica`
+    (its page size sent when `paged`), or the broker's event log when `replica` is None."""
+
+    replica: str | None = None
+    path: str = ""
+    paged: bool = False
+    described: str = ""          # in words, for the reason another source is not applicable
+
+
+@dataclass(frozen=True)
+class Queueing:
+    """How the shop differs from the M/M/c model's one shared line (notes of checkers/queueing.py)."""
+
+    discipline: str              # SHARED_QUEUE or PER_REPLICA
+    handover: str                # what costs time between two brews of a barista
+    note: str                    # the shop's own effect on every stay and wait
+
+
+@dataclass(frozen=True)
+class Flow:
+    """The swimlanes of the report's event flow (report/flow.py)."""
+
+    lanes: tuple[str, ...]       # "Customer" first
+    front: str                   # the lane that takes orders
+    served: str                  # the lane that serves coffees
+    taken_before_brewing: bool   # the front's "accepted" means it took the order (shown as its own event)
+
+
+@dataclass(frozen=True)
+class ShopTraits:
+    """What one shop is; see the module docstring for each field."""
+
+    needs_broker: bool
+    has_event_log: bool
+    accepts_subscribers: bool
+    hooks: Mapping[str, str]
+    catch_up: Mapping[str, CatchUp]
+    serves_every_brew: bool
+    queueing: Queueing
+    flow: Flow
+    colour: str
+    backlog_counts: str
+    reads: tuple[tuple[str, str], ...]                                   # (path, replica)
+    explore_faults: tuple[tuple[str, str, tuple[dict[str, Any], ...]], ...] = field(default=())  # (kind, target, params)
+
+    def serves(self, hook: str) -> bool:
+        """Whether the services arm `hook` (cafe/hooks.py)."""
+        return hook in self.hooks
+
+
+SYNC = ShopTraits(
+    needs_broker=False,
+    has_event_log=False,
+    accepts_subscribers=False,
+    hooks={"silent": DISARM},
+    catch_up={"pages": CatchUp("cashier-1", "/orders", paged=True, described="page through the cashier's GET /orders")},
+    serves_every_brew=False,     # served = the answer: a customer who gave up never gets the coffee
+    queueing=Queueing(PER_REPLICA, handover="HTTP call and brew record",
+                      note="the cashier sends each call to the least busy barista at once: calls queue at a "
+                           "barista's hands rather than in one shared line, and the cashier's own time "
+                           "(HTTP through Toxiproxy) adds to every wait"),
+    flow=Flow(("Customer", "Cashier", "Barista"), front="Cashier", served="Cashier", taken_before_brewing=False),
+    colour="#d95f02",
+    backlog_counts="orders in flight or waiting at the cashier",
+    reads=(("/brews", "barista-1"), ("/orders", "cashier-1")),
+    explore_faults=(
+        ("latency", "customer->orders", ({"latency": 1500},)),
+        ("kill", "barista", ({},)),
+        ("pause", "barista", ({},)),
+        ("reset_peer", "orders->barista", ({"timeout": 0}, {"timeout": 200})),
+        ("down", "orders->barista", ({},)),
+    ),
+)
+
+ASYNC = ShopTraits(
+    needs_broker=True,
+    has_event_log=True,
+    accepts_subscribers=True,
+    # silent: the held deliveries return to the queue only when the consumer's connection closes
+    hooks={"crash_before_ack": DISARM, "duplicate_publish": DISARM, "silent": RESTART},
+    catch_up={"replay": CatchUp(None, described="replay the event log"),
+              "feed": CatchUp("waiter-1", "/feed", described="read the waiter's feed"),
+              "pages": CatchUp("waiter-1", "/served", paged=True, described="page through the waiter's GET /served")},
+    serves_every_brew=True,      # the waiter serves whatever was brewed
+    queueing=Queueing(SHARED_QUEUE, handover="ack, publisher confirm, next delivery",
+                      note="taking the order (HTTP, outbox relay, broker, waiter) adds a few ms to every stay "
+                           "and wait that the model does not have"),
+    flow=Flow(("Customer", "Order service", "Barista", "Waiter"), front="Order service", served="Waiter",
+              taken_before_brewing=True),
+    colour="#1b9e77",
+    backlog_counts="messages queued or being processed",
+    reads=(("/brews", "barista-1"), ("/served", "waiter-1"), ("/orders", "orders-1")),
+    explore_faults=(
+        ("crash-before-ack", "barista", ({"rate": 0.3, "seed": 1}, {"rate": 1.0, "seed": 1})),
+        ("duplicate-publish", "orders", ({"rate": 0.3, "seed": 1}, {"rate": 1.0, "seed": 1})),
+        ("latency", "customer->orders", ({"latency": 1500},)),
+        ("kill", "barista", ({},)),
+        ("pause", "barista", ({},)),
+        ("reset_peer", "barista->broker", ({"timeout": 0}, {"timeout": 200})),
+        ("kill", "waiter", ({},)),
+    ),
+)
