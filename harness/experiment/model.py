@@ -79,6 +79,23 @@ class LoadSpec(Strict):
         return MorningRush(self.rate, float(self.peak_factor or 1), float(self.peak_start_s or 0),
                            float(self.peak_duration_s or 0))
 
+    def scaled(self, time_factor: float, rate_factor: float) -> "LoadSpec":
+        """This load with its shape scaled by `Shape.scaled` (every time by time_factor, every rate by
+        rate_factor): the one profile-scaling rule of the arrival process. A step shape's unused
+        `rate` is scaled too, so the file's fields stay consistent."""
+        shape = self.build_shape().scaled(time_factor, rate_factor)
+        update: dict[str, Any] = {"rate": self.rate * rate_factor}
+        if isinstance(shape, Constant):
+            update["rate"] = shape.rate_per_s
+        elif isinstance(shape, Step):
+            update["steps"] = [tuple(step) for step in shape.steps]
+        elif isinstance(shape, Ramp):
+            update.update(rate=shape.from_rate, to_rate=shape.to_rate, ramp_s=shape.duration_s)
+        elif isinstance(shape, MorningRush):
+            update.update(rate=shape.base_rate, peak_start_s=shape.peak_start_s,
+                          peak_duration_s=shape.peak_duration_s)
+        return self.model_copy(update=update)
+
 
 class BrewSpec(Strict):
     distribution: Literal["fixed", "uniform", "exponential"] = "fixed"
@@ -419,14 +436,8 @@ class Experiment(Strict):
         # restarting a process is not compressed: so it shortens with time_factor, not with speed
         run_update: dict[str, Any] = {"duration_s": self.run.duration_s * t, "slo_s": self.run.slo_s * t,
                                       "drain_s": self.run.drain_s * p.time_factor}
-        load_update: dict[str, Any] = {"rate": self.load.rate * r}
-        if self.load.to_rate is not None:
-            load_update["to_rate"] = self.load.to_rate * r
-        for key in ("ramp_s", "peak_start_s", "peak_duration_s"):
-            if getattr(self.load, key) is not None:
-                load_update[key] = getattr(self.load, key) * t
-        if self.load.steps is not None:
-            load_update["steps"] = [(at * t, rate * r) for at, rate in self.load.steps]
+        load = self.load.scaled(t, r)
+        load_update: dict[str, Any] = {}
         faults = [f.model_copy(update={"start_s": f.start_s * t, "duration_s": f.duration_s * t,
                                        "wait_for_work_s": f.wait_for_work_s * t,
                                        "params": _compressed_params(f.kind, f.params, k)}) for f in self.faults]
@@ -451,7 +462,7 @@ class Experiment(Strict):
                 update["latecomer"] = self.latecomer.model_copy(update={"timeout_s": self.latecomer.timeout_s / k})
             update["expect"] = {system: {metric: _compressed_bound(metric, bound, k) for metric, bound in checks.items()}
                                 for system, checks in self.expect.items()}
-        update.update(run=self.run.model_copy(update=run_update), load=self.load.model_copy(update=load_update))
+        update.update(run=self.run.model_copy(update=run_update), load=load.model_copy(update=load_update))
         return self.model_copy(update=update)
 
     def needs_private_broker(self) -> bool:
