@@ -16,9 +16,10 @@ from harness.elasticity.autoscaler import Policy
 from harness.experiment.faults import KINDS, FaultWindow
 from harness.experiment.metrics import METRICS, is_fault_hit, time_dimension
 from harness.load.shapes import Constant, MorningRush, Ramp, Shape, Step
+from harness.shops import SHOP_NAMES
 from harness.shops.settings import ShopSettings
 
-SYSTEMS = ("sync", "async")
+SYSTEMS = SHOP_NAMES   # the registered shops (harness.shops.REGISTRY)
 PROFILES = ("fast", "smoke", "full")
 # an experiment without its own [profiles.fast] runs `fast` as its smoke profile (not compressed)
 DEFAULT_PROFILES = {"smoke": {"time_factor": 0.25}, "full": {"time_factor": 1.0}}
@@ -306,12 +307,14 @@ class Experiment(Strict):
     matrix: dict[str, list[int | float | str | bool]] = Field(
         default_factory=dict, description='variants: {"shop.baristas" = [1, 2]}; several keys are zipped')
     profiles: dict[Literal["fast", "smoke", "full"], Profile] = Field(default_factory=dict)
-    expect: dict[Literal["sync", "async", "both"], dict[str, Bound]] = Field(default_factory=dict)
+    expect: dict[str, dict[str, Bound]] = Field(default_factory=dict, description='{shop name or "both": {metric: bound}}')
 
     @field_validator("expect")
     @classmethod
     def _known_metrics(cls, expect: dict[str, dict[str, Bound]]) -> dict[str, dict[str, Bound]]:
         for system, checks in expect.items():
+            if system not in (*SYSTEMS, "both"):
+                raise ValueError(f"unknown shop {system!r} (known: {', '.join(SYSTEMS)}, both)")
             for metric in checks:
                 if metric not in METRICS and not is_fault_hit(metric):
                     close = sorted(m for m in METRICS if m.split(".")[0] == metric.split(".")[0])
@@ -484,7 +487,7 @@ class Experiment(Strict):
 
     def expectations(self, system: str) -> dict[str, Bound]:
         """Checks for `system`: the "both" table, overridden by the system's own."""
-        return {**self.expect.get("both", {}), **self.expect.get(system, {})}  # type: ignore[call-overload]
+        return {**self.expect.get("both", {}), **self.expect.get(system, {})}
 
 
 def _compressed_bound(metric: str, bound: Bound, k: float) -> Bound:
