@@ -8,9 +8,10 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def systems_dir() -> Path:
-    """Where the services' programs live: $CHAOSCAFE_SYSTEMS or `systems/` of this checkout."""
+    """Where the services' programs live: $CHAOSCAFE_SYSTEMS or `systems/` of this checkout (a folder
+    per shop, systems/<shop>/<program>.py)."""
     path = Path(os.environ.get("CHAOSCAFE_SYSTEMS", REPO_ROOT / "systems"))
-    if not (path / "sync" / "cashier.py").is_file():
+    if not any(path.glob("*/*.py")):
         raise FileNotFoundError(
             f"service programs not found in {path}: install chaoscafe in editable mode (pip install -e .)"
             " from a checkout, or set CHAOSCAFE_SYSTEMS to its systems/ folder")

@@ -1,0 +1,36 @@
+"""The shop registry and each shop's traits: declared once, the same object on the adapter, and
+consistent with what the harness asks of them (hooks the faults arm, loyalty sources, report lanes)."""
+from __future__ import annotations
+
+from harness.cli import SHOP_CHOICES, parser
+from harness.nemesis import FAULT_KINDS
+from harness.nemesis.delivery import HookFault
+from harness.newcomers.services import LOYALTY_SOURCES
+from harness.shops import REGISTRY, SHOP_NAMES, TRAITS, adapter, traits_of
+from harness.shops.traits import DISARM, PER_REPLICA, RESTART, SHARED_QUEUE
+
+
+def test_every_registered_shop_declares_its_traits_once() -> None:
+    assert tuple(TRAITS) == SHOP_NAMES == tuple(REGISTRY)
+    for name in SHOP_NAMES:
+        shop = adapter(name)
+        assert shop.kind == name and shop.traits is TRAITS[name] is traits_of(name)
+
+
+def test_traits_agree_with_what_the_harness_asks() -> None:
+    hooks = {cls.hook for cls in FAULT_KINDS.values() if isinstance(cls, type) and issubclass(cls, HookFault)}
+    for name, traits in TRAITS.items():
+        assert set(traits.hooks) <= hooks and set(traits.hooks.values()) <= {DISARM, RESTART}, name
+        assert set(traits.catch_up) <= set(LOYALTY_SOURCES), name
+        from_log = [s for s, c in traits.catch_up.items() if c.replica is None]
+        assert not from_log or (traits.has_event_log and traits.needs_broker), name
+        assert traits.queueing.discipline in (SHARED_QUEUE, PER_REPLICA), name
+        flow = traits.flow
+        assert flow.lanes[0] == "Customer" and {flow.front, flow.served} <= set(flow.lanes), name
+        assert traits.colour.startswith("#") and traits.reads and traits.explore_faults, name
+
+
+def test_the_command_line_offers_the_registered_shops() -> None:
+    assert SHOP_CHOICES == [*SHOP_NAMES, "both"]
+    args = parser().parse_args(["shop", "up", SHOP_NAMES[-1]])
+    assert args.kind == SHOP_NAMES[-1]
