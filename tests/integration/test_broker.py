@@ -17,6 +17,7 @@ from pathlib import Path
 import pika
 import pika.exceptions
 import pytest
+from polling import wait_for
 
 from harness.infra.broker import BrokerError, RabbitNode, alive
 from harness.infra.provision import find_rabbitmq
@@ -114,9 +115,7 @@ def test_every_port_of_the_node_is_loopback_only(node: RabbitNode) -> None:
 def test_queue_stats_and_version(node: RabbitNode) -> None:
     assert node.version().startswith("3.")
     _publish(node, "stats-q", 7)
-    deadline = time.monotonic() + 15
-    while (stats := node.queue_stats("stats-q"))["ready"] != 7 and time.monotonic() < deadline:
-        time.sleep(0.2)
+    stats = wait_for(lambda: node.queue_stats("stats-q"), lambda s: s["ready"] == 7, timeout_s=15, interval_s=0.2)
     assert stats == {"ready": 7, "unacked": 0, "total": 7, "consumers": 0}
     with pytest.raises(BrokerError):
         node.queue_stats("no-such-queue")
@@ -204,10 +203,7 @@ def test_node_dies_with_a_hard_killed_harness(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=env)
     pids = [int(p) for p in out.stdout.split()]
     assert len(pids) >= 3, out.stderr[-2000:]
-    deadline = time.monotonic() + 10
-    while any(alive(p) for p in pids) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    leftover = [p for p in pids if alive(p)]
+    leftover = wait_for(lambda: [p for p in pids if alive(p)], lambda left: not left, timeout_s=10, interval_s=0.1)
     for p in leftover:  # do not leak even when the assertion fails
         os.kill(p, 9)
     assert leftover == []
@@ -243,10 +239,14 @@ def test_vhosts_on_a_shared_node_are_isolated_and_removed(node: RabbitNode) -> N
     finally:
         first.cleanup()
         second.cleanup()
-    deadline = time.monotonic() + 10
-    while held.is_open and time.monotonic() < deadline:   # the broker closed the deleted vhost's connections
-        with contextlib.suppress(pika.exceptions.AMQPError):
-            held.process_data_events(0.2)
+
+    def closed() -> bool:   # the broker closes the deleted vhost's connections
+        if held.is_open:
+            with contextlib.suppress(pika.exceptions.AMQPError):
+                held.process_data_events(0.2)
+        return not held.is_open
+
+    wait_for(closed, timeout_s=10, interval_s=0)
     assert not held.is_open
     with pytest.raises(pika.exceptions.AMQPError):
         pika.BlockingConnection(pika.URLParameters(first.amqp_url))

@@ -13,6 +13,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from polling import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -41,10 +42,7 @@ def run_cli(args: list[str], tmp_path: Path, tag: str) -> subprocess.Popen[str]:
 
 
 def wait_gone(tag: str, timeout: float = 20) -> list[int]:
-    deadline = time.monotonic() + timeout
-    while tagged(tag) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    return tagged(tag)
+    return wait_for(lambda: tagged(tag), lambda pids: not pids, timeout_s=timeout, interval_s=0.2)
 
 
 def test_a_finished_demo_leaves_no_process(tmp_path: Path) -> None:
@@ -112,14 +110,13 @@ def test_ctrl_c_during_an_experiment_flushes_the_history_and_stops_everything(tm
     (tmp_path / "tiny.toml").write_text(TINY)
     proc = run_cli(["run", str(tmp_path / "tiny.toml"), "steady-state", "--system", "async", "--out", str(out),
                     "--quiet"], tmp_path, tag)
+
+    def sending(histories: list[Path]) -> bool:   # 20 orders sent (or the run is over)
+        return proc.poll() is not None or (bool(histories) and histories[0].read_text().count('"type":"invoke"') >= 20)
+
     try:
-        deadline = time.monotonic() + 120
-        histories: list[Path] = []
-        while time.monotonic() < deadline and proc.poll() is None:
-            histories = list(out.glob("runs/*/steady-state/async/history.jsonl"))
-            if histories and histories[0].read_text().count('"type":"invoke"') >= 20:
-                break
-            time.sleep(0.5)
+        histories = wait_for(lambda: list(out.glob("runs/*/steady-state/async/history.jsonl")), sending,
+                             timeout_s=120, interval_s=0.5)
         assert histories, "the run never started sending"
         assert tagged(tag)
         proc.send_signal(signal.SIGINT)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from polling import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -107,12 +108,12 @@ def test_async_shop_up_with_the_default_run_dir_serves_a_coffee(tmp_path: Path) 
         entry = shop.find(r"curl -X POST (http://127\.0\.0\.1:\d+)/orders").group(1)
         waiter = shop.find(r"waiter-1: (http://127\.0\.0\.1:\d+)").group(1)
         assert post(f"{entry}/orders")[0] == 202
-        deadline = time.monotonic() + 30
-        served: list[Any] = []
-        while time.monotonic() < deadline and not served:
+
+        def served_items() -> list[Any]:
             with urllib.request.urlopen(f"{waiter}/served", timeout=5) as resp:
-                served = json.loads(resp.read())["items"]
-            time.sleep(0.2)
+                return list(json.loads(resp.read())["items"])
+
+        served = wait_for(served_items, timeout_s=30, interval_s=0.2)
         assert len(served) == 1
         assert (tmp_path / ".chaoscafe" / "runs").is_dir()   # the default, relative to where it was started
     finally:

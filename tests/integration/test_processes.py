@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from polling import wait_for
 
 from harness.infra.ports import free_port
 from harness.infra.processes import ProcessError, Replica, ServiceSpec, Supervisor
@@ -86,12 +87,8 @@ def running(pid: int, marker: str) -> bool:
 
 
 def wait_gone(pids: list[int], marker: str, timeout: float = 5.0) -> list[int]:
-    deadline = time.monotonic() + timeout
-    alive = pids
-    while alive and time.monotonic() < deadline:
-        time.sleep(0.05)
-        alive = [p for p in alive if running(p, marker)]
-    return alive
+    return wait_for(lambda: [p for p in pids if running(p, marker)], lambda alive: not alive, timeout_s=timeout,
+                    interval_s=0.05)
 
 
 def kill_leftovers(pids: list[int], marker: str) -> None:
@@ -250,9 +247,7 @@ def test_replica_exiting_by_itself_is_reported_not_restarted(sup: Supervisor,
     (rep,) = sup.add(svc.spec("web"))
     assert rep.pid is not None
     os.kill(rep.pid, signal.SIGTERM)  # our own child: it "crashes" behind the supervisor's back
-    deadline = time.monotonic() + 5.0
-    while sup.replicas("web")[0].state != "exited" and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_for(lambda: sup.replicas("web")[0].state, lambda state: state == "exited", timeout_s=5.0, interval_s=0.05)
     assert rep.state == "exited" and rep.returncode == -signal.SIGTERM
     time.sleep(0.3)
     assert rep.state == "exited" and rep.starts == 1 and sup.pids() == []
