@@ -30,7 +30,7 @@ from harness.checkers.queueing import Queueing
 from harness.checkers.scaling import Scaling
 from harness.checkers.steady import SteadyState
 from harness.checkers.throughput import Throughput
-from harness.checkers.timeline import FaultWindow, fault_windows, run_end, t0
+from harness.checkers.timeline import FaultSpan, fault_windows, run_end, t0
 
 
 def default_checkers() -> list[Checker]:
@@ -46,7 +46,7 @@ __all__ = [
     "CheckOptions",
     "Checker",
     "CheckerResult",
-    "FaultWindow",
+    "FaultSpan",
     "GeneratorHealth",
     "Latency",
     "Ledger",

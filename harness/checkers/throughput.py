@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.checkers.base import CheckerResult, CheckOptions
-from harness.checkers.timeline import FaultWindow, bucket_count, bucket_index, fault_windows, in_any, run_end, t0, union
+from harness.checkers.timeline import FaultSpan, bucket_count, bucket_index, fault_windows, in_any, run_end, t0, union
 from harness.history import OK, Record
 
 SERIES = ("sent", "accepted", "brewed", "served")
@@ -40,7 +40,7 @@ def overall_rate(times: list[float], origin: float) -> float | None:
     return round(len(times) / (max(times) - origin), 6)
 
 
-def rate_in_faults(times: list[float], windows: Sequence[FaultWindow]) -> float | None:
+def rate_in_faults(times: list[float], windows: Sequence[FaultSpan]) -> float | None:
     """Events inside any fault window per second of their union; None without fault time."""
     seconds = sum(end - start for start, end in union((w.start, w.end) for w in windows))
     if seconds <= 0:

@@ -1,4 +1,4 @@
-"""Time in a history: t0, the run end, fault windows and fixed-width buckets.
+"""Time in a history: t0, the run end, fault windows (as `FaultSpan`s) and fixed-width buckets.
 
 All times in records are epoch seconds; "_s" values are seconds since t0 (the run record's t0).
 """
@@ -33,8 +33,9 @@ def run_end(history: Sequence[Record]) -> float:
 
 
 @dataclass(frozen=True)
-class FaultWindow:
-    """One fault from its start record to its end record (absolute epoch seconds)."""
+class FaultSpan:
+    """One fault as the history recorded it: from its start record to its end record (absolute epoch
+    seconds). Not `harness.experiment.faults.FaultWindow`, the fault as scheduled (start_s, duration_s)."""
 
     name: str
     kind: str | None
@@ -56,7 +57,7 @@ class FaultWindow:
         return self.start <= time < self.end
 
 
-def fault_windows(history: Sequence[Record]) -> list[FaultWindow]:
+def fault_windows(history: Sequence[Record]) -> list[FaultSpan]:
     """Fault windows sorted by start, pairing "fault" start/end records by `name` in time order.
 
     A window with no end closes at the run end; an end with no open start is ignored; a second
@@ -65,10 +66,10 @@ def fault_windows(history: Sequence[Record]) -> list[FaultWindow]:
     origin, finish = t0(history), run_end(history)
     faults = sorted((r for r in history if r.get("type") == "fault"), key=lambda r: float(r["time"]))
     open_starts: dict[str, Record] = {}
-    windows: list[FaultWindow] = []
+    windows: list[FaultSpan] = []
 
     def close(start: Record, end_time: float) -> None:
-        windows.append(FaultWindow(str(start["name"]), start.get("kind"), start.get("target"),
+        windows.append(FaultSpan(str(start["name"]), start.get("kind"), start.get("target"),
                                    float(start["time"]), end_time, origin))
 
     for record in faults:
@@ -82,7 +83,7 @@ def fault_windows(history: Sequence[Record]) -> list[FaultWindow]:
     return sorted(windows, key=lambda w: (w.start, w.name))
 
 
-def in_any(windows: Sequence[FaultWindow], time: float) -> bool:
+def in_any(windows: Sequence[FaultSpan], time: float) -> bool:
     return any(w.contains(time) for w in windows)
 
 

@@ -23,7 +23,7 @@ import pandas as pd
 
 from harness.checkers.distribution import percentile
 from harness.checkers.orders import shop_key
-from harness.checkers.timeline import FaultWindow, bucket_count, bucket_index, fault_windows, run_end, t0
+from harness.checkers.timeline import FaultSpan, bucket_count, bucket_index, fault_windows, run_end, t0
 from harness.history import FAIL, INFO, OK, Record, load
 from harness.shops import SHOP_NAMES  # the registry: data only, no adapter
 
@@ -61,7 +61,7 @@ class ShopRun:
         """The run end in seconds since t0."""
         return run_end(self.history) - self.t0
 
-    def windows(self) -> list[FaultWindow]:
+    def windows(self) -> list[FaultSpan]:
         return fault_windows(self.history)
 
     def orders(self) -> pd.DataFrame:
