@@ -70,7 +70,7 @@ def fault_windows(history: Sequence[Record]) -> list[FaultSpan]:
 
     def close(start: Record, end_time: float) -> None:
         windows.append(FaultSpan(str(start["name"]), start.get("kind"), start.get("target"),
-                                   float(start["time"]), end_time, origin))
+                                 float(start["time"]), end_time, origin))
 
     for record in faults:
         name = str(record["name"])
