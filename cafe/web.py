@@ -1,16 +1,28 @@
-"""aiohttp plumbing shared by every service: JSON errors, bounded bodies, paging, running an app."""
+"""aiohttp plumbing shared by every service: JSON errors, bounded bodies, paging, and a service's life.
+
+A service program is `build(config) -> web.Application` plus one line, `serve(__doc__, build)`:
+
+    serve      --config PATH -> ServiceConfig -> build(config) -> listen on host:port until SIGTERM/SIGINT
+    application  the routes, and the steps run when the app starts (before it listens) and stops
+    blocking     a stop step that joins a thread (a broker connection) off the event loop
+    Periodic     a call repeated while the service runs (a replica's heartbeat)
+"""
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import logging
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 from aiohttp import web
 
+from cafe.config import ServiceConfig, load_from_argv
+
 MAX_BODY = 64 * 1024  # an order is a few hundred bytes; anything above this is refused with 413
+Step = Callable[[], object]  # a start or stop step: a call, awaited when it returns an awaitable
 
 
 def error(status: int, message: str, **extra: Any) -> web.Response:
@@ -72,3 +84,71 @@ def run_app(app: web.Application, host: str, port: int, *, on_stop: Callable[[],
         await runner.cleanup()
 
     asyncio.run(main())
+
+
+def application(routes: Iterable[web.RouteDef], *, start: Sequence[Step] = (), stop: Sequence[Step] = (),
+                max_body: int | None = None) -> web.Application:
+    """An app serving `routes`. `start` steps run in order when it starts, before it listens;
+    `stop` steps run in order when it stops, after it stopped listening. A step runs in the event
+    loop (wrap a blocking one in `blocking`); one that returns an awaitable is awaited. `max_body`
+    bounds request bodies (413 above it; aiohttp's default, 1 MiB, when None)."""
+    app = web.Application() if max_body is None else web.Application(client_max_size=max_body)
+    app.add_routes(list(routes))
+
+    async def run(steps: Sequence[Step]) -> None:
+        for step in steps:
+            result = step()
+            if inspect.isawaitable(result):
+                await result
+
+    async def on_startup(_app: web.Application) -> None:
+        await run(start)
+
+    async def on_cleanup(_app: web.Application) -> None:
+        await run(stop)
+
+    app.on_startup.append(on_startup)
+    app.on_cleanup.append(on_cleanup)
+    return app
+
+
+def blocking(fn: Callable[..., object], *args: Any) -> Callable[[], Awaitable[object]]:
+    """A step that calls `fn(*args)` in a worker thread, so the event loop keeps going meanwhile
+    (stopping a broker connection's thread waits for it to close)."""
+
+    def step() -> Awaitable[object]:
+        return asyncio.get_running_loop().run_in_executor(None, fn, *args)
+
+    return step
+
+
+class Periodic:
+    """Calls `fn` every `seconds` from `start()` until `stop()` (both steps for `application`); in a
+    worker thread when `in_thread`, else in the event loop. An exception from `fn` ends the repeats."""
+
+    def __init__(self, seconds: float, fn: Callable[[], object], *, in_thread: bool = False) -> None:
+        self.seconds, self.fn, self.in_thread = seconds, fn, in_thread
+        self._task: asyncio.Future[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.ensure_future(self._repeat())
+
+    def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+    async def _repeat(self) -> None:
+        while True:
+            if self.in_thread:
+                await asyncio.get_running_loop().run_in_executor(None, self.fn)
+            else:
+                self.fn()
+            await asyncio.sleep(self.seconds)
+
+
+def serve(doc: str | None, build: Callable[[ServiceConfig], web.Application]) -> None:
+    """A service program's whole life: its config from `--config PATH` (the first line of `doc`,
+    the program's docstring, is the usage text; a bad file exits 2), its app from `build`, served
+    on the config's host:port until SIGTERM or SIGINT (`run_app`)."""
+    config = load_from_argv(doc.splitlines()[0] if doc else "")
+    run_app(build(config), config.host, config.port)

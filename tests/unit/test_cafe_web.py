@@ -1,0 +1,86 @@
+"""cafe.web's service life without a process: `application` runs its start steps before it serves
+and its stop steps after, in order (awaiting what returns an awaitable); `blocking` runs off the
+event loop; `Periodic` repeats until stopped; `max_body` bounds bodies; `serve` exits 2 on a bad
+config before anything listens."""
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from cafe.web import MAX_BODY, Periodic, application, blocking
+
+
+def test_start_steps_run_before_serving_and_stop_steps_after_in_order() -> None:
+    log: list[str] = []
+    threads: list[str] = []
+
+    async def ping(request: web.Request) -> web.Response:
+        log.append("request")
+        return web.json_response({"ok": True})
+
+    async def opened() -> None:
+        log.append("start 2 (awaited)")
+
+    def joined() -> None:
+        threads.append(threading.current_thread().name)
+        log.append("stop 1 (in a thread)")
+
+    app = application([web.get("/ping", ping)], start=[lambda: log.append("start 1"), opened],
+                      stop=[blocking(joined), lambda: log.append("stop 2")])
+
+    async def run() -> None:
+        async with TestClient(TestServer(app)) as client:
+            assert (await client.get("/ping")).status == 200
+
+    asyncio.run(run())
+    assert log == ["start 1", "start 2 (awaited)", "request", "stop 1 (in a thread)", "stop 2"]
+    assert threads and threads[0] != threading.main_thread().name
+
+
+def test_max_body_bounds_request_bodies() -> None:
+    async def echo(request: web.Request) -> web.Response:
+        return web.json_response({"bytes": len(await request.read())})
+
+    async def post(app: web.Application, size: int) -> int:
+        async with TestClient(TestServer(app)) as client:
+            return (await client.post("/echo", data=b"x" * size)).status
+
+    body = MAX_BODY + 1
+    assert asyncio.run(post(application([web.post("/echo", echo)], max_body=MAX_BODY), body)) == 413
+    assert asyncio.run(post(application([web.post("/echo", echo)]), body)) == 200   # aiohttp's 1 MiB
+
+
+@pytest.mark.parametrize("in_thread", [False, True])
+def test_periodic_calls_at_once_then_every_interval_until_stopped(in_thread: bool) -> None:
+    calls: list[str] = []
+    repeat = Periodic(0.02, lambda: calls.append(threading.current_thread().name), in_thread=in_thread)
+
+    async def run() -> int:
+        repeat.start()
+        await asyncio.sleep(0.11)
+        repeat.stop()
+        seen = len(calls)
+        await asyncio.sleep(0.06)
+        return seen
+
+    seen = asyncio.run(run())
+    assert 3 <= seen == len(calls), calls                                   # stopped: no more calls
+    assert (calls[0] != threading.main_thread().name) is in_thread
+
+
+def test_serve_exits_2_naming_the_file_when_the_config_is_bad(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"name": "x"}')
+    code = "import sys; from cafe.web import serve; serve('Some service: does things.', None)"
+    proc = subprocess.run([sys.executable, "-c", code, "--config", str(bad)], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 2 and str(bad) in proc.stderr
+    proc = subprocess.run([sys.executable, "-c", code, "--help"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and "Some service: does things." in proc.stdout
