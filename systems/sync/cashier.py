@@ -26,16 +26,17 @@ import asyncio
 import itertools
 import json
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
 from aiohttp import web
 
-from cafe.config import ServiceConfig, load_from_argv
+from cafe.config import ServiceConfig
 from cafe.menu import load_menu
-from cafe.orders import OrderRejected, parse_order
+from cafe.orders import OrderRejected, OrderRequest, parse_order
 from cafe.store import Database, now
-from cafe.web import MAX_BODY, error, paging, read_body, run_app
+from cafe.web import MAX_BODY, application, error, paging, read_body, serve
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS orders (
@@ -112,90 +113,108 @@ def parse_baristas(body: bytes) -> list[tuple[str, str]]:
     return members
 
 
-def build_app(config: ServiceConfig) -> web.Application:
-    if not config.barista_urls:
-        raise SystemExit(f"{config.name}: barista_urls is empty: the cashier needs a barista")
-    db = Database(config.db, SCHEMA)
-    menu = load_menu(config.menu)
-    tills = asyncio.Semaphore(config.capacity)
-    baristas = Baristas([(f"barista-{i}", url) for i, url in enumerate(config.barista_urls, start=1)])
-    state = {"in_flight": 0, "waiting": 0, "replayed": 0}
-    session: dict[str, aiohttp.ClientSession] = {}
-    attempts: dict[str, asyncio.Future[tuple[int, dict[str, Any]]]] = {}   # idempotency key -> attempt
+Answer = tuple[int, dict[str, Any]]   # (HTTP status for the customer, JSON body)
+BrewCall = Callable[[str, dict[str, Any]], Awaitable[Answer]]
 
-    async def call_barista(order_id: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-        """(HTTP status for the customer, outcome fields) of one brew call."""
-        name, url = baristas.acquire()
+
+class BaristaClient:
+    """Brew calls to the least-busy barista of `baristas` over HTTP. `brew(order_id, body)` answers
+    (status for the customer, outcome): 201 {"status": "served", "barista", "brew_id"}; else
+    {"status": "failed", "error"} with 504 (no answer within `timeout_s`), 503 (no barista reachable)
+    or 502 (the barista answered with an error). Between `open()` and `close()` only."""
+
+    def __init__(self, baristas: Baristas, timeout_s: float) -> None:
+        self.baristas, self.timeout_s = baristas, timeout_s
+        self.session: aiohttp.ClientSession | None = None
+
+    def open(self) -> None:
+        self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+
+    async def close(self) -> None:
+        if self.session is not None:
+            await self.session.close()
+
+    async def brew(self, order_id: str, body: dict[str, Any]) -> Answer:
+        name, url = self.baristas.acquire()
         try:
-            return await brew_at(url, order_id, body)
+            return await self._brew_at(url, order_id, body)
         finally:
-            baristas.release(name)
+            self.baristas.release(name)
 
-    async def brew_at(url: str, order_id: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-        timeout = aiohttp.ClientTimeout(total=config.barista_timeout_s)
+    async def _brew_at(self, url: str, order_id: str, body: dict[str, Any]) -> Answer:
+        assert self.session is not None, "BaristaClient used before open()"
+        timeout = aiohttp.ClientTimeout(total=self.timeout_s)
         try:
-            async with session["http"].post(f"{url}/brews", json={"orderId": order_id, **body},
-                                            timeout=timeout) as resp:
+            async with self.session.post(f"{url}/brews", json={"orderId": order_id, **body},
+                                         timeout=timeout) as resp:
                 data = await resp.json(content_type=None)
                 if resp.status == 201:
                     return 201, {"status": "served", "barista": data["barista"], "brew_id": data["brew_id"]}
                 return 502, {"status": "failed", "error": f"barista answered {resp.status}: {data}"}
         except TimeoutError:
-            return 504, {"status": "failed", "error": f"barista timeout after {config.barista_timeout_s}s"}
+            return 504, {"status": "failed", "error": f"barista timeout after {self.timeout_s}s"}
         except (aiohttp.ClientError, ValueError, KeyError) as exc:
             return 503, {"status": "failed", "error": f"barista unavailable: {exc.__class__.__name__}: {exc}"}
 
-    async def place_order(request: web.Request) -> web.Response:
-        received = now()
-        body = await read_body(request)
-        try:
-            order = parse_order(body, menu)
-        except OrderRejected as exc:
-            return web.json_response(exc.as_json(), status=400)
-        key = request.headers.get("Idempotency-Key") if config.idempotency else None
+
+class Cashier:
+    """Takes orders: a line of at most `queue_limit` waiting customers, `capacity` tills, one `brew`
+    call per order, and every taken order's outcome stored in `db` (SCHEMA). Event loop only.
+
+    `place(order, received, key)` answers (HTTP status, body): 429 when the line is full (nothing
+    stored, "taken": false); else the brew call's status with the stored record (201), or with
+    {"error", "order": record}. With an Idempotency-Key: a retry while the first attempt is in
+    progress gets that attempt's answer; a served order is answered again (201, "replayed": true)
+    without a brew call; a failed one is tried again under the same order id and its row replaced
+    (a new seq). Without a key every call is a new order."""
+
+    def __init__(self, db: Database, brew: BrewCall, *, capacity: int, queue_limit: int) -> None:
+        self.db, self.brew, self.queue_limit = db, brew, queue_limit
+        self.tills = asyncio.Semaphore(capacity)
+        self.state = {"in_flight": 0, "waiting": 0, "replayed": 0}
+        self.attempts: dict[str, asyncio.Future[Answer]] = {}   # idempotency key -> attempt in progress
+
+    async def place(self, order: OrderRequest, received: float, key: str | None) -> Answer:
         if key is None:
-            return answer(*await take_order(order, received, str(uuid.uuid4()), None, replaces=False))
-        if key in attempts:  # the first attempt is still in progress: its answer is ours
-            state["replayed"] += 1
-            return answer(*await asyncio.shield(attempts[key]))
-        earlier = db.query("SELECT * FROM orders WHERE idempotency_key = ?", (key,))
+            return await self.take(order, received, str(uuid.uuid4()), None, replaces=False)
+        if key in self.attempts:  # the first attempt is still in progress: its answer is ours
+            self.state["replayed"] += 1
+            return await asyncio.shield(self.attempts[key])
+        earlier = self.db.query("SELECT * FROM orders WHERE idempotency_key = ?", (key,))
         if earlier and earlier[0]["status"] == "served":
-            state["replayed"] += 1
-            return web.json_response({**earlier[0], "replayed": True}, status=201)
+            self.state["replayed"] += 1
+            return 201, {**earlier[0], "replayed": True}
         order_id = earlier[0]["id"] if earlier else str(uuid.uuid4())
-        attempt = asyncio.ensure_future(take_order(order, received, order_id, key, replaces=bool(earlier)))
-        attempts[key] = attempt
+        attempt = asyncio.ensure_future(self.take(order, received, order_id, key, replaces=bool(earlier)))
+        self.attempts[key] = attempt
         try:
-            return answer(*await asyncio.shield(attempt))
+            return await asyncio.shield(attempt)
         finally:
             if attempt.done():
-                attempts.pop(key, None)
+                self.attempts.pop(key, None)
             else:
-                attempt.add_done_callback(lambda _f: attempts.pop(key, None))
+                attempt.add_done_callback(lambda _f: self.attempts.pop(key, None))
 
-    def answer(status: int, payload: dict[str, Any]) -> web.Response:
-        return web.json_response(payload, status=status)
-
-    async def take_order(order: Any, received: float, order_id: str, key: str | None, *,
-                         replaces: bool) -> tuple[int, dict[str, Any]]:
-        """Take one order under `order_id`: (HTTP status, answer body)."""
-        if state["waiting"] >= config.queue_limit:   # refused, nothing stored: say so (429, not 5xx)
-            return 429, {"error": "cashier line is full", "waiting": state["waiting"], "taken": False}
-        state["waiting"] += 1
+    async def take(self, order: OrderRequest, received: float, order_id: str, key: str | None, *,
+                   replaces: bool) -> Answer:
+        """Take one order under `order_id` (replacing its row when `replaces`): (HTTP status, body)."""
+        if self.state["waiting"] >= self.queue_limit:   # refused, nothing stored: say so (429, not 5xx)
+            return 429, {"error": "cashier line is full", "waiting": self.state["waiting"], "taken": False}
+        self.state["waiting"] += 1
         try:
-            await tills.acquire()
+            await self.tills.acquire()
         finally:
-            state["waiting"] -= 1
-        state["in_flight"] += 1
+            self.state["waiting"] -= 1
+        self.state["in_flight"] += 1
         try:
-            status, outcome = await call_barista(order_id, order.to_dict())
+            status, outcome = await self.brew(order_id, order.to_dict())
         finally:
-            state["in_flight"] -= 1
-            tills.release()
+            self.state["in_flight"] -= 1
+            self.tills.release()
         record = {"id": order_id, **order.to_dict(), "idempotency_key": key, "status": outcome["status"],
                   "error": outcome.get("error"), "barista": outcome.get("barista"),
                   "brew_id": outcome.get("brew_id"), "received_at": received, "completed_at": now()}
-        with db.transaction() as tx:
+        with self.db.transaction() as tx:
             if replaces:
                 tx.execute("DELETE FROM orders WHERE id = ?", (order_id,))
             tx.execute(
@@ -206,11 +225,36 @@ def build_app(config: ServiceConfig) -> web.Application:
             return status, {"error": record["error"], "order": record}
         return 201, record
 
+    def order(self, order_id: str) -> dict[str, Any] | None:
+        rows = self.db.query("SELECT * FROM orders WHERE id = ?", (order_id,))
+        return rows[0] if rows else None
+
+
+def build_app(config: ServiceConfig) -> web.Application:
+    if not config.barista_urls:
+        raise SystemExit(f"{config.name}: barista_urls is empty: the cashier needs a barista")
+    db = Database(config.db, SCHEMA)
+    menu = load_menu(config.menu)
+    baristas = Baristas([(f"barista-{i}", url) for i, url in enumerate(config.barista_urls, start=1)])
+    client = BaristaClient(baristas, config.barista_timeout_s)
+    cashier = Cashier(db, client.brew, capacity=config.capacity, queue_limit=config.queue_limit)
+
+    async def place_order(request: web.Request) -> web.Response:
+        received = now()
+        body = await read_body(request)
+        try:
+            order = parse_order(body, menu)
+        except OrderRejected as exc:
+            return web.json_response(exc.as_json(), status=400)
+        key = request.headers.get("Idempotency-Key") if config.idempotency else None
+        status, answer = await cashier.place(order, received, key)
+        return web.json_response(answer, status=status)
+
     async def get_order(request: web.Request) -> web.Response:
-        rows = db.query("SELECT * FROM orders WHERE id = ?", (request.match_info["order_id"],))
-        if not rows:
+        record = cashier.order(request.match_info["order_id"])
+        if record is None:
             return error(404, "no such order", id=request.match_info["order_id"])
-        return web.json_response(rows[0])
+        return web.json_response(record)
 
     async def list_orders(request: web.Request) -> web.Response:
         after, limit = paging(request)
@@ -218,7 +262,7 @@ def build_app(config: ServiceConfig) -> web.Application:
 
     async def health(request: web.Request) -> web.Response:
         return web.json_response({"status": "ok", "service": "cashier", "name": config.name,
-                                  "capacity": config.capacity, **state, "baristas": baristas.calls()})
+                                  "capacity": config.capacity, **cashier.state, "baristas": baristas.calls()})
 
     async def get_baristas(request: web.Request) -> web.Response:
         return web.json_response({"baristas": baristas.members(), "calls": baristas.calls()})
@@ -231,26 +275,11 @@ def build_app(config: ServiceConfig) -> web.Application:
         baristas.replace(members)
         return web.json_response({"baristas": baristas.members(), "calls": baristas.calls()})
 
-    async def open_session(_app: web.Application) -> None:
-        session["http"] = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
-
-    async def close(_app: web.Application) -> None:
-        await session["http"].close()
-        db.close()
-
-    app = web.Application(client_max_size=MAX_BODY)
-    app.add_routes([web.post("/orders", place_order), web.get("/orders", list_orders),
-                    web.get("/orders/{order_id}", get_order), web.get("/health", health),
-                    web.get("/baristas", get_baristas), web.put("/baristas", put_baristas)])
-    app.on_startup.append(open_session)
-    app.on_cleanup.append(close)
-    return app
-
-
-def main() -> None:
-    config = load_from_argv(__doc__.splitlines()[0])
-    run_app(build_app(config), config.host, config.port)
+    return application([web.post("/orders", place_order), web.get("/orders", list_orders),
+                        web.get("/orders/{order_id}", get_order), web.get("/health", health),
+                        web.get("/baristas", get_baristas), web.put("/baristas", put_baristas)],
+                       start=[client.open], stop=[client.close, db.close], max_body=MAX_BODY)
 
 
 if __name__ == "__main__":
-    main()
+    serve(__doc__, build_app)
