@@ -17,7 +17,6 @@ Run: python systems/async/barista.py --config FILE.json
 """
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import signal
@@ -31,11 +30,11 @@ from aiohttp import web
 from cafe import claims as claims_mod
 from cafe import hooks as fault_hooks
 from cafe.amqp import Consumer, Delivery
-from cafe.config import ServiceConfig, load_from_argv
+from cafe.config import ServiceConfig
 from cafe.events import Event, InvalidEvent, decode, new_event
 from cafe.store import Database, now
 from cafe.topology import ORDERS_QUEUE
-from cafe.web import paging, run_app
+from cafe.web import Periodic, application, blocking, paging, serve
 
 log = logging.getLogger("cafe.barista")
 EVENT_NS = uuid.UUID("7f1c6a52-3b0e-4d0c-9a55-2f4f1c0de001")
@@ -225,32 +224,14 @@ def build_app(config: ServiceConfig) -> web.Application:
             "held": barista.consumer.pending, "disconnects": barista.consumer.disconnects,
             "hooks": barista.hooks.state(), **barista.stats})
 
-    async def heartbeat() -> None:   # claims of a killed or frozen replica go stale (cafe/claims.py)
-        while True:
-            await asyncio.get_running_loop().run_in_executor(None, barista.claims.beat)
-            await asyncio.sleep(claims_mod.BEAT_S)
-
-    async def start(app: web.Application) -> None:
-        barista.claims.beat()
-        app["heartbeat"] = asyncio.ensure_future(heartbeat())
-        barista.consumer.start()
-
-    async def stop(app: web.Application) -> None:
-        app["heartbeat"].cancel()
-        await asyncio.get_running_loop().run_in_executor(None, barista.close)
-
-    app = web.Application()
-    app.add_routes([web.get("/brews", brews), web.get("/redeliveries", redeliveries), web.get("/health", health),
-                    *fault_hooks.routes(barista.hooks, ("crash_before_ack", "silent"))])
-    app.on_startup.append(start)
-    app.on_cleanup.append(stop)
-    return app
-
-
-def main() -> None:
-    config = load_from_argv(__doc__.splitlines()[0])
-    run_app(build_app(config), config.host, config.port)
+    # claims of a killed or frozen replica go stale (cafe/claims.py): say this one is alive
+    heartbeat = Periodic(claims_mod.BEAT_S, barista.claims.beat, in_thread=True)
+    return application(
+        [web.get("/brews", brews), web.get("/redeliveries", redeliveries), web.get("/health", health),
+         *fault_hooks.routes(barista.hooks, ("crash_before_ack", "silent"))],
+        start=[barista.claims.beat, heartbeat.start, barista.consumer.start],
+        stop=[heartbeat.stop, blocking(barista.close)])
 
 
 if __name__ == "__main__":
-    main()
+    serve(__doc__, build_app)

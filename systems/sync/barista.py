@@ -22,11 +22,11 @@ from aiohttp import web
 
 from cafe import claims as claims_mod
 from cafe import hooks as fault_hooks
-from cafe.config import ServiceConfig, load_from_argv
+from cafe.config import ServiceConfig
 from cafe.menu import load_menu
-from cafe.orders import OrderRejected, parse_order
+from cafe.orders import OrderRejected, OrderRequest, parse_order
 from cafe.store import Database, now
-from cafe.web import MAX_BODY, error, paging, read_body, run_app
+from cafe.web import MAX_BODY, Periodic, application, error, paging, read_body, serve
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS brews (
@@ -45,19 +45,103 @@ CREATE INDEX IF NOT EXISTS brews_order ON brews (order_id);
 """ + claims_mod.SCHEMA
 
 
+class Barista:
+    """One replica's brewing, independent of HTTP (event loop only). `brew(order, order_id)` answers
+    the brew record of `order_id`: brewed now (at most `brewers` at once, the others waiting for
+    hands), or, with idempotency on, the earlier brew of that order id: one in progress here
+    (joined), one recorded in `db`, or one the live replica holding the claim makes (waited for).
+    Every brew made is recorded in `db` (SCHEMA). While `hooks.silent`, a brew request is held and
+    not answered."""
+
+    def __init__(self, config: ServiceConfig, db: Database) -> None:
+        self.config, self.db = config, db
+        self.claims = claims_mod.Claims(db, config.name)
+        self.hooks = fault_hooks.Hooks()
+        self.hands = asyncio.Semaphore(config.brewers)
+        self.state = {"brewing": 0, "waiting": 0, "held_silently": 0, "duplicates_skipped": 0, "started": 0,
+                      "waited_for_claims": 0}
+        self.brewing: dict[str, asyncio.Future[dict[str, Any]]] = {}   # order id -> brew in progress
+
+    async def brew(self, order: OrderRequest, order_id: str) -> dict[str, Any]:
+        if self.hooks.silent:  # a broken barista: the call is taken and never answered while armed
+            self.state["held_silently"] += 1
+            while self.hooks.silent:
+                await asyncio.sleep(0.1)
+        if not self.config.idempotency:
+            return await self.make(order, order_id)
+        if order_id in self.brewing:
+            self.state["duplicates_skipped"] += 1
+            return await asyncio.shield(self.brewing[order_id])
+        earlier = await self.claimed(order_id)
+        if earlier is not None:
+            self.state["duplicates_skipped"] += 1
+            return earlier
+        job = asyncio.ensure_future(self.make(order, order_id))
+        self.brewing[order_id] = job
+
+        def done(_f: object) -> None:
+            self.brewing.pop(order_id, None)
+            self.claims.release(order_id)
+
+        job.add_done_callback(done)
+        return await asyncio.shield(job)
+
+    def earlier_brew(self, order_id: str) -> dict[str, Any] | None:
+        rows = self.db.query("SELECT * FROM brews WHERE order_id = ? ORDER BY seq LIMIT 1", (order_id,))
+        return rows[0] if rows else None
+
+    async def claimed(self, order_id: str) -> dict[str, Any] | None:
+        """None once this replica holds the claim on `order_id` (it may brew); the brew record when
+        the order was brewed, here or by the live replica that holds the claim (waited for)."""
+        waited = False
+        while True:
+            earlier = self.earlier_brew(order_id)
+            if earlier is not None:
+                return earlier
+            if self.claims.claim(order_id):
+                earlier = self.earlier_brew(order_id)   # the previous claimant may have just finished
+                if earlier is not None:
+                    self.claims.release(order_id)
+                return earlier
+            if not waited:
+                self.state["waited_for_claims"] += 1
+                waited = True
+            await asyncio.sleep(claims_mod.WAIT_POLL_S)
+
+    async def make(self, order: OrderRequest, order_id: str) -> dict[str, Any]:
+        """Brew `order` (waiting for free hands) and record it; the brew record."""
+        brew_ms = self.config.brew.sample(order.ref or order_id)
+        self.state["waiting"] += 1
+        try:
+            await self.hands.acquire()
+        finally:
+            self.state["waiting"] -= 1
+        self.state["brewing"] += 1
+        self.state["started"] += 1
+        try:
+            started = now()
+            await asyncio.sleep(brew_ms / 1000)
+            record = {
+                "brew_id": str(uuid.uuid4()), "order_id": order_id, "ref": order.ref,
+                "product": order.product, "size": order.size, "barista": self.config.name,
+                "brew_ms": brew_ms, "started_at": started, "brewed_at": now(),
+            }
+            with self.db.transaction() as tx:
+                tx.execute(
+                    "INSERT INTO brews (brew_id, order_id, ref, product, size, barista, brew_ms,"
+                    " started_at, brewed_at) VALUES (:brew_id, :order_id, :ref, :product, :size,"
+                    " :barista, :brew_ms, :started_at, :brewed_at)", record)
+        finally:
+            self.state["brewing"] -= 1
+            self.hands.release()
+        return record
+
+
 def build_app(config: ServiceConfig) -> web.Application:
     db = Database(config.db, SCHEMA)
-    claims = claims_mod.Claims(db, config.name)
     menu = load_menu(config.menu)
-    hands = asyncio.Semaphore(config.brewers)
-    state = {"brewing": 0, "waiting": 0, "held_silently": 0, "duplicates_skipped": 0, "started": 0,
-             "waited_for_claims": 0}
-    hooks = fault_hooks.Hooks()
-    brewing: dict[str, asyncio.Future[dict[str, Any]]] = {}   # order id -> brew in progress (idempotency)
-
-    def earlier_brew(order_id: str) -> dict[str, Any] | None:
-        rows = db.query("SELECT * FROM brews WHERE order_id = ? ORDER BY seq LIMIT 1", (order_id,))
-        return rows[0] if rows else None
+    barista = Barista(config, db)
+    heartbeat = Periodic(claims_mod.BEAT_S, barista.claims.beat)
 
     async def brew(request: web.Request) -> web.Response:
         body = await read_body(request)
@@ -72,74 +156,7 @@ def build_app(config: ServiceConfig) -> web.Application:
             order = parse_order(json.dumps(data).encode(), menu)
         except OrderRejected as exc:
             return error(400, "invalid brew request", field=exc.field, detail=exc.message)
-        if hooks.silent:  # a broken barista: the call is taken and never answered while armed
-            state["held_silently"] += 1
-            while hooks.silent:
-                await asyncio.sleep(0.1)
-        if config.idempotency:
-            if order_id in brewing:
-                state["duplicates_skipped"] += 1
-                return web.json_response(await asyncio.shield(brewing[order_id]), status=201)
-            earlier = await claimed(order_id)
-            if earlier is not None:
-                state["duplicates_skipped"] += 1
-                return web.json_response(earlier, status=201)
-            job = asyncio.ensure_future(make(order, order_id))
-            brewing[order_id] = job
-
-            def done(_f: object) -> None:
-                brewing.pop(order_id, None)
-                claims.release(order_id)
-
-            job.add_done_callback(done)
-            return web.json_response(await asyncio.shield(job), status=201)
-        return web.json_response(await make(order, order_id), status=201)
-
-    async def claimed(order_id: str) -> dict[str, Any] | None:
-        """None once this replica holds the claim on `order_id` (it may brew); the brew record when
-        the order was brewed, here or by the live replica that holds the claim (waited for)."""
-        waited = False
-        while True:
-            earlier = earlier_brew(order_id)
-            if earlier is not None:
-                return earlier
-            if claims.claim(order_id):
-                earlier = earlier_brew(order_id)   # the previous claimant may have just finished
-                if earlier is not None:
-                    claims.release(order_id)
-                return earlier
-            if not waited:
-                state["waited_for_claims"] += 1
-                waited = True
-            await asyncio.sleep(claims_mod.WAIT_POLL_S)
-
-    async def make(order: Any, order_id: str) -> dict[str, Any]:
-        """Brew `order` (waiting for free hands) and record it; the brew record."""
-        brew_ms = config.brew.sample(order.ref or order_id)
-        state["waiting"] += 1
-        try:
-            await hands.acquire()
-        finally:
-            state["waiting"] -= 1
-        state["brewing"] += 1
-        state["started"] += 1
-        try:
-            started = now()
-            await asyncio.sleep(brew_ms / 1000)
-            record = {
-                "brew_id": str(uuid.uuid4()), "order_id": order_id, "ref": order.ref,
-                "product": order.product, "size": order.size, "barista": config.name,
-                "brew_ms": brew_ms, "started_at": started, "brewed_at": now(),
-            }
-            with db.transaction() as tx:
-                tx.execute(
-                    "INSERT INTO brews (brew_id, order_id, ref, product, size, barista, brew_ms,"
-                    " started_at, brewed_at) VALUES (:brew_id, :order_id, :ref, :product, :size,"
-                    " :barista, :brew_ms, :started_at, :brewed_at)", record)
-        finally:
-            state["brewing"] -= 1
-            hands.release()
-        return record
+        return web.json_response(await barista.brew(order, order_id), status=201)
 
     async def brews(request: web.Request) -> web.Response:
         after, limit = paging(request)
@@ -148,34 +165,14 @@ def build_app(config: ServiceConfig) -> web.Application:
     async def health(request: web.Request) -> web.Response:
         return web.json_response({"status": "ok", "service": "barista", "name": config.name,
                                   "brewers": config.brewers, "idempotency": config.idempotency,
-                                  "hooks": hooks.state(), **state})
+                                  "hooks": barista.hooks.state(), **barista.state})
 
-    app = web.Application(client_max_size=MAX_BODY)
-    app.add_routes([web.post("/brews", brew), web.get("/brews", brews), web.get("/health", health),
-                    *fault_hooks.routes(hooks, ("silent",))])
-
-    async def heartbeat() -> None:
-        while True:
-            claims.beat()
-            await asyncio.sleep(claims_mod.BEAT_S)
-
-    async def start_heartbeat(app: web.Application) -> None:
-        claims.beat()
-        app["heartbeat"] = asyncio.ensure_future(heartbeat())
-
-    async def close_db(app: web.Application) -> None:
-        app["heartbeat"].cancel()
-        db.close()
-
-    app.on_startup.append(start_heartbeat)
-    app.on_cleanup.append(close_db)
-    return app
-
-
-def main() -> None:
-    config = load_from_argv(__doc__.splitlines()[0])
-    run_app(build_app(config), config.host, config.port)
+    # claims of a killed or frozen replica go stale (cafe/claims.py): say this one is alive
+    return application([web.post("/brews", brew), web.get("/brews", brews), web.get("/health", health),
+                        *fault_hooks.routes(barista.hooks, ("silent",))],
+                       start=[barista.claims.beat, heartbeat.start], stop=[heartbeat.stop, db.close],
+                       max_body=MAX_BODY)
 
 
 if __name__ == "__main__":
-    main()
+    serve(__doc__, build_app)
