@@ -25,12 +25,12 @@ from aiohttp import web
 
 from cafe import hooks as fault_hooks
 from cafe.amqp import Connection, publish, publish_encoded
-from cafe.config import ServiceConfig, load_from_argv
+from cafe.config import ServiceConfig
 from cafe.events import Event, new_event
 from cafe.menu import load_menu
 from cafe.orders import OrderRejected, OrderRequest, parse_order
 from cafe.store import Database, now
-from cafe.web import MAX_BODY, error, paging, read_body, run_app
+from cafe.web import MAX_BODY, application, blocking, error, paging, read_body, serve
 
 log = logging.getLogger("cafe.orders")
 DIRECT_TIMEOUT_S = 5.0
@@ -62,13 +62,65 @@ CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (sent_at) WHERE sent_at IS N
 """
 
 
+Answer = tuple[int, dict[str, Any]]   # (HTTP status, JSON body)
+
+
+class OrderBook:
+    """The order service's database (SCHEMA): orders, and the outbox of events still to publish."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def add(self, order_id: str, order: OrderRequest, event: Event, received: float, *, outbox: bool,
+            key: str | None) -> dict[str, Any]:
+        """Store the order (and, when `outbox`, its event as a pending outbox row) in one transaction;
+        the order's record. sqlite3.IntegrityError (nothing stored) if `key` was used before."""
+        record = {"id": order_id, **order.to_dict(), "idempotency_key": key, "status": "accepted",
+                  "event_id": event.event_id, "received_at": received, "accepted_at": now()}
+        with self.db.transaction() as tx:
+            tx.execute(
+                "INSERT INTO orders (id, ref, product, size, customer, idempotency_key, status, event_id,"
+                " received_at, accepted_at) VALUES (:id, :ref, :product, :size, :customer, :idempotency_key,"
+                " :status, :event_id, :received_at, :accepted_at)", record)
+            if outbox:
+                tx.execute("INSERT INTO outbox (event_id, order_id, event_type, body, created_at)"
+                           " VALUES (?, ?, ?, ?, ?)", (event.event_id, order_id, event.event_type,
+                                                     event.encode(), record["accepted_at"]))
+        return record
+
+    def by_key(self, key: str | None) -> dict[str, Any] | None:
+        """The order stored under Idempotency-Key `key` (None for no key)."""
+        rows = self.db.query("SELECT * FROM orders WHERE idempotency_key = ?", (key,)) if key else []
+        return rows[0] if rows else None
+
+    def get(self, order_id: str) -> dict[str, Any] | None:
+        """The order with `published_at`: when its outbox row was sent (None if not yet, or direct)."""
+        rows = self.db.query("SELECT o.*, x.sent_at AS published_at FROM orders o LEFT JOIN outbox x"
+                             " ON x.event_id = o.event_id WHERE o.id = ?", (order_id,))
+        return rows[0] if rows else None
+
+    def pending(self, limit: int) -> list[dict[str, Any]]:
+        """Up to `limit` unsent outbox rows, oldest first: seq, event_id, event_type, body, ref."""
+        return self.db.query("SELECT x.seq, x.event_id, x.event_type, x.body, o.ref FROM outbox x LEFT JOIN"
+                             " orders o ON o.id = x.order_id WHERE x.sent_at IS NULL ORDER BY x.seq LIMIT ?",
+                             (limit,))
+
+    def pending_count(self) -> int:
+        return int(self.db.query("SELECT COUNT(*) AS n FROM outbox WHERE sent_at IS NULL")[0]["n"])
+
+    def mark_sent(self, seqs: list[int]) -> None:
+        """The outbox rows `seqs` were published (confirmed): they are not sent again."""
+        with self.db.transaction() as tx:
+            tx.executemany("UPDATE outbox SET sent_at = ? WHERE seq = ?", [(now(), s) for s in seqs])
+
+
 class Relay(Connection):
     """Publishes pending outbox rows (outbox mode) or requests' events (direct mode), confirmed."""
 
-    def __init__(self, config: ServiceConfig, db: Database, hooks: fault_hooks.Hooks) -> None:
+    def __init__(self, config: ServiceConfig, book: OrderBook, hooks: fault_hooks.Hooks) -> None:
         super().__init__(f"{config.name}-relay", config.amqp_url, heartbeat_s=config.heartbeat_s,
                          queue_type=config.queue_type, delivery_limit=config.delivery_limit)
-        self.config, self.db, self.hooks = config, db, hooks
+        self.config, self.book, self.hooks = config, book, hooks
         self.published = 0
 
     def on_tick(self, channel: Any) -> None:
@@ -76,12 +128,11 @@ class Relay(Connection):
             self.flush()
 
     def flush(self) -> None:
-        """Publish up to relay_batch pending outbox events, then mark them sent (at least once)."""
+        """Publish up to relay_batch pending outbox events in order, then mark sent those the broker
+        confirmed (at least once: the first one that fails, and all after it, stay pending)."""
         if self.channel is None:
             return
-        rows = self.db.query("SELECT x.seq, x.event_id, x.event_type, x.body, o.ref FROM outbox x LEFT JOIN orders o"
-                             " ON o.id = x.order_id WHERE x.sent_at IS NULL ORDER BY x.seq LIMIT ?",
-                             (self.config.relay_batch,))
+        rows = self.book.pending(self.config.relay_batch)
         sent: list[int] = []
         try:
             for row in rows:
@@ -91,8 +142,7 @@ class Relay(Connection):
                 sent.append(row["seq"])
         finally:
             if sent:
-                with self.db.transaction() as tx:
-                    tx.executemany("UPDATE outbox SET sent_at = ? WHERE seq = ?", [(now(), s) for s in sent])
+                self.book.mark_sent(sent)
                 self.published += len(sent)
 
     def publish_now(self, event: Event) -> concurrent.futures.Future[None]:
@@ -114,34 +164,52 @@ class Relay(Connection):
         return future
 
 
+class OrderDesk:
+    """Accepts orders: `accept(order, received, key)` answers (HTTP status, body).
+
+    A key already used answers its order again (202, "replayed": true), nothing new stored or
+    published. Else a new order id and its CoffeeOrdered event: in "outbox" mode the order and the
+    event are stored in one transaction and the relay is nudged (202: accepted, published later, at
+    least once); in "direct" mode the event is published first and the order stored only once the
+    broker confirmed it (504 no confirm within `DIRECT_TIMEOUT_S`, 503 broker unavailable: nothing
+    stored). A concurrent attempt with the same key that stored first wins: its order is answered."""
+
+    def __init__(self, book: OrderBook, relay: Relay, publish_mode: str) -> None:
+        self.book, self.relay, self.publish_mode = book, relay, publish_mode
+
+    async def accept(self, order: OrderRequest, received: float, key: str | None) -> Answer:
+        earlier = self.book.by_key(key)
+        if earlier is not None:  # a retry: the order its first attempt created
+            return 202, {**earlier, "replayed": True}
+        order_id = str(uuid.uuid4())
+        event = new_event("CoffeeOrdered", order_id, order.to_dict())
+        if self.publish_mode == "outbox":
+            try:
+                record = self.book.add(order_id, order, event, received, outbox=True, key=key)
+            except sqlite3.IntegrityError:  # the same key, concurrently: the other attempt won
+                return 202, {**(self.book.by_key(key) or {}), "replayed": True}
+            self.relay.call_soon(self.relay.flush)
+        else:
+            try:
+                await asyncio.wait_for(asyncio.wrap_future(self.relay.publish_now(event)), DIRECT_TIMEOUT_S)
+            except TimeoutError:
+                return 504, {"error": "broker did not confirm the order in time", "id": order_id}
+            except Exception as exc:
+                return 503, {"error": f"broker unavailable: {exc.__class__.__name__}: {exc}", "id": order_id}
+            try:
+                record = self.book.add(order_id, order, event, received, outbox=False, key=key)
+            except sqlite3.IntegrityError:  # published twice: a concurrent retry (direct mode's race)
+                return 202, {**(self.book.by_key(key) or {}), "replayed": True}
+        return 202, record
+
+
 def build_app(config: ServiceConfig) -> web.Application:
     db = Database(config.db, SCHEMA)
     menu = load_menu(config.menu)
     hooks = fault_hooks.Hooks()
-    relay = Relay(config, db, hooks)
-
-    def ordered_event(order_id: str, order: OrderRequest) -> Event:
-        return new_event("CoffeeOrdered", order_id, order.to_dict())
-
-    def store(order_id: str, order: OrderRequest, event: Event, received: float, outbox: bool,
-              key: str | None) -> dict[str, Any]:
-        """Insert the order (and its outbox event); sqlite3.IntegrityError if `key` was used before."""
-        record = {"id": order_id, **order.to_dict(), "idempotency_key": key, "status": "accepted",
-                  "event_id": event.event_id, "received_at": received, "accepted_at": now()}
-        with db.transaction() as tx:
-            tx.execute(
-                "INSERT INTO orders (id, ref, product, size, customer, idempotency_key, status, event_id,"
-                " received_at, accepted_at) VALUES (:id, :ref, :product, :size, :customer, :idempotency_key,"
-                " :status, :event_id, :received_at, :accepted_at)", record)
-            if outbox:
-                tx.execute("INSERT INTO outbox (event_id, order_id, event_type, body, created_at)"
-                           " VALUES (?, ?, ?, ?, ?)", (event.event_id, order_id, event.event_type,
-                                                     event.encode(), record["accepted_at"]))
-        return record
-
-    def by_key(key: str | None) -> dict[str, Any] | None:
-        rows = db.query("SELECT * FROM orders WHERE idempotency_key = ?", (key,)) if key else []
-        return rows[0] if rows else None
+    book = OrderBook(db)
+    relay = Relay(config, book, hooks)
+    desk = OrderDesk(book, relay, config.publish_mode)
 
     async def place_order(request: web.Request) -> web.Response:
         received = now()
@@ -151,68 +219,30 @@ def build_app(config: ServiceConfig) -> web.Application:
         except OrderRejected as exc:
             return web.json_response(exc.as_json(), status=400)
         key = request.headers.get("Idempotency-Key") if config.idempotency else None
-        earlier = by_key(key)
-        if earlier is not None:  # a retry: the order its first attempt created
-            return web.json_response({**earlier, "replayed": True}, status=202)
-        order_id = str(uuid.uuid4())
-        event = ordered_event(order_id, order)
-        if config.publish_mode == "outbox":
-            try:
-                record = store(order_id, order, event, received, outbox=True, key=key)
-            except sqlite3.IntegrityError:  # the same key, concurrently: the other attempt won
-                return web.json_response({**(by_key(key) or {}), "replayed": True}, status=202)
-            relay.call_soon(relay.flush)
-        else:
-            try:
-                await asyncio.wait_for(asyncio.wrap_future(relay.publish_now(event)), DIRECT_TIMEOUT_S)
-            except TimeoutError:
-                return error(504, "broker did not confirm the order in time", id=order_id)
-            except Exception as exc:
-                return error(503, f"broker unavailable: {exc.__class__.__name__}: {exc}", id=order_id)
-            try:
-                record = store(order_id, order, event, received, outbox=False, key=key)
-            except sqlite3.IntegrityError:  # published twice: a concurrent retry (direct mode's race)
-                return web.json_response({**(by_key(key) or {}), "replayed": True}, status=202)
-        return web.json_response(record, status=202)
+        status, answer = await desk.accept(order, received, key)
+        return web.json_response(answer, status=status)
 
     async def get_order(request: web.Request) -> web.Response:
-        rows = db.query("SELECT o.*, x.sent_at AS published_at FROM orders o LEFT JOIN outbox x"
-                        " ON x.event_id = o.event_id WHERE o.id = ?", (request.match_info["order_id"],))
-        if not rows:
+        record = book.get(request.match_info["order_id"])
+        if record is None:
             return error(404, "no such order", id=request.match_info["order_id"])
-        return web.json_response(rows[0])
+        return web.json_response(record)
 
     async def list_orders(request: web.Request) -> web.Response:
         after, limit = paging(request)
         return web.json_response(db.page("orders", after, limit))
 
     async def health(request: web.Request) -> web.Response:
-        pending = db.query("SELECT COUNT(*) AS n FROM outbox WHERE sent_at IS NULL")[0]["n"]
         return web.json_response({"status": "ok", "service": "orders", "name": config.name,
                                   "broker": "connected" if relay.connected.is_set() else "disconnected",
-                                  "publish_mode": config.publish_mode, "outbox_pending": pending,
+                                  "publish_mode": config.publish_mode, "outbox_pending": book.pending_count(),
                                   "published": relay.published, "hooks": hooks.state()})
 
-    async def start_relay(_app: web.Application) -> None:
-        relay.start()
-
-    async def stop_relay(_app: web.Application) -> None:
-        await asyncio.get_running_loop().run_in_executor(None, relay.stop)
-        db.close()
-
-    app = web.Application(client_max_size=MAX_BODY)
-    app.add_routes([web.post("/orders", place_order), web.get("/orders", list_orders),
-                    web.get("/orders/{order_id}", get_order), web.get("/health", health),
-                    *fault_hooks.routes(hooks, ("duplicate_publish",))])
-    app.on_startup.append(start_relay)
-    app.on_cleanup.append(stop_relay)
-    return app
-
-
-def main() -> None:
-    config = load_from_argv(__doc__.splitlines()[0])
-    run_app(build_app(config), config.host, config.port)
+    return application([web.post("/orders", place_order), web.get("/orders", list_orders),
+                        web.get("/orders/{order_id}", get_order), web.get("/health", health),
+                        *fault_hooks.routes(hooks, ("duplicate_publish",))],
+                       start=[relay.start], stop=[blocking(relay.stop), db.close], max_body=MAX_BODY)
 
 
 if __name__ == "__main__":
-    main()
+    serve(__doc__, build_app)
