@@ -8,7 +8,6 @@ Run: python systems/async/waiter.py --config FILE.json
 """
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
 from typing import Any
@@ -17,11 +16,11 @@ from aiohttp import web
 
 from cafe import feed
 from cafe.amqp import Consumer, Delivery
-from cafe.config import ServiceConfig, load_from_argv
+from cafe.config import ServiceConfig
 from cafe.events import InvalidEvent, decode, new_event
 from cafe.store import Database, now
 from cafe.topology import BREWED_QUEUE
-from cafe.web import error, paging, run_app
+from cafe.web import application, blocking, error, paging, serve
 
 
 def served_entry(row: dict[str, Any]) -> dict[str, Any]:
@@ -52,46 +51,56 @@ CREATE INDEX IF NOT EXISTS served_order ON served (order_id);
 """
 
 
-def build_app(config: ServiceConfig) -> web.Application:
-    db = Database(config.db, SCHEMA)
-    stats = {"served": 0, "duplicates_skipped": 0, "dead_lettered": 0}
+class Waiter:
+    """Serves brewed coffees, independent of HTTP: for each CoffeeBrewed delivered, records a serving
+    in `db` (SCHEMA), then publishes CoffeeServed and acks (in the consumer's thread). With
+    idempotency on, an order already served is not served again: its CoffeeServed is published again
+    with the same eventId. A message that is not a valid CoffeeBrewed is dead-lettered."""
 
-    def on_delivery(delivery: Delivery) -> None:
+    def __init__(self, config: ServiceConfig, db: Database) -> None:
+        self.config, self.db = config, db
+        self.stats = {"served": 0, "duplicates_skipped": 0, "dead_lettered": 0}
+        self.consumer = Consumer(f"{config.name}-consumer", config.amqp_url, BREWED_QUEUE, self.on_delivery,
+                                 prefetch=config.prefetch, heartbeat_s=config.heartbeat_s,
+                                 queue_type=config.queue_type, delivery_limit=config.delivery_limit)
+
+    def on_delivery(self, delivery: Delivery) -> None:
         try:
             event = decode(delivery.body)
             if event.event_type != "CoffeeBrewed":
                 raise InvalidEvent(f"eventType: waiter consumes CoffeeBrewed, got {event.event_type}")
         except InvalidEvent as exc:
             log.warning("dead-lettering an invalid message: %s", exc)
-            stats["dead_lettered"] += 1
-            consumer.reject(delivery, requeue=False)
+            self.stats["dead_lettered"] += 1
+            self.consumer.reject(delivery, requeue=False)
             return
         p = event.payload
-        with db.transaction() as tx:
+        with self.db.transaction() as tx:
             seen = tx.execute("SELECT serve_id FROM served WHERE order_id = ? LIMIT 1",
-                              (event.order_id,)).fetchone() if config.idempotency else None
+                              (event.order_id,)).fetchone() if self.config.idempotency else None
             if seen is None:
                 serve_id = str(uuid.uuid4())
                 tx.execute(
                     "INSERT INTO served (serve_id, order_id, ref, customer, product, size, waiter, brew_id,"
                     " brewed_event_id, redelivered, served_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (serve_id, event.order_id, p.get("ref"), p.get("customer"), p["product"], p["size"], config.name,
-                     p["brewId"], event.event_id, int(delivery.redelivered), now()))
-                stats["served"] += 1
+                    (serve_id, event.order_id, p.get("ref"), p.get("customer"), p["product"], p["size"],
+                     self.config.name, p["brewId"], event.event_id, int(delivery.redelivered), now()))
+                self.stats["served"] += 1
             else:
                 serve_id = seen[0]
-                stats["duplicates_skipped"] += 1
+                self.stats["duplicates_skipped"] += 1
         served = new_event("CoffeeServed", event.order_id, {
             "product": p["product"], "size": p["size"], "ref": p.get("ref"), "customer": p.get("customer"),
-            "waiter": config.name, "brewId": p["brewId"]}, event_id=str(uuid.uuid5(EVENT_NS, serve_id)))
+            "waiter": self.config.name, "brewId": p["brewId"]}, event_id=str(uuid.uuid5(EVENT_NS, serve_id)))
         try:
-            consumer.ack(delivery, then_publish=served)
+            self.consumer.ack(delivery, then_publish=served)
         except Exception as exc:  # publish refused: the delivery comes back and is deduplicated
             log.warning("could not publish CoffeeServed for %s: %s", event.order_id, exc)
 
-    consumer = Consumer(f"{config.name}-consumer", config.amqp_url, BREWED_QUEUE, on_delivery,
-                        prefetch=config.prefetch, heartbeat_s=config.heartbeat_s,
-                        queue_type=config.queue_type, delivery_limit=config.delivery_limit)
+
+def build_app(config: ServiceConfig) -> web.Application:
+    db = Database(config.db, SCHEMA)
+    waiter = Waiter(config, db)
 
     async def served(request: web.Request) -> web.Response:
         after, limit = paging(request)
@@ -123,28 +132,13 @@ def build_app(config: ServiceConfig) -> web.Application:
     async def health(request: web.Request) -> web.Response:
         return web.json_response({
             "status": "ok", "service": "waiter", "name": config.name,
-            "broker": "connected" if consumer.connected.is_set() else "disconnected",
-            "idempotency": config.idempotency, "disconnects": consumer.disconnects, **stats})
+            "broker": "connected" if waiter.consumer.connected.is_set() else "disconnected",
+            "idempotency": config.idempotency, "disconnects": waiter.consumer.disconnects, **waiter.stats})
 
-    async def start(_app: web.Application) -> None:
-        consumer.start()
-
-    async def stop(_app: web.Application) -> None:
-        await asyncio.get_running_loop().run_in_executor(None, consumer.stop)
-        db.close()
-
-    app = web.Application()
-    app.add_routes([web.get("/served", served), web.get("/feed", feed_current),
-                    web.get("/feed/{page}", feed_archive), web.get("/health", health)])
-    app.on_startup.append(start)
-    app.on_cleanup.append(stop)
-    return app
-
-
-def main() -> None:
-    config = load_from_argv(__doc__.splitlines()[0])
-    run_app(build_app(config), config.host, config.port)
+    return application([web.get("/served", served), web.get("/feed", feed_current),
+                        web.get("/feed/{page}", feed_archive), web.get("/health", health)],
+                       start=[waiter.consumer.start], stop=[blocking(waiter.consumer.stop), db.close])
 
 
 if __name__ == "__main__":
-    main()
+    serve(__doc__, build_app)
