@@ -8,18 +8,17 @@ Run: python systems/newcomers/bell.py --config FILE.json
 """
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
 from aiohttp import web
 
 from cafe.amqp import Consumer, Delivery
-from cafe.config import ServiceConfig, load_from_argv
+from cafe.config import ServiceConfig
 from cafe.events import InvalidEvent, decode
 from cafe.store import Database, now
 from cafe.topology import EXCHANGE, queue_arguments
-from cafe.web import paging, run_app
+from cafe.web import application, blocking, paging, serve
 
 log = logging.getLogger("cafe.bell")
 BELL_QUEUE = "bell.brewed"
@@ -82,24 +81,9 @@ def build_app(config: ServiceConfig) -> web.Application:
                                   "broker": "connected" if bell.connected.is_set() else "disconnected",
                                   "joined_at": bell.joined_at, **bell.stats})
 
-    async def start(_app: web.Application) -> None:
-        bell.start()
-
-    async def stop(_app: web.Application) -> None:
-        await asyncio.get_running_loop().run_in_executor(None, bell.stop)
-        db.close()
-
-    app = web.Application()
-    app.add_routes([web.get("/rings", rings), web.get("/health", health)])
-    app.on_startup.append(start)
-    app.on_cleanup.append(stop)
-    return app
-
-
-def main() -> None:
-    config = load_from_argv(__doc__.splitlines()[0])
-    run_app(build_app(config), config.host, config.port)
+    return application([web.get("/rings", rings), web.get("/health", health)],
+                       start=[bell.start], stop=[blocking(bell.stop), db.close])
 
 
 if __name__ == "__main__":
-    main()
+    serve(__doc__, build_app)

@@ -14,7 +14,6 @@ Run: python systems/newcomers/loyalty.py --config FILE.json
 """
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import threading
@@ -25,11 +24,11 @@ from urllib.parse import urljoin
 from aiohttp import web
 
 from cafe.amqp import Consumer, Delivery
-from cafe.config import ServiceConfig, load_from_argv
+from cafe.config import ServiceConfig
 from cafe.events import InvalidEvent, decode
 from cafe.store import Database, now
 from cafe.topology import EVENT_LOG
-from cafe.web import run_app
+from cafe.web import application, blocking, serve
 
 log = logging.getLogger("cafe.loyalty")
 
@@ -92,16 +91,29 @@ def http_json(url: str, timeout: float = 10.0) -> Any:
         return json.loads(resp.read())
 
 
-class PageReader(threading.Thread):
-    """Reads `GET {source_url}?after=&limit=` forward by seq (source "pages"), then polls. A row
-    earns a point when it has no `status` (a serving) or its status is "served" (a sync order)."""
+class Reader(threading.Thread):
+    """A thread that reads a source over HTTP into `ledger` until `finish()`. `caught_up` is set once
+    it has read to the end; `errors` counts failed reads (it waits `poll_s` and tries again)."""
 
-    def __init__(self, config: ServiceConfig, ledger: Ledger) -> None:
-        super().__init__(name="pages", daemon=True)
+    def __init__(self, name: str, config: ServiceConfig, ledger: Ledger) -> None:
+        super().__init__(name=name, daemon=True)
         self.config, self.ledger = config, ledger
         self.halt = threading.Event()
         self.caught_up = threading.Event()
         self.errors = 0
+
+    def finish(self, timeout: float = 10.0) -> None:
+        """Stop reading and wait (at most `timeout` s) for the thread to end."""
+        self.halt.set()
+        self.join(timeout)
+
+
+class PageReader(Reader):
+    """Reads `GET {source_url}?after=&limit=` forward by seq (source "pages"), then polls. A row
+    earns a point when it has no `status` (a serving) or its status is "served" (a sync order)."""
+
+    def __init__(self, config: ServiceConfig, ledger: Ledger) -> None:
+        super().__init__("pages", config, ledger)
 
     def run(self) -> None:
         after = self.ledger.position("after") or 0
@@ -124,16 +136,12 @@ class PageReader(threading.Thread):
                 self.halt.wait(self.config.poll_s)
 
 
-class FeedReader(threading.Thread):
+class FeedReader(Reader):
     """Reads the waiter's Atom-style feed (source "feed"): back along prev-archive to the page it
     remembers (page 1 at first), then forward along next-archive to the current page, then polls."""
 
     def __init__(self, config: ServiceConfig, ledger: Ledger) -> None:
-        super().__init__(name="feed", daemon=True)
-        self.config, self.ledger = config, ledger
-        self.halt = threading.Event()
-        self.caught_up = threading.Event()
-        self.errors = 0
+        super().__init__("feed", config, ledger)
         self.pages_read = 0
 
     def get(self, link: str) -> dict[str, Any]:
@@ -188,6 +196,10 @@ class Replayer(Consumer):
         self.caught_up = threading.Event()
         self.errors = 0
 
+    def finish(self) -> None:
+        """Stop consuming and wait for the connection thread to end (as `Reader.finish`)."""
+        self.stop()
+
     def offset(self) -> dict[str, Any]:
         stored = self.ledger.position("offset")
         return {"x-stream-offset": "first" if stored is None else stored + 1}
@@ -227,7 +239,7 @@ def build_app(config: ServiceConfig) -> web.Application:
     db = Database(config.db, SCHEMA)
     ledger = Ledger(db)
     started = now()
-    reader: Any
+    reader: Replayer | Reader
     if config.source == "replay":
         reader = Replayer(config, ledger)
     elif config.source == "feed":
@@ -248,28 +260,9 @@ def build_app(config: ServiceConfig) -> web.Application:
             "position": {name: ledger.position(name) for name in ("offset", "page", "seq", "after")},
             "pages_read": getattr(reader, "pages_read", None)})
 
-    async def start(_app: web.Application) -> None:
-        reader.start()
-
-    async def stop(_app: web.Application) -> None:
-        if isinstance(reader, Consumer):
-            await asyncio.get_running_loop().run_in_executor(None, reader.stop)
-        else:
-            reader.halt.set()
-            await asyncio.get_running_loop().run_in_executor(None, reader.join, 10)
-        db.close()
-
-    app = web.Application()
-    app.add_routes([web.get("/points", points), web.get("/health", health)])
-    app.on_startup.append(start)
-    app.on_cleanup.append(stop)
-    return app
-
-
-def main() -> None:
-    config = load_from_argv(__doc__.splitlines()[0])
-    run_app(build_app(config), config.host, config.port)
+    return application([web.get("/points", points), web.get("/health", health)],
+                       start=[reader.start], stop=[blocking(reader.finish), db.close])
 
 
 if __name__ == "__main__":
-    main()
+    serve(__doc__, build_app)
