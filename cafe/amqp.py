@@ -100,6 +100,11 @@ class Connection(threading.Thread):
         except Exception:  # connection closed in between
             return False
 
+    @property
+    def broker(self) -> str:
+        """"connected" or "disconnected", as a service's /health says it."""
+        return "connected" if self.connected.is_set() else "disconnected"
+
     def stop(self, timeout: float = 10.0) -> None:
         self._stopping.set()
         self.join(timeout)

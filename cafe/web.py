@@ -6,6 +6,7 @@ A service program is `build(config) -> web.Application` plus one line, `serve(__
     application  the routes, and the steps run when the app starts (before it listens) and stops
     blocking     a stop step that joins a thread (a broker connection) off the event loop
     Periodic     a call repeated while the service runs (a replica's heartbeat)
+    health       GET /health, the same first fields in every service
 """
 from __future__ import annotations
 
@@ -84,6 +85,16 @@ def run_app(app: web.Application, host: str, port: int, *, on_stop: Callable[[],
         await runner.cleanup()
 
     asyncio.run(main())
+
+
+def health(service: str, name: str, fields: Callable[[], dict[str, Any]]) -> web.RouteDef:
+    """GET /health: {"status": "ok", "service": service, "name": name, **fields()}, `fields` asked
+    anew on every request (what the service counts, its broker connection, ...)."""
+
+    async def get(request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok", "service": service, "name": name, **fields()})
+
+    return web.get("/health", get)
 
 
 def application(routes: Iterable[web.RouteDef], *, start: Sequence[Step] = (), stop: Sequence[Step] = (),

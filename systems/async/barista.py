@@ -34,7 +34,7 @@ from cafe.config import ServiceConfig
 from cafe.events import Event, InvalidEvent, decode, new_event
 from cafe.store import Database, now
 from cafe.topology import ORDERS_QUEUE
-from cafe.web import Periodic, application, blocking, paging, serve
+from cafe.web import Periodic, application, blocking, health, paging, serve
 
 log = logging.getLogger("cafe.barista")
 EVENT_NS = uuid.UUID("7f1c6a52-3b0e-4d0c-9a55-2f4f1c0de001")
@@ -216,18 +216,15 @@ def build_app(config: ServiceConfig) -> web.Application:
         after, limit = paging(request)
         return web.json_response(barista.db.page("redeliveries", after, limit))
 
-    async def health(request: web.Request) -> web.Response:
-        return web.json_response({
-            "status": "ok", "service": "barista", "name": config.name,
-            "broker": "connected" if barista.consumer.connected.is_set() else "disconnected",
-            "brewers": config.brewers, "prefetch": config.prefetch, "idempotency": config.idempotency,
-            "held": barista.consumer.pending, "disconnects": barista.consumer.disconnects,
-            "hooks": barista.hooks.state(), **barista.stats})
+    def counts() -> dict[str, Any]:
+        return {"broker": barista.consumer.broker, "brewers": config.brewers, "prefetch": config.prefetch,
+                "idempotency": config.idempotency, "held": barista.consumer.pending,
+                "disconnects": barista.consumer.disconnects, "hooks": barista.hooks.state(), **barista.stats}
 
     # claims of a killed or frozen replica go stale (cafe/claims.py): say this one is alive
     heartbeat = Periodic(claims_mod.BEAT_S, barista.claims.beat, in_thread=True)
     return application(
-        [web.get("/brews", brews), web.get("/redeliveries", redeliveries), web.get("/health", health),
+        [web.get("/brews", brews), web.get("/redeliveries", redeliveries), health("barista", config.name, counts),
          *fault_hooks.routes(barista.hooks, ("crash_before_ack", "silent"))],
         start=[barista.claims.beat, heartbeat.start, barista.consumer.start],
         stop=[heartbeat.stop, blocking(barista.close)])

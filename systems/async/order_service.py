@@ -28,9 +28,10 @@ from cafe.amqp import Connection, publish, publish_encoded
 from cafe.config import ServiceConfig
 from cafe.events import Event, new_event
 from cafe.menu import load_menu
-from cafe.orders import OrderRejected, OrderRequest, parse_order
+from cafe.ordering import order_routes
+from cafe.orders import OrderRequest
 from cafe.store import Database, now
-from cafe.web import MAX_BODY, application, blocking, error, paging, read_body, serve
+from cafe.web import MAX_BODY, application, blocking, health, serve
 
 log = logging.getLogger("cafe.orders")
 DIRECT_TIMEOUT_S = 5.0
@@ -211,36 +212,12 @@ def build_app(config: ServiceConfig) -> web.Application:
     relay = Relay(config, book, hooks)
     desk = OrderDesk(book, relay, config.publish_mode)
 
-    async def place_order(request: web.Request) -> web.Response:
-        received = now()
-        body = await read_body(request)
-        try:
-            order = parse_order(body, menu)
-        except OrderRejected as exc:
-            return web.json_response(exc.as_json(), status=400)
-        key = request.headers.get("Idempotency-Key") if config.idempotency else None
-        status, answer = await desk.accept(order, received, key)
-        return web.json_response(answer, status=status)
+    def counts() -> dict[str, Any]:
+        return {"broker": relay.broker, "publish_mode": config.publish_mode, "outbox_pending": book.pending_count(),
+                "published": relay.published, "hooks": hooks.state()}
 
-    async def get_order(request: web.Request) -> web.Response:
-        record = book.get(request.match_info["order_id"])
-        if record is None:
-            return error(404, "no such order", id=request.match_info["order_id"])
-        return web.json_response(record)
-
-    async def list_orders(request: web.Request) -> web.Response:
-        after, limit = paging(request)
-        return web.json_response(db.page("orders", after, limit))
-
-    async def health(request: web.Request) -> web.Response:
-        return web.json_response({"status": "ok", "service": "orders", "name": config.name,
-                                  "broker": "connected" if relay.connected.is_set() else "disconnected",
-                                  "publish_mode": config.publish_mode, "outbox_pending": book.pending_count(),
-                                  "published": relay.published, "hooks": hooks.state()})
-
-    return application([web.post("/orders", place_order), web.get("/orders", list_orders),
-                        web.get("/orders/{order_id}", get_order), web.get("/health", health),
-                        *fault_hooks.routes(hooks, ("duplicate_publish",))],
+    return application([*order_routes(menu, desk.accept, book.get, db, idempotency=config.idempotency),
+                        health("orders", config.name, counts), *fault_hooks.routes(hooks, ("duplicate_publish",))],
                        start=[relay.start], stop=[blocking(relay.stop), db.close], max_body=MAX_BODY)
 
 

@@ -20,7 +20,7 @@ from cafe.config import ServiceConfig
 from cafe.events import InvalidEvent, decode, new_event
 from cafe.store import Database, now
 from cafe.topology import BREWED_QUEUE
-from cafe.web import application, blocking, error, paging, serve
+from cafe.web import application, blocking, error, health, paging, serve
 
 
 def served_entry(row: dict[str, Any]) -> dict[str, Any]:
@@ -129,14 +129,12 @@ def build_app(config: ServiceConfig) -> web.Application:
             return error(404, "no such page", field="page", value=page)
         return feed_page(page)
 
-    async def health(request: web.Request) -> web.Response:
-        return web.json_response({
-            "status": "ok", "service": "waiter", "name": config.name,
-            "broker": "connected" if waiter.consumer.connected.is_set() else "disconnected",
-            "idempotency": config.idempotency, "disconnects": waiter.consumer.disconnects, **waiter.stats})
+    def counts() -> dict[str, Any]:
+        return {"broker": waiter.consumer.broker, "idempotency": config.idempotency,
+                "disconnects": waiter.consumer.disconnects, **waiter.stats}
 
     return application([web.get("/served", served), web.get("/feed", feed_current),
-                        web.get("/feed/{page}", feed_archive), web.get("/health", health)],
+                        web.get("/feed/{page}", feed_archive), health("waiter", config.name, counts)],
                        start=[waiter.consumer.start], stop=[blocking(waiter.consumer.stop), db.close])
 
 

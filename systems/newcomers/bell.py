@@ -18,7 +18,7 @@ from cafe.config import ServiceConfig
 from cafe.events import InvalidEvent, decode
 from cafe.store import Database, now
 from cafe.topology import EXCHANGE, queue_arguments
-from cafe.web import application, blocking, paging, serve
+from cafe.web import application, blocking, health, paging, serve
 
 log = logging.getLogger("cafe.bell")
 BELL_QUEUE = "bell.brewed"
@@ -76,12 +76,10 @@ def build_app(config: ServiceConfig) -> web.Application:
         after, limit = paging(request)
         return web.json_response(db.page("rings", after, limit))
 
-    async def health(request: web.Request) -> web.Response:
-        return web.json_response({"status": "ok", "service": "bell", "name": config.name,
-                                  "broker": "connected" if bell.connected.is_set() else "disconnected",
-                                  "joined_at": bell.joined_at, **bell.stats})
+    def counts() -> dict[str, Any]:
+        return {"broker": bell.broker, "joined_at": bell.joined_at, **bell.stats}
 
-    return application([web.get("/rings", rings), web.get("/health", health)],
+    return application([web.get("/rings", rings), health("bell", config.name, counts)],
                        start=[bell.start], stop=[blocking(bell.stop), db.close])
 
 

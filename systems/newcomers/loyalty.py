@@ -28,7 +28,7 @@ from cafe.config import ServiceConfig
 from cafe.events import InvalidEvent, decode
 from cafe.store import Database, now
 from cafe.topology import EVENT_LOG
-from cafe.web import application, blocking, serve
+from cafe.web import application, blocking, health, serve
 
 log = logging.getLogger("cafe.loyalty")
 
@@ -252,15 +252,13 @@ def build_app(config: ServiceConfig) -> web.Application:
         return web.json_response({"customers": {r["customer"]: r["points"] for r in rows},
                                   "awarded": ledger.awarded, "total": sum(r["points"] for r in rows)})
 
-    async def health(request: web.Request) -> web.Response:
-        return web.json_response({
-            "status": "ok", "service": "loyalty", "name": config.name, "source": config.source,
-            "awarded": ledger.awarded, "seen": ledger.seen, "caught_up": reader.caught_up.is_set(),
-            "errors": reader.errors, "started_at": started,
-            "position": {name: ledger.position(name) for name in ("offset", "page", "seq", "after")},
-            "pages_read": getattr(reader, "pages_read", None)})
+    def counts() -> dict[str, Any]:
+        return {"source": config.source, "awarded": ledger.awarded, "seen": ledger.seen,
+                "caught_up": reader.caught_up.is_set(), "errors": reader.errors, "started_at": started,
+                "position": {name: ledger.position(name) for name in ("offset", "page", "seq", "after")},
+                "pages_read": getattr(reader, "pages_read", None)}
 
-    return application([web.get("/points", points), web.get("/health", health)],
+    return application([web.get("/points", points), health("loyalty", config.name, counts)],
                        start=[reader.start], stop=[blocking(reader.finish), db.close])
 
 

@@ -26,7 +26,7 @@ from cafe.config import ServiceConfig
 from cafe.menu import load_menu
 from cafe.orders import OrderRejected, OrderRequest, parse_order
 from cafe.store import Database, now
-from cafe.web import MAX_BODY, Periodic, application, error, paging, read_body, serve
+from cafe.web import MAX_BODY, Periodic, application, error, health, paging, read_body, serve
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS brews (
@@ -162,13 +162,12 @@ def build_app(config: ServiceConfig) -> web.Application:
         after, limit = paging(request)
         return web.json_response(db.page("brews", after, limit))
 
-    async def health(request: web.Request) -> web.Response:
-        return web.json_response({"status": "ok", "service": "barista", "name": config.name,
-                                  "brewers": config.brewers, "idempotency": config.idempotency,
-                                  "hooks": barista.hooks.state(), **barista.state})
+    def counts() -> dict[str, Any]:
+        return {"brewers": config.brewers, "idempotency": config.idempotency, "hooks": barista.hooks.state(),
+                **barista.state}
 
     # claims of a killed or frozen replica go stale (cafe/claims.py): say this one is alive
-    return application([web.post("/brews", brew), web.get("/brews", brews), web.get("/health", health),
+    return application([web.post("/brews", brew), web.get("/brews", brews), health("barista", config.name, counts),
                         *fault_hooks.routes(barista.hooks, ("silent",))],
                        start=[barista.claims.beat, heartbeat.start], stop=[heartbeat.stop, db.close],
                        max_body=MAX_BODY)

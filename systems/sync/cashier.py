@@ -34,9 +34,10 @@ from aiohttp import web
 
 from cafe.config import ServiceConfig
 from cafe.menu import load_menu
-from cafe.orders import OrderRejected, OrderRequest, parse_order
+from cafe.ordering import order_routes
+from cafe.orders import OrderRequest
 from cafe.store import Database, now
-from cafe.web import MAX_BODY, application, error, paging, read_body, serve
+from cafe.web import MAX_BODY, application, error, health, read_body, serve
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS orders (
@@ -239,31 +240,6 @@ def build_app(config: ServiceConfig) -> web.Application:
     client = BaristaClient(baristas, config.barista_timeout_s)
     cashier = Cashier(db, client.brew, capacity=config.capacity, queue_limit=config.queue_limit)
 
-    async def place_order(request: web.Request) -> web.Response:
-        received = now()
-        body = await read_body(request)
-        try:
-            order = parse_order(body, menu)
-        except OrderRejected as exc:
-            return web.json_response(exc.as_json(), status=400)
-        key = request.headers.get("Idempotency-Key") if config.idempotency else None
-        status, answer = await cashier.place(order, received, key)
-        return web.json_response(answer, status=status)
-
-    async def get_order(request: web.Request) -> web.Response:
-        record = cashier.order(request.match_info["order_id"])
-        if record is None:
-            return error(404, "no such order", id=request.match_info["order_id"])
-        return web.json_response(record)
-
-    async def list_orders(request: web.Request) -> web.Response:
-        after, limit = paging(request)
-        return web.json_response(db.page("orders", after, limit))
-
-    async def health(request: web.Request) -> web.Response:
-        return web.json_response({"status": "ok", "service": "cashier", "name": config.name,
-                                  "capacity": config.capacity, **cashier.state, "baristas": baristas.calls()})
-
     async def get_baristas(request: web.Request) -> web.Response:
         return web.json_response({"baristas": baristas.members(), "calls": baristas.calls()})
 
@@ -275,8 +251,11 @@ def build_app(config: ServiceConfig) -> web.Application:
         baristas.replace(members)
         return web.json_response({"baristas": baristas.members(), "calls": baristas.calls()})
 
-    return application([web.post("/orders", place_order), web.get("/orders", list_orders),
-                        web.get("/orders/{order_id}", get_order), web.get("/health", health),
+    def counts() -> dict[str, Any]:
+        return {"capacity": config.capacity, **cashier.state, "baristas": baristas.calls()}
+
+    return application([*order_routes(menu, cashier.place, cashier.order, db, idempotency=config.idempotency),
+                        health("cashier", config.name, counts),
                         web.get("/baristas", get_baristas), web.put("/baristas", put_baristas)],
                        start=[client.open], stop=[client.close, db.close], max_body=MAX_BODY)
 

@@ -1,6 +1,6 @@
 """cafe.web's service life without a process: `application` runs its start steps before it serves
 and its stop steps after, in order (awaiting what returns an awaitable); `blocking` runs off the
-event loop; `Periodic` repeats until stopped; `max_body` bounds bodies; `serve` exits 2 on a bad
+event loop; `Periodic` repeats until stopped; `max_body` bounds bodies; `health` asks its fields anew; `serve` exits 2 on a bad
 config before anything listens."""
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from cafe.web import MAX_BODY, Periodic, application, blocking
+from cafe.web import MAX_BODY, Periodic, application, blocking, health
 
 
 def test_start_steps_run_before_serving_and_stop_steps_after_in_order() -> None:
@@ -42,6 +42,18 @@ def test_start_steps_run_before_serving_and_stop_steps_after_in_order() -> None:
     asyncio.run(run())
     assert log == ["start 1", "start 2 (awaited)", "request", "stop 1 (in a thread)", "stop 2"]
     assert threads and threads[0] != threading.main_thread().name
+
+
+def test_health_says_who_answers_first_and_asks_its_fields_anew() -> None:
+    count = iter(range(10))
+
+    async def twice() -> list[object]:
+        async with TestClient(TestServer(application([health("waiter", "waiter-2", lambda: {"n": next(count)})]))) as c:
+            return [await (await c.get("/health")).json() for _ in range(2)]
+
+    first, second = asyncio.run(twice())
+    assert list(first) == ["status", "service", "name", "n"]            # the order every service shows
+    assert first == {"status": "ok", "service": "waiter", "name": "waiter-2", "n": 0} and second["n"] == 1
 
 
 def test_max_body_bounds_request_bodies() -> None:
