@@ -18,7 +18,7 @@ from aiohttp import web
 from cafe.menu import Menu
 from cafe.orders import OrderRejected, OrderRequest, parse_order
 from cafe.store import Database, now
-from cafe.web import error, paging, read_body
+from cafe.web import error, pages, read_body
 
 Take = Callable[[OrderRequest, float, str | None], Awaitable[tuple[int, dict[str, Any]]]]
 Find = Callable[[str], dict[str, Any] | None]
@@ -45,9 +45,4 @@ def order_routes(menu: Menu, take: Take, find: Find, db: Database, *, idempotenc
             return error(404, "no such order", id=request.match_info["order_id"])
         return web.json_response(record)
 
-    async def list_orders(request: web.Request) -> web.Response:
-        after, limit = paging(request)
-        return web.json_response(db.page("orders", after, limit))
-
-    return [web.post("/orders", place_order), web.get("/orders", list_orders),
-            web.get("/orders/{order_id}", get_order)]
+    return [web.post("/orders", place_order), pages("/orders", db, "orders"), web.get("/orders/{order_id}", get_order)]

@@ -7,6 +7,7 @@ A service program is `build(config) -> web.Application` plus one line, `serve(__
     blocking     a stop step that joins a thread (a broker connection) off the event loop
     Periodic     a call repeated while the service runs (a replica's heartbeat)
     health       GET /health, the same first fields in every service
+    pages        GET a table's rows by seq (?after=&limit=), the read API of every service
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from typing import Any
 from aiohttp import web
 
 from cafe.config import ServiceConfig, load_from_argv
+from cafe.store import Database
 
 MAX_BODY = 64 * 1024  # an order is a few hundred bytes; anything above this is refused with 413
 Step = Callable[[], object]  # a start or stop step: a call, awaited when it returns an awaitable
@@ -85,6 +87,17 @@ def run_app(app: web.Application, host: str, port: int, *, on_stop: Callable[[],
         await runner.cleanup()
 
     asyncio.run(main())
+
+
+def pages(path: str, db: Database, table: str) -> web.RouteDef:
+    """GET `path`?after=&limit=: the rows of `table` with seq > after, oldest first, at most limit
+    ({"items", "next"}: Database.page); a bad after or limit is a 400 (`paging`)."""
+
+    async def get(request: web.Request) -> web.Response:
+        after, limit = paging(request)
+        return web.json_response(db.page(table, after, limit))
+
+    return web.get(path, get)
 
 
 def health(service: str, name: str, fields: Callable[[], dict[str, Any]]) -> web.RouteDef:

@@ -34,7 +34,7 @@ from cafe.config import ServiceConfig
 from cafe.events import Event, InvalidEvent, decode, new_event
 from cafe.store import Database, now
 from cafe.topology import ORDERS_QUEUE
-from cafe.web import Periodic, application, blocking, health, paging, serve
+from cafe.web import Periodic, application, blocking, health, pages, serve
 
 log = logging.getLogger("cafe.barista")
 EVENT_NS = uuid.UUID("7f1c6a52-3b0e-4d0c-9a55-2f4f1c0de001")
@@ -208,14 +208,6 @@ class Barista:
 def build_app(config: ServiceConfig) -> web.Application:
     barista = Barista(config)
 
-    async def brews(request: web.Request) -> web.Response:
-        after, limit = paging(request)
-        return web.json_response(barista.db.page("brews", after, limit))
-
-    async def redeliveries(request: web.Request) -> web.Response:
-        after, limit = paging(request)
-        return web.json_response(barista.db.page("redeliveries", after, limit))
-
     def counts() -> dict[str, Any]:
         return {"broker": barista.consumer.broker, "brewers": config.brewers, "prefetch": config.prefetch,
                 "idempotency": config.idempotency, "held": barista.consumer.pending,
@@ -224,8 +216,8 @@ def build_app(config: ServiceConfig) -> web.Application:
     # claims of a killed or frozen replica go stale (cafe/claims.py): say this one is alive
     heartbeat = Periodic(claims_mod.BEAT_S, barista.claims.beat, in_thread=True)
     return application(
-        [web.get("/brews", brews), web.get("/redeliveries", redeliveries), health("barista", config.name, counts),
-         *fault_hooks.routes(barista.hooks, ("crash_before_ack", "silent"))],
+        [pages("/brews", barista.db, "brews"), pages("/redeliveries", barista.db, "redeliveries"),
+         health("barista", config.name, counts), *fault_hooks.routes(barista.hooks, ("crash_before_ack", "silent"))],
         start=[barista.claims.beat, heartbeat.start, barista.consumer.start],
         stop=[heartbeat.stop, blocking(barista.close)])
 

@@ -20,7 +20,7 @@ from cafe.config import ServiceConfig
 from cafe.events import InvalidEvent, decode, new_event
 from cafe.store import Database, now
 from cafe.topology import BREWED_QUEUE
-from cafe.web import application, blocking, error, health, paging, serve
+from cafe.web import application, blocking, error, health, pages, serve
 
 
 def served_entry(row: dict[str, Any]) -> dict[str, Any]:
@@ -102,10 +102,6 @@ def build_app(config: ServiceConfig) -> web.Application:
     db = Database(config.db, SCHEMA)
     waiter = Waiter(config, db)
 
-    async def served(request: web.Request) -> web.Response:
-        after, limit = paging(request)
-        return web.json_response(db.page("served", after, limit))
-
     def last_seq() -> int:
         return int(db.query("SELECT COALESCE(MAX(seq), 0) AS n FROM served")[0]["n"])
 
@@ -133,7 +129,7 @@ def build_app(config: ServiceConfig) -> web.Application:
         return {"broker": waiter.consumer.broker, "idempotency": config.idempotency,
                 "disconnects": waiter.consumer.disconnects, **waiter.stats}
 
-    return application([web.get("/served", served), web.get("/feed", feed_current),
+    return application([pages("/served", db, "served"), web.get("/feed", feed_current),
                         web.get("/feed/{page}", feed_archive), health("waiter", config.name, counts)],
                        start=[waiter.consumer.start], stop=[blocking(waiter.consumer.stop), db.close])
 

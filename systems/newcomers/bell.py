@@ -18,7 +18,7 @@ from cafe.config import ServiceConfig
 from cafe.events import InvalidEvent, decode
 from cafe.store import Database, now
 from cafe.topology import EXCHANGE, queue_arguments
-from cafe.web import application, blocking, health, paging, serve
+from cafe.web import application, blocking, health, pages, serve
 
 log = logging.getLogger("cafe.bell")
 BELL_QUEUE = "bell.brewed"
@@ -72,14 +72,10 @@ def build_app(config: ServiceConfig) -> web.Application:
     db = Database(config.db, SCHEMA)
     bell = Bell(config, db)
 
-    async def rings(request: web.Request) -> web.Response:
-        after, limit = paging(request)
-        return web.json_response(db.page("rings", after, limit))
-
     def counts() -> dict[str, Any]:
         return {"broker": bell.broker, "joined_at": bell.joined_at, **bell.stats}
 
-    return application([web.get("/rings", rings), health("bell", config.name, counts)],
+    return application([pages("/rings", db, "rings"), health("bell", config.name, counts)],
                        start=[bell.start], stop=[blocking(bell.stop), db.close])
 
 

@@ -26,7 +26,7 @@ from cafe.config import ServiceConfig
 from cafe.menu import load_menu
 from cafe.orders import OrderRejected, OrderRequest, parse_order
 from cafe.store import Database, now
-from cafe.web import MAX_BODY, Periodic, application, error, health, paging, read_body, serve
+from cafe.web import MAX_BODY, Periodic, application, error, health, pages, read_body, serve
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS brews (
@@ -158,17 +158,13 @@ def build_app(config: ServiceConfig) -> web.Application:
             return error(400, "invalid brew request", field=exc.field, detail=exc.message)
         return web.json_response(await barista.brew(order, order_id), status=201)
 
-    async def brews(request: web.Request) -> web.Response:
-        after, limit = paging(request)
-        return web.json_response(db.page("brews", after, limit))
-
     def counts() -> dict[str, Any]:
         return {"brewers": config.brewers, "idempotency": config.idempotency, "hooks": barista.hooks.state(),
                 **barista.state}
 
     # claims of a killed or frozen replica go stale (cafe/claims.py): say this one is alive
-    return application([web.post("/brews", brew), web.get("/brews", brews), health("barista", config.name, counts),
-                        *fault_hooks.routes(barista.hooks, ("silent",))],
+    return application([web.post("/brews", brew), pages("/brews", db, "brews"),
+                        health("barista", config.name, counts), *fault_hooks.routes(barista.hooks, ("silent",))],
                        start=[barista.claims.beat, heartbeat.start], stop=[heartbeat.stop, db.close],
                        max_body=MAX_BODY)
 

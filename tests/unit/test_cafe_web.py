@@ -1,7 +1,7 @@
 """cafe.web's service life without a process: `application` runs its start steps before it serves
 and its stop steps after, in order (awaiting what returns an awaitable); `blocking` runs off the
-event loop; `Periodic` repeats until stopped; `max_body` bounds bodies; `health` asks its fields anew; `serve` exits 2 on a bad
-config before anything listens."""
+event loop; `Periodic` repeats until stopped; `max_body` bounds bodies; `health` and `pages` answer
+the same way in every service; `serve` exits 2 on a bad config before anything listens."""
 from __future__ import annotations
 
 import asyncio
@@ -14,7 +14,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from cafe.web import MAX_BODY, Periodic, application, blocking, health
+from cafe.store import Database
+from cafe.web import MAX_BODY, Periodic, application, blocking, health, pages
 
 
 def test_start_steps_run_before_serving_and_stop_steps_after_in_order() -> None:
@@ -54,6 +55,22 @@ def test_health_says_who_answers_first_and_asks_its_fields_anew() -> None:
     first, second = asyncio.run(twice())
     assert list(first) == ["status", "service", "name", "n"]            # the order every service shows
     assert first == {"status": "ok", "service": "waiter", "name": "waiter-2", "n": 0} and second["n"] == 1
+
+
+def test_pages_reads_a_table_by_seq_and_refuses_a_bad_limit(tmp_path: Path) -> None:
+    db = Database(tmp_path / "x.db", "CREATE TABLE rings (seq INTEGER PRIMARY KEY AUTOINCREMENT, brew_id TEXT);")
+    with db.transaction() as tx:
+        tx.executemany("INSERT INTO rings (brew_id) VALUES (?)", [("b-1",), ("b-2",), ("b-3",)])
+
+    async def read() -> list[tuple[int, object]]:
+        async with TestClient(TestServer(application([pages("/rings", db, "rings")]))) as c:
+            return [((r := await c.get(q)).status, await r.json())
+                    for q in ("/rings?after=1&limit=1", "/rings", "/rings?limit=1001", "/rings?after=x")]
+
+    one, rest, too_many, bad = asyncio.run(read())
+    assert one == (200, {"items": [{"seq": 2, "brew_id": "b-2"}], "next": 2})
+    assert rest == (200, {"items": [{"seq": s, "brew_id": f"b-{s}"} for s in (1, 2, 3)], "next": None})
+    assert too_many[0] == bad[0] == 400
 
 
 def test_max_body_bounds_request_bodies() -> None:
