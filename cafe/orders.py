@@ -34,7 +34,7 @@ class OrderRequest:
         return asdict(self)
 
 
-def _optional_text(data: dict, field: str) -> str | None:
+def _optional_text(data: dict[str, object], field: str) -> str | None:
     value = data.get(field)
     if value is None:
         return None
