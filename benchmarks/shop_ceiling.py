@@ -43,7 +43,7 @@ from benchmarks.common import (  # noqa: E402
 from cafe.brewing import BrewTime  # noqa: E402
 from harness.infra.processes import install_signal_handlers  # noqa: E402
 from harness.infra.stack import Infrastructure  # noqa: E402
-from harness.shops import SHOPS, Shop, ShopSettings  # noqa: E402
+from harness.shops import SHOP_NAMES, SHOPS, TRAITS, Shop, ShopSettings  # noqa: E402
 
 DEFAULT_RATES = "25,50,75,100,150,200,250,300,400,600,800,1200"
 DEFAULT_BREW_RATES = "40,60,70,75,80,85,90,100,120"
@@ -143,7 +143,7 @@ def measure(label: str, kind: str, settings: ShopSettings, rates: list[float], b
     print(f"\n== {label}: starting the {kind} shop ({settings.baristas} baristas x {settings.brewers} brewers, "
           f"brew {settings.brew.distribution} {settings.brew.mean_ms:g} ms); acceptance bound {bound_ms:g} ms",
           flush=True)
-    with Infrastructure(run_dir / label / "infra", broker=kind == "async") as infra, \
+    with Infrastructure(run_dir / label / "infra", broker=TRAITS[kind].needs_broker) as infra, \
             SHOPS[kind](infra, settings) as shop:
         result["startup_s"] = round(time.monotonic() - started, 1)
         result["shop"] = shop.describe()
@@ -219,7 +219,7 @@ def summary_lines(out: dict[str, Any]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--shop", choices=("sync", "async", "both"), default="both")
+    parser.add_argument("--shop", choices=(*SHOP_NAMES, "both"), default="both")
     parser.add_argument("--rates", default=DEFAULT_RATES, help=f"increasing rates per second (default {DEFAULT_RATES})")
     parser.add_argument("--step-s", type=float, default=5.0, help="seconds of load per rate (default 5)")
     parser.add_argument("--bound-ms", type=float, default=100.0, help="acceptance p99 bound (default 100)")
@@ -249,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(exc))
     if not 0 < args.step_s <= 60:
         parser.error("--step-s: must be in (0, 60]")
-    kinds = ["sync", "async"] if args.shop == "both" else [args.shop]
+    kinds = list(SHOP_NAMES) if args.shop == "both" else [args.shop]
     if args.paused_baristas_run and "async" not in kinds:
         parser.error("--paused-baristas-run needs --shop async or both")
     if args.baristas < 1 or args.brewers < 1 or args.brew_ms < 0 or args.brew_limited_ms < 0:
