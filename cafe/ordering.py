@@ -3,13 +3,14 @@
     POST /orders               the body validated against the menu (400 naming the field, nothing
                                stored); with idempotency on, the Idempotency-Key header goes to `take`
     GET /orders/{order_id}     one order (404 when there is none)
-    GET /orders?after=&limit=  the orders by seq (cafe.store.Database.page)
+    GET /orders?after=&limit=  the orders by seq (cafe.store.Database.page, on the database's thread)
 
 What taking an order means is the shop's: `take(order, received, key)` answers (HTTP status, JSON
 body); the sync cashier brews it before answering, the async order service accepts it for the broker.
 """
 from __future__ import annotations
 
+import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -18,15 +19,17 @@ from aiohttp import web
 from cafe.menu import Menu
 from cafe.orders import OrderRejected, OrderRequest, parse_order
 from cafe.store import Database, now
-from cafe.web import error, pages, read_body
+from cafe.web import error, pages, read_body, reply
 
 Take = Callable[[OrderRequest, float, str | None], Awaitable[tuple[int, dict[str, Any]]]]
-Find = Callable[[str], dict[str, Any] | None]
+Record = dict[str, Any] | None
+Find = Callable[[str], Record | Awaitable[Record]]
 
 
 def order_routes(menu: Menu, take: Take, find: Find, db: Database, *, idempotency: bool) -> list[web.RouteDef]:
-    """The three order routes over `take`, `find` (an order by id, None when unknown) and the
-    `orders` table of `db`. `received` is when the request arrived, before its body was read."""
+    """The three order routes over `take`, `find` (an order by id, None when unknown; awaited when
+    it returns an awaitable, a read on the database's thread) and the `orders` table of `db`.
+    `received` is when the request arrived, before its body was read."""
 
     async def place_order(request: web.Request) -> web.Response:
         received = now()
@@ -34,15 +37,17 @@ def order_routes(menu: Menu, take: Take, find: Find, db: Database, *, idempotenc
         try:
             order = parse_order(body, menu)
         except OrderRejected as exc:
-            return web.json_response(exc.as_json(), status=400)
+            return reply(exc.as_json(), status=400)
         key = request.headers.get("Idempotency-Key") if idempotency else None
         status, answer = await take(order, received, key)
-        return web.json_response(answer, status=status)
+        return reply(answer, status=status)
 
     async def get_order(request: web.Request) -> web.Response:
         record = find(request.match_info["order_id"])
+        if inspect.isawaitable(record):
+            record = await record
         if record is None:
             return error(404, "no such order", id=request.match_info["order_id"])
-        return web.json_response(record)
+        return reply(record)
 
     return [web.post("/orders", place_order), pages("/orders", db, "orders"), web.get("/orders/{order_id}", get_order)]

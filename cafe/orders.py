@@ -1,8 +1,9 @@
 """Validation of a customer's order (`POST /orders` body), identical in both shops."""
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
+
+import orjson
 
 from cafe.menu import Menu
 
@@ -31,7 +32,7 @@ class OrderRequest:
     ref: str | None = None
 
     def to_dict(self) -> dict[str, str | None]:
-        return asdict(self)
+        return {"product": self.product, "size": self.size, "customer": self.customer, "ref": self.ref}
 
 
 def _optional_text(data: dict[str, object], field: str) -> str | None:
@@ -48,9 +49,15 @@ def _optional_text(data: dict[str, object], field: str) -> str | None:
 def parse_order(body: bytes, menu: Menu) -> OrderRequest:
     """Parse and validate a JSON order body against `menu`; raise OrderRejected naming the problem."""
     try:
-        data = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        data = orjson.loads(body)   # a JSONDecodeError for anything not JSON: bad UTF-8, NaN, nesting too deep
+    except orjson.JSONDecodeError as exc:
         raise OrderRejected("body", f"malformed JSON ({exc})") from None
+    return order_from(data, menu)
+
+
+def order_from(data: object, menu: Menu) -> OrderRequest:
+    """Validate an order already decoded from JSON (the fields of a barista's brew request) against
+    `menu`; raise OrderRejected naming the problem, as `parse_order` does."""
     if not isinstance(data, dict):
         raise OrderRejected("body", f"must be a JSON object, got {type(data).__name__}")
     unknown = sorted(set(data) - {"product", "size", "customer", "ref"})

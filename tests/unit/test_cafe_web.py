@@ -1,10 +1,13 @@
 """cafe.web's service life without a process: `application` runs its start steps before it serves
 and its stop steps after, in order (awaiting what returns an awaitable); `blocking` runs off the
-event loop; `Periodic` repeats until stopped; `max_body` bounds bodies; `health` and `pages` answer
-the same way in every service; `serve` exits 2 on a bad config before anything listens."""
+event loop; `Periodic` repeats until stopped (awaiting what its call returns); `max_body` bounds
+bodies; `health` and `pages` answer the same way in every service; `reply` (orjson) answers what
+web.json_response did; `run` is on uvloop unless told otherwise; `serve` exits 2 on a bad config
+before anything listens."""
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 import sys
 import threading
@@ -15,7 +18,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from cafe.store import Database
-from cafe.web import MAX_BODY, Periodic, application, blocking, health, pages
+from cafe.web import LOOP_ENV, MAX_BODY, Periodic, application, blocking, dumps, health, loads, pages, reply, run
 
 
 def test_start_steps_run_before_serving_and_stop_steps_after_in_order() -> None:
@@ -113,3 +116,58 @@ def test_serve_exits_2_naming_the_file_when_the_config_is_bad(tmp_path: Path) ->
     assert proc.returncode == 2 and str(bad) in proc.stderr
     proc = subprocess.run([sys.executable, "-c", code, "--help"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and "Some service: does things." in proc.stdout
+
+
+def test_reply_answers_what_json_response_answered() -> None:
+    record = {"id": "o-1", "n": 3, "at": 1764475200.125678, "none": None, "nested": {"calls": {"b-1": 0}},
+              "text": "café ☕", 7: "an int key"}
+    ours, theirs = reply(record, status=201), web.json_response(record, status=201)
+    assert (ours.status, ours.content_type, ours.charset) == (theirs.status, theirs.content_type, theirs.charset)
+    assert ours.body is not None and theirs.text is not None
+    assert json.loads(ours.body) == json.loads(theirs.text) == {**{k: v for k, v in record.items() if k != 7},
+                                                                 "7": "an int key"}
+    assert loads(dumps(record)) == json.loads(json.dumps(record))
+    with pytest.raises(json.JSONDecodeError):   # what callers catch when a body is not JSON
+        loads(b"{not json")
+
+
+def test_health_awaits_fields_that_are_awaitable() -> None:
+    async def counted() -> dict[str, object]:
+        await asyncio.sleep(0)
+        return {"outbox_pending": 4}
+
+    async def ask() -> object:
+        async with TestClient(TestServer(application([health("orders", "orders-1", counted)]))) as c:
+            return await (await c.get("/health")).json()
+
+    assert asyncio.run(ask()) == {"status": "ok", "service": "orders", "name": "orders-1", "outbox_pending": 4}
+
+
+def test_periodic_awaits_what_its_call_returns(tmp_path: Path) -> None:
+    db = Database(tmp_path / "x.db", "CREATE TABLE beats (seq INTEGER PRIMARY KEY AUTOINCREMENT, at REAL);")
+
+    def beat(tx: object) -> None:
+        db.query("INSERT INTO beats (at) VALUES (1)")
+
+    repeat = Periodic(0.02, lambda: db.atomic(beat))
+
+    async def run() -> None:
+        repeat.start()
+        await asyncio.sleep(0.11)
+        repeat.stop()
+
+    asyncio.run(run())
+    assert len(db.query("SELECT * FROM beats")) >= 3
+    db.close()
+
+
+@pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
+def test_run_is_on_uvloop_unless_the_environment_says_asyncio(loop: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[str] = []
+
+    async def main() -> None:
+        seen.append(type(asyncio.get_running_loop()).__module__)
+
+    monkeypatch.setenv(LOOP_ENV, loop)
+    run(main())
+    assert seen[0].startswith("uvloop") is (loop == "uvloop")
