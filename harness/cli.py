@@ -229,6 +229,17 @@ def cmd_run(args: argparse.Namespace) -> int:
             return 2
     if args.runtime:   # every Infrastructure of this run reads it (harness/infra/runtime.py)
         os.environ["CHAOSCAFE_RUNTIME"] = args.runtime
+    if args.generator_workers is not None:   # every shop run of this set reads it (harness/load/shards.py)
+        from harness.load.shards import WORKERS_ENV
+
+        os.environ[WORKERS_ENV] = str(args.generator_workers)
+    from harness.load.shards import configured_workers
+
+    try:   # a bad $CHAOSCAFE_GENERATOR_WORKERS is bad input, found before anything starts
+        configured_workers()
+    except ValueError as exc:
+        error_line(str(exc))
+        return 2
     systems = _shops(args.system)
     out = Path(args.out)
     for where in (out, *out.parents):   # before anything starts: a file where a directory must go
@@ -499,6 +510,15 @@ def _default_profile() -> str | None:
     return value
 
 
+def _generator_workers(text: str) -> int:
+    from harness.load.shards import check_workers
+
+    try:
+        return check_workers(text, "--generator-workers")
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _positive(text: str) -> int:
     try:
         value = int(text)
@@ -549,6 +569,9 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--runtime", choices=["local", "docker", "auto"],
                      help="processes (local), containers (docker) or docker when available (auto); "
                           "default $CHAOSCAFE_RUNTIME, else local")
+    run.add_argument("--generator-workers", type=_generator_workers, metavar="N",
+                     help="load generator processes, each sending the orders with ref %% N == k; default "
+                          "$CHAOSCAFE_GENERATOR_WORKERS, else 1 on a machine of <= 2 cores, else half the cores (at most 4)")
     run.set_defaults(func=cmd_run)
     rep = sub.add_parser("report", help="write the HTML report of a run (index, one page per experiment)")
     rep.add_argument("run_dir", nargs="?", metavar="RUN_DIR",

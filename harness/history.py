@@ -20,11 +20,15 @@ Outcomes: `ok` the shop accepted the order, `fail` it definitely did not, `info`
 """
 from __future__ import annotations
 
+import heapq
 import json
+import math
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
+
+import orjson
 
 from harness.errors import HistoryError
 
@@ -87,6 +91,35 @@ class HistoryWriter:
         with self._lock:
             self._file.flush()
 
+    def absorb(self, paths: Sequence[Path]) -> int:
+        """Merge the records of `paths` (JSON-lines files written beside this history, each in the
+        order its records happened: the load driver's shards) into this history in time order
+        (`merge_lines`), then delete them; returns how many lines were added.
+
+        Lines are copied as they are (the format does not change). Afterwards `records` holds the
+        whole history (this writer's records and the absorbed ones, as in the file) and writing
+        goes on at its end. A path that does not exist is skipped, so absorbing twice is harmless.
+        """
+        sources = [Path(p) for p in paths if Path(p).is_file()]
+        if not sources:
+            return 0
+        with self._lock:
+            self._file.flush()
+            self._file.close()
+            merged = self.path.with_name(self.path.name + ".merging")
+            with merged.open("wb") as out:
+                count = 0
+                for line in merge_lines([self.path, *sources]):
+                    out.write(line)
+                    count += 1
+            merged.replace(self.path)
+            self._file = self.path.open("a", encoding="utf-8")
+            added = count - len(self.records)
+            self.records[:] = load(self.path)   # in place: others hold this list (the scaler reads it)
+            for source in sources:
+                source.unlink()
+        return added
+
     def close(self, *, complete: bool, time: float) -> None:
         with self._lock:
             if self._file.closed:
@@ -103,6 +136,51 @@ class HistoryWriter:
         import time as _time
 
         self.close(complete=exc_type is None, time=_time.time())
+
+
+def record_time(record: Record) -> float | None:
+    """When a record happened, for ordering: its "time", else "sent" (invoke), else "intended"
+    (dropped); None for a record without one (the run record)."""
+    for key in ("time", "sent", "intended"):
+        value = record.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    return None
+
+
+def merge_lines(paths: Sequence[Path]) -> Iterator[bytes]:
+    """The lines of JSON-lines files merged by `record_time`, each file's lines kept in their order.
+
+    Each file is taken to be in the order its records happened; a record without a time takes
+    the time of the one before it in its file (the run record, first, sorts before everything).
+    At equal times the earlier file comes first. Every line is yielded exactly once, unchanged
+    (a missing final newline is added); a truncated last line (no newline: its writer died
+    mid-line) is dropped, as `load` does.
+    """
+    def keyed(index: int, path: Path) -> Iterator[tuple[float, int, int, bytes]]:
+        last = -math.inf
+        with Path(path).open("rb") as f:
+            for seq, line in enumerate(f):
+                if not line.endswith(b"\n"):
+                    try:
+                        orjson.loads(line)
+                    except orjson.JSONDecodeError:
+                        return   # the writer died mid-line
+                    line += b"\n"
+                if not line.strip():
+                    continue
+                try:
+                    record = orjson.loads(line)
+                except orjson.JSONDecodeError as exc:
+                    raise HistoryError(f"{path}: line {seq + 1} is not JSON ({exc}): {line[:80]!r}") from None
+                if not isinstance(record, dict):
+                    raise HistoryError(f"{path}: line {seq + 1} is not a JSON object: {line[:80]!r}")
+                when = record_time(record)
+                last = when if when is not None else last
+                yield last, index, seq, line
+
+    for _when, _index, _seq, line in heapq.merge(*(keyed(i, p) for i, p in enumerate(paths))):
+        yield line
 
 
 def load(path: Path) -> list[Record]:

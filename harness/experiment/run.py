@@ -27,8 +27,9 @@ from harness.experiment.provenance import provenance
 from harness.history import HistoryWriter, Record
 from harness.history import load as load_history
 from harness.infra.stack import Infrastructure, SharedBroker
-from harness.load.driver import OpenLoopDriver
 from harness.load.schedule import ArrivalSchedule, build_schedule
+from harness.load.shards import configured_workers
+from harness.load.workers import ShardedDriver
 from harness.nemesis import Nemesis
 from harness.newcomers import latecomer
 from harness.newcomers import services as newcomers
@@ -190,7 +191,7 @@ def latecomers(exp: Experiment, shop: Shop, history: list[Record]) -> dict[str, 
 
 def run_one(name: str, experiment: Experiment, system: str, *, profile: str, seed: int | None,
             out_dir: Path, run_id: str, progress: ProgressFn | None = None,
-            broker: SharedBroker | None = None) -> dict[str, Any]:
+            broker: SharedBroker | None = None, generator_workers: int | None = None) -> dict[str, Any]:
     """Run `experiment` (as declared; the profile is applied here) against one shop; write
     history.jsonl, schedule.jsonl and results.json into out_dir and return the results.
 
@@ -202,12 +203,15 @@ def run_one(name: str, experiment: Experiment, system: str, *, profile: str, see
     the heal, ...) does not propagate: the results are still written, with `complete: false`,
     `status: "error"`, the error, and what the history had recorded until then (`errored`).
     KeyboardInterrupt and SystemExit do propagate, after everything started was stopped.
+
+    `generator_workers`: the load generator's worker processes (harness.load.workers); None takes
+    $CHAOSCAFE_GENERATOR_WORKERS, else the machine's default (harness.load.shards.default_workers).
     """
     out_dir = Path(out_dir).resolve()
     started = time.time()
     try:
         return _run_shop(name, experiment, system, profile=profile, seed=seed, out_dir=out_dir, run_id=run_id,
-                         progress=progress, broker=broker)
+                         progress=progress, broker=broker, generator_workers=generator_workers)
     except Exception as exc:
         log.exception("%s / %s: the shop run failed", name, system)
         return errored(name, experiment, system, profile=profile, seed=seed, out_dir=out_dir, run_id=run_id,
@@ -257,8 +261,9 @@ def _faults_or_none(records: list[Record]) -> list[dict[str, Any]]:
 
 def _run_shop(name: str, experiment: Experiment, system: str, *, profile: str, seed: int | None,
               out_dir: Path, run_id: str, progress: ProgressFn | None = None,
-              broker: SharedBroker | None = None) -> dict[str, Any]:
+              broker: SharedBroker | None = None, generator_workers: int | None = None) -> dict[str, Any]:
     exp = effective(experiment, profile, seed)
+    workers, workers_chosen_by = configured_workers(generator_workers)
     needs_broker = SHOPS[system].traits.needs_broker
     shared = broker.node() if broker is not None and needs_broker and not exp.needs_private_broker() else None
     seed = exp.run.seed
@@ -279,17 +284,25 @@ def _run_shop(name: str, experiment: Experiment, system: str, *, profile: str, s
                             stats.outcomes["fail"], stats.outcomes["info"], stats.dropped, state["served"],
                             sampler.last, tuple(nemesis.active)))
 
-        t0 = time.time() + LEAD_S
-        history.write({"type": "run", "experiment": name, "system": system, "seed": seed, "profile": profile,
-                       "t0": t0, "run_id": run_id, "schedule_digest": schedule.digest(),
-                       "queueing": queueing_model(exp)})
-        nemesis = Nemesis(exp.windows(), shop, history.write, t0)
-        sampler = BacklogSampler(shop, history.write, exp.run.backlog_interval_s, tick)
-        scaler = scaler_for(exp, shop, history, t0)
-        driver = OpenLoopDriver(shop.entry_url, schedule, t0, accepted_status=shop.accepted_status,
-                                client_timeout_s=exp.load.client_timeout_s, max_in_flight=exp.load.max_in_flight,
-                                record=history.write, retries=exp.load.retries, retry_after_s=exp.load.retry_after_s,
-                                idempotency_key=exp.load.idempotency_key)
+        # the driver's records go to its shard files (out_dir/generator-K.jsonl), not through `history`,
+        # and join the history, in time order, once it is done (`absorb`); its workers are spawned and
+        # handed their shards before t0 is chosen, so their start-up is not lag
+        driver = ShardedDriver(shop.entry_url, schedule, workers=workers, shard_dir=out_dir,
+                               accepted_status=shop.accepted_status, client_timeout_s=exp.load.client_timeout_s,
+                               max_in_flight=exp.load.max_in_flight, retries=exp.load.retries,
+                               retry_after_s=exp.load.retry_after_s, idempotency_key=exp.load.idempotency_key)
+        try:
+            driver.start()
+            t0 = time.time() + LEAD_S
+            history.write({"type": "run", "experiment": name, "system": system, "seed": seed, "profile": profile,
+                           "t0": t0, "run_id": run_id, "schedule_digest": schedule.digest(),
+                           "queueing": queueing_model(exp)})
+            nemesis = Nemesis(exp.windows(), shop, history.write, t0)
+            sampler = BacklogSampler(shop, history.write, exp.run.backlog_interval_s, tick)
+            scaler = scaler_for(exp, shop, history, t0)
+        except BaseException:
+            driver.close()
+            raise
         late: dict[str, Any] | None = None
         try:
             if exp.latecomer is not None and "replay" in exp.latecomer.sources and shop.traits.has_event_log:
@@ -298,7 +311,9 @@ def _run_shop(name: str, experiment: Experiment, system: str, *, profile: str, s
             sampler.start()
             scaler.start()
             state["phase"] = "load"
-            driver.run()
+            driver.run(t0)
+            driver.close()
+            history.absorb(driver.shard_files)
             state["phase"] = "drain"
             _drain(shop, history.records, deadline=t0 + exp.run.duration_s + exp.run.drain_s, state=state, tick=tick)
             scaler.stop()
@@ -309,9 +324,14 @@ def _run_shop(name: str, experiment: Experiment, system: str, *, profile: str, s
             late = latecomers(exp, shop, history.records)
             complete = True
         finally:
+            driver.close()
             scaler.stop()
             nemesis.heal()
             sampler.stop()
+            try:   # an interrupted run keeps what its generator recorded
+                history.absorb(driver.shard_files)
+            except Exception:
+                log.exception("the generator's records could not be merged into the history")
             history.close(complete=complete, time=time.time())
         describe = shop.describe()
         broker_used = ({"node": infra.broker.nodename, "vhost": infra.broker.vhost, "shared": infra.broker.shared}
@@ -325,7 +345,9 @@ def _run_shop(name: str, experiment: Experiment, system: str, *, profile: str, s
         "experiment": name, "title": exp.title, "claim": exp.claim, "system": system, "seed": seed,
         "profile": profile, "run_id": run_id, "complete": complete, "started_at": started,
         "wall_s": round(time.time() - started, 3),
-        "config": {"shop": describe, "broker": broker_used, "experiment": exp.model_dump(mode="json")},
+        "config": {"shop": describe, "broker": broker_used,
+                   "generator": {"workers": workers, "chosen_by": workers_chosen_by},
+                   "experiment": exp.model_dump(mode="json")},
         "schedule": {"arrivals": len(schedule), "duration_s": schedule.duration_s, "digest": schedule.digest()},
         "faults": actual_faults(history.records), "not_applicable": nemesis.not_applicable,
         "healed": healed, "observed_from": dict(shop.observed_from),
