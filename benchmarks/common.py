@@ -15,6 +15,7 @@ import os
 import platform
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections import Counter
@@ -23,13 +24,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from cafe.menu import load_menu
 from harness.checkers.distribution import percentile
 from harness.checkers.distribution import summary as latency_summary
-from harness.history import Record
-from harness.load.driver import OpenLoopDriver
+from harness.history import Record, merge_lines
 from harness.load.schedule import ArrivalSchedule, build_schedule
 from harness.load.shapes import Constant
+from harness.load.workers import ShardedDriver
 
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS_DIR = BENCH_DIR / "results"
@@ -153,30 +156,34 @@ def _process_cpu_s(pid: int) -> float:
 
 
 class CpuMeter(threading.Thread):
-    """CPU used during [t0, t0 + duration): by this process (the generator), by `pids` ({pid: name}),
-    by the whole machine.
+    """CPU used during [t0, t0 + duration): by the generator (this process and its worker processes,
+    `generator_pids`), by `pids` ({pid: name}), by the whole machine.
 
     Values are in cores (1.0 = one core busy for the whole window); `other_cores` is what the rest
     of the machine used (on a shared machine: other people's work, plus anything not in `pids`).
     """
 
-    def __init__(self, t0: float, duration_s: float, pids: Callable[[], dict[int, str]] | None = None) -> None:
+    def __init__(self, t0: float, duration_s: float, pids: Callable[[], dict[int, str]] | None = None,
+                 generator_pids: Callable[[], list[int]] | None = None) -> None:
         super().__init__(name="cpu-meter", daemon=True)
         self.t0, self.duration_s, self.pids = t0, duration_s, pids or (lambda: {})
+        self.generator_pids = generator_pids or (lambda: [])
         self.result: dict[str, Any] = {}
         self._halt = threading.Event()
 
-    def _snapshot(self, pids: dict[int, str]) -> tuple[float, float, dict[int, float], tuple[int, int, int]]:
-        return time.monotonic(), time.process_time(), {p: _process_cpu_s(p) for p in pids}, _machine_jiffies()
+    def _snapshot(self, pids: dict[int, str], workers: list[int]) -> tuple[float, float, dict[int, float],
+                                                                             tuple[int, int, int]]:
+        generator = time.process_time() + sum(_process_cpu_s(p) for p in workers)
+        return time.monotonic(), generator, {p: _process_cpu_s(p) for p in pids}, _machine_jiffies()
 
     def run(self) -> None:
         if self._halt.wait(max(0.0, self.t0 - time.time())):
             return
-        pids = self.pids()
-        w0, g0, p0, (b0, t0, s0) = self._snapshot(pids)
+        pids, workers = self.pids(), self.generator_pids()
+        w0, g0, p0, (b0, t0, s0) = self._snapshot(pids, workers)
         if self._halt.wait(self.duration_s):
             return
-        w1, g1, p1, (b1, t1, s1) = self._snapshot(pids)
+        w1, g1, p1, (b1, t1, s1) = self._snapshot(pids, workers)
         wall, ncpu = w1 - w0, os.cpu_count() or 1
         machine_cores = (b1 - b0) / (t1 - t0) * ncpu if t1 > t0 else 0.0
         by_process = {name: round((p1[p] - p0[p]) / wall, 3) for p, name in pids.items()}
@@ -193,30 +200,43 @@ class CpuMeter(threading.Thread):
 
 
 def run_step(entry_url: str, rate: float, duration_s: float, *, accepted_status: int, client_timeout_s: float,
-             max_in_flight: int, seed: int, cpu_pids: Callable[[], dict[int, str]] | None = None) -> StepResult:
-    """Drive `rate` orders/s for `duration_s` at `{entry_url}/orders` with the real OpenLoopDriver.
+             max_in_flight: int, seed: int, cpu_pids: Callable[[], dict[int, str]] | None = None,
+             workers: int = 1) -> StepResult:
+    """Drive `rate` orders/s for `duration_s` at `{entry_url}/orders` with the real driver, the harness's
+    `ShardedDriver` with `workers` worker processes (1: in this process), as `chaoscafe run` does.
 
     Bounded: the schedule has rate*duration orders and every request has a total timeout, so the
     step takes at most LEAD_S + duration_s + client_timeout_s (plus scheduling noise). CPU use
-    during the schedule (generator, `cpu_pids`, the rest of the machine) goes into `extra["cpu"]`.
+    during the schedule (generator with its workers, `cpu_pids`, the rest of the machine) goes into
+    `extra["cpu"]`; the records are the shards' files merged as a run's history is.
     """
     schedule = constant_schedule(rate, duration_s, seed)
-    records: list[Record] = []
-    t0 = time.time() + LEAD_S
-    driver = OpenLoopDriver(entry_url, schedule, t0, accepted_status=accepted_status,
-                            client_timeout_s=client_timeout_s, max_in_flight=max_in_flight, record=records.append)
-    meter = CpuMeter(t0, duration_s, cpu_pids)
-    meter.start()
-    started = time.monotonic()
-    try:
-        driver.run()
-    except BaseException:
-        meter.stop()
-        raise
-    meter.join(timeout=max(0.0, t0 + duration_s - time.time()) + 2.0)  # the window's end snapshot
-    meter.stop()
-    step = summarise(rate, schedule, t0, records, time.monotonic() - started)
+    with tempfile.TemporaryDirectory(prefix="chaoscafe-generator-") as tmp:
+        driver = ShardedDriver(entry_url, schedule, workers=workers, shard_dir=Path(tmp),
+                               accepted_status=accepted_status, client_timeout_s=client_timeout_s,
+                               max_in_flight=max_in_flight)
+        try:
+            driver.start()   # workers spawned and handed their shards before t0 is chosen
+            t0 = time.time() + LEAD_S
+            meter = CpuMeter(t0, duration_s, cpu_pids, driver.pids)
+            meter.start()
+            started = time.monotonic()
+            try:
+                stats = driver.run(t0)
+            except BaseException:
+                meter.stop()
+                raise
+            # the window's end snapshot, while finished workers still wait to be let go
+            meter.join(timeout=max(0.0, t0 + duration_s - time.time()) + 2.0)
+            meter.stop()
+        finally:
+            driver.close()
+        wall = time.monotonic() - started
+        records: list[Record] = [orjson.loads(line) for line in merge_lines(driver.shard_files)]
+    step = summarise(rate, schedule, t0, records, wall)
     step.extra["cpu"] = meter.result
+    step.extra["workers"] = workers
+    step.extra["driver"] = stats.summary()   # its live HdrHistograms (the table's numbers come from the records)
     return step
 
 

@@ -1,7 +1,10 @@
 """A trivial HTTP endpoint for benchmarking the load generator: `POST /orders` -> 202 {"id": "..."}.
 
 It reads the body and answers at once (no validation, no storage), so the measured limit is the
-generator's, not a shop's. Binds 127.0.0.1 only, stops on SIGTERM/SIGINT and, as a safety net,
+generator's, not a shop's. It is a bare asyncio protocol (HTTP/1.1 keep-alive, bodies with
+Content-Length) on uvloop when installed, not aiohttp: aiohttp's server cost about 0.17 ms of CPU
+per request on the 2-core machine, which at 5,000 orders/s is most of a core taken from the
+generator being measured. Binds 127.0.0.1 only, stops on SIGTERM/SIGINT and, as a safety net,
 by itself after `--lifetime-s`.
 Run: python benchmarks/trivial_server.py --port PORT [--lifetime-s 900]
 """
@@ -12,43 +15,72 @@ import asyncio
 import itertools
 import signal
 
-from aiohttp import web
-
 HOST = "127.0.0.1"
+_ids = itertools.count(1)
 
 
-def build_app() -> web.Application:
-    """The app: POST /orders (202 + small JSON body) and GET /health."""
-    ids = itertools.count(1)
+def _response(status: str, body: bytes, keep_alive: bool) -> bytes:
+    return (f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+            f"{'' if keep_alive else 'Connection: close' + chr(13) + chr(10)}\r\n").encode("ascii") + body
 
-    async def orders(request: web.Request) -> web.Response:
-        await request.read()
-        return web.json_response({"id": f"t-{next(ids)}"}, status=202)
 
-    async def health(request: web.Request) -> web.Response:
-        return web.json_response({"status": "ok"})
+class TrivialHTTP(asyncio.Protocol):
+    """POST /orders -> 202 {"id": "t-N"}; GET /health -> 200 {"status": "ok"}; anything else 404."""
 
-    app = web.Application()
-    app.add_routes([web.post("/orders", orders), web.get("/health", health)])
-    return app
+    def __init__(self) -> None:
+        self.buf = bytearray()
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+        while True:
+            end = self.buf.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            head = bytes(self.buf[:end]).split(b"\r\n")
+            length, keep = 0, head[0].endswith(b"HTTP/1.1")
+            for line in head[1:]:
+                name, _, value = line.partition(b":")
+                name = name.strip().lower()
+                if name == b"content-length":
+                    length = int(value)
+                elif name == b"connection":
+                    keep = value.strip().lower() != b"close"
+            if len(self.buf) < end + 4 + length:
+                return
+            del self.buf[:end + 4 + length]
+            method, _, rest = head[0].partition(b" ")
+            path = rest.split(b" ", 1)[0]
+            if method == b"POST" and path == b"/orders":
+                answer = _response("202 Accepted", b'{"id":"t-%d"}' % next(_ids), keep)
+            elif path == b"/health":
+                answer = _response("200 OK", b'{"status":"ok"}', keep)
+            else:
+                answer = _response("404 Not Found", b'{"error":"not found"}', keep)
+            assert self.transport is not None
+            self.transport.write(answer)
+            if not keep:
+                self.transport.close()
+                return
 
 
 async def serve(port: int, lifetime_s: float) -> None:
     """Serve on 127.0.0.1:port until a signal or `lifetime_s` seconds have passed."""
-    runner = web.AppRunner(build_app(), access_log=None, handle_signals=False)
-    await runner.setup()
-    site = web.TCPSite(runner, HOST, port, backlog=2048, reuse_address=True)
-    await site.start()
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(TrivialHTTP, HOST, port, backlog=2048, reuse_address=True)
     print(f"trivial server listening on http://{HOST}:{port}", flush=True)
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     try:
         await asyncio.wait_for(stop.wait(), timeout=lifetime_s)
     except TimeoutError:
         print(f"trivial server: lifetime of {lifetime_s:g}s reached, stopping", flush=True)
-    await runner.cleanup()
+    server.close()
+    await asyncio.wait_for(server.wait_closed(), timeout=5)
 
 
 def main() -> None:
@@ -56,7 +88,12 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--lifetime-s", type=float, default=900.0, help="stop by itself after this long")
     args = parser.parse_args()
-    asyncio.run(serve(args.port, args.lifetime_s))
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(serve(args.port, args.lifetime_s))
+    else:
+        uvloop.run(serve(args.port, args.lifetime_s))
 
 
 if __name__ == "__main__":
