@@ -10,6 +10,9 @@
 
 Work queues are quorum queues by default (durable, `x-delivery-limit` dead-letters poison
 messages after N deliveries); `classic` durable queues are the alternative.
+
+The declarations are data (`declarations`), declared by two small drivers: `declare` on a pika
+channel (the harness) and `declare_async` on an aiormq channel (the services, cafe/amqp.py).
 """
 from __future__ import annotations
 
@@ -31,15 +34,44 @@ def queue_arguments(queue_type: str, delivery_limit: int) -> dict[str, Any]:
     return args
 
 
-def declare(channel: Any, queue_type: str = "quorum", delivery_limit: int = 5) -> None:
-    """Declare exchanges, work queues, bindings and the dead-letter queue on a pika channel."""
-    channel.exchange_declare(EXCHANGE, exchange_type="topic", durable=True)
-    channel.exchange_declare(DLX, exchange_type="fanout", durable=True)
-    channel.queue_declare(DEAD_LETTERS, durable=True)
-    channel.queue_bind(DEAD_LETTERS, DLX)
+Declaration = tuple[str, dict[str, Any]]   # ("exchange" | "queue" | "bind", keyword arguments)
+
+
+def declarations(queue_type: str = "quorum", delivery_limit: int = 5) -> list[Declaration]:
+    """Exchanges, work queues, bindings and the dead-letter queue, in the order they are declared."""
+    steps: list[Declaration] = [
+        ("exchange", {"exchange": EXCHANGE, "exchange_type": "topic"}),
+        ("exchange", {"exchange": DLX, "exchange_type": "fanout"}),
+        ("queue", {"queue": DEAD_LETTERS, "arguments": None}),
+        ("bind", {"queue": DEAD_LETTERS, "exchange": DLX, "routing_key": ""}),
+    ]
     for queue, routing_key in BINDINGS.items():
-        channel.queue_declare(queue, durable=True, arguments=queue_arguments(queue_type, delivery_limit))
-        channel.queue_bind(queue, EXCHANGE, routing_key=routing_key)
+        steps.append(("queue", {"queue": queue, "arguments": queue_arguments(queue_type, delivery_limit)}))
+        steps.append(("bind", {"queue": queue, "exchange": EXCHANGE, "routing_key": routing_key}))
+    return steps
+
+
+def declare(channel: Any, queue_type: str = "quorum", delivery_limit: int = 5) -> None:
+    """Declare the topology (`declarations`) on a pika channel."""
+    for kind, args in declarations(queue_type, delivery_limit):
+        if kind == "exchange":
+            channel.exchange_declare(args["exchange"], exchange_type=args["exchange_type"], durable=True)
+        elif kind == "queue":
+            channel.queue_declare(args["queue"], durable=True, arguments=args["arguments"])
+        else:
+            channel.queue_bind(args["queue"], args["exchange"], routing_key=args["routing_key"] or None)
+
+
+async def declare_async(channel: Any, queue_type: str = "quorum", delivery_limit: int = 5) -> None:
+    """Declare the topology (`declarations`) on an aiormq channel."""
+    for kind, args in declarations(queue_type, delivery_limit):
+        if kind == "exchange":
+            await channel.exchange_declare(exchange=args["exchange"], exchange_type=args["exchange_type"],
+                                           durable=True)
+        elif kind == "queue":
+            await channel.queue_declare(args["queue"], durable=True, arguments=args["arguments"])
+        else:
+            await channel.queue_bind(args["queue"], args["exchange"], routing_key=args["routing_key"])
 
 
 def declare_event_log(channel: Any) -> None:

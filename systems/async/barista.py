@@ -1,8 +1,10 @@
 """Async shop, barista worker (B): consumes `CoffeeOrdered`, brews, records, publishes `CoffeeBrewed`, acks.
 
 Replicas share the queue `barista.orders` and the barista service's SQLite database. Up to
-`prefetch` orders are held unacked by a replica; `brewers` of them brew at once in worker threads
-while the connection thread keeps heartbeats going. With idempotency on (default) an order id is
+`prefetch` orders are held unacked by a replica; `brewers` of them brew at once (hands: a
+semaphore in the event loop, which also keeps the broker connection and its heartbeats going);
+SQLite runs on the database's own thread; each CoffeeBrewed is published as its brew ends, up to
+`prefetch` confirms in flight at once, and each delivery is acked once its CoffeeBrewed is confirmed. With idempotency on (default) an order id is
 claimed in the shared database before it is brewed (cafe/claims.py, the same rule as the sync
 barista's): a delivery of an order another live replica is brewing waits for that brew. The
 processed order ids are stored in the same transaction as the brew, so a redelivered order is not
@@ -17,12 +19,11 @@ Run: python systems/async/barista.py --config FILE.json
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import signal
-import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from aiohttp import web
@@ -34,7 +35,7 @@ from cafe.config import ServiceConfig
 from cafe.events import Event, InvalidEvent, decode, new_event
 from cafe.store import Database, now
 from cafe.topology import ORDERS_QUEUE
-from cafe.web import Periodic, application, blocking, health, pages, serve
+from cafe.web import Periodic, application, health, pages, serve
 
 log = logging.getLogger("cafe.barista")
 EVENT_NS = uuid.UUID("7f1c6a52-3b0e-4d0c-9a55-2f4f1c0de001")
@@ -72,22 +73,25 @@ CREATE TABLE IF NOT EXISTS processed (
 
 
 class Barista:
-    """The brewing logic of one replica, independent of HTTP."""
+    """The brewing logic of one replica, independent of HTTP, in the event loop. Its database is used
+    through the database's own thread only (cafe.store's awaited calls), the claims too: the look for
+    an earlier brew and the claim are one call, the record of a brew another, and calls queued
+    together share one COMMIT. Brews take one of `brewers` hands (a semaphore) while they brew."""
 
     def __init__(self, config: ServiceConfig) -> None:
         self.config = config
         self.db = Database(config.db, SCHEMA)
         self.claims = claims_mod.Claims(self.db, config.name)
-        self.hands = ThreadPoolExecutor(config.brewers, thread_name_prefix="brewer")
+        self.hands = asyncio.Semaphore(config.brewers)
         self.consumer = Consumer(f"{config.name}-consumer", config.amqp_url, ORDERS_QUEUE, self.on_delivery,
                                  prefetch=config.prefetch, heartbeat_s=config.heartbeat_s,
                                  queue_type=config.queue_type, delivery_limit=config.delivery_limit)
         self.stats = {"brewing": 0, "brewed": 0, "duplicates_skipped": 0, "dead_lettered": 0, "failed": 0,
                       "held_silently": 0, "started": 0, "waited_for_claims": 0}
         self.hooks = fault_hooks.Hooks()
+        self._releases: set[asyncio.Future[None]] = set()   # claims.release calls on their way to the database
 
-    # connection thread --------------------------------------------------------
-    def on_delivery(self, delivery: Delivery) -> None:
+    async def on_delivery(self, delivery: Delivery) -> None:
         try:
             event = decode(delivery.body)
             if event.event_type != "CoffeeOrdered":
@@ -95,93 +99,109 @@ class Barista:
         except InvalidEvent as exc:
             log.warning("dead-lettering an invalid message: %s", exc)
             self.stats["dead_lettered"] += 1
-            self.consumer.reject(delivery, requeue=False)
+            await self.consumer.reject(delivery, requeue=False)
             return
         if self.hooks.silent:  # a broken consumer: the order is taken and nothing ever happens
             self.stats["held_silently"] += 1
             return
-        self.hands.submit(self.brew, event, delivery)
-
-    # brewer threads ---------------------------------------------------------------
-    def brew(self, event: Event, delivery: Delivery) -> None:
         try:
-            try:
-                brewed = self._brew(event, delivery)
-            finally:
-                self.claims.release(event.order_id)
+            brewed = await self.brew(event, delivery)
         except Exception:
             log.exception("brew of order %s failed", event.order_id)
             self.stats["failed"] += 1
             requeue = self.config.queue_type == "quorum" or not delivery.redelivered
-            self.consumer.call_soon(lambda: self.consumer.reject(delivery, requeue=requeue))
+            await self.consumer.reject(delivery, requeue=requeue)
             return
-        self.consumer.call_soon(lambda: self._settle(delivery, brewed))
-
-    def _settle(self, delivery: Delivery, brewed: Event) -> None:
         try:
-            self.consumer.ack(delivery, then_publish=brewed)
+            await self.consumer.ack(delivery, then_publish=brewed)
         except Exception as exc:  # publish nacked or channel closed: the order comes back
             log.warning("could not publish CoffeeBrewed for %s: %s", brewed.order_id, exc)
 
+    async def brew(self, event: Event, delivery: Delivery) -> Event:
+        """Brew `event`'s order (or find its brew): its CoffeeBrewed."""
+        try:
+            return await self._brew(event, delivery)
+        finally:   # queued behind the record: this replica's other deliveries of the order may look again
+            release = asyncio.ensure_future(self.db.call(self.claims.release, event.order_id))
+            self._releases.add(release)
+            release.add_done_callback(self._releases.discard)
+
+    # on the database's thread ------------------------------------------------------
     def _previous(self, order_id: str) -> Event | None:
         rows = self.db.query("SELECT b.* FROM processed p JOIN brews b ON b.brew_id = p.brew_id"
                              " WHERE p.order_id = ?", (order_id,))
         return self._brewed_event(rows[0]) if rows else None
 
-    def _claimed(self, order_id: str) -> Event | None:
-        """None once this replica holds the claim on `order_id` (it may brew); the CoffeeBrewed of
-        the brew when the order was brewed, here or by the live replica holding the claim (waited
-        for, in this brewer thread)."""
-        waited = False
-        while True:
-            previous = self._previous(order_id)
-            if previous is not None:
-                return previous
-            if self.claims.claim(order_id):
-                return self._previous(order_id)   # the previous claimant may have just finished (brew() releases)
-            if not waited:
-                self.stats["waited_for_claims"] += 1
-                waited = True
-            time.sleep(claims_mod.WAIT_POLL_S)
+    def _look_or_claim(self, order_id: str) -> tuple[bool, Event | None]:
+        """(claimed, the CoffeeBrewed of an earlier brew): the earlier brew of `order_id` if there is
+        one; else whether this replica now holds its claim (the previous claimant may have just
+        finished: its brew is answered then)."""
+        previous = self._previous(order_id)
+        if previous is not None:
+            return False, previous
+        if self.claims.claim(order_id):
+            return True, self._previous(order_id)
+        return False, None
 
-    def _brew(self, event: Event, delivery: Delivery) -> Event:
-        if delivery.redelivered:
-            with self.db.transaction() as tx:
-                tx.execute("INSERT INTO redeliveries (order_id, ref, barista, delivery_count, seen_at)"
-                           " VALUES (?, ?, ?, ?, ?)", (event.order_id, event.payload.get("ref"), self.config.name,
-                                                       delivery.delivery_count, now()))
-        if self.config.idempotency:
-            previous = self._claimed(event.order_id)
-            if previous is not None:
-                self.stats["duplicates_skipped"] += 1
-                return previous
-        payload = event.payload
-        brew_ms = self.config.brew.sample(payload.get("ref") or event.order_id)
-        self.stats["brewing"] += 1
-        self.stats["started"] += 1
-        try:
-            started = now()
-            time.sleep(brew_ms / 1000)
-        finally:
-            self.stats["brewing"] -= 1
-        brew_id = str(uuid.uuid4())
-        record = {"brew_id": brew_id, "order_id": event.order_id, "ref": payload.get("ref"),
-                  "customer": payload.get("customer"), "product": payload["product"], "size": payload["size"], "barista": self.config.name,
-                  "brew_ms": brew_ms, "ordered_event_id": event.event_id,
-                  "brewed_event_id": str(uuid.uuid5(EVENT_NS, brew_id)),
-                  "redelivered": int(delivery.redelivered), "started_at": started, "brewed_at": now()}
-        with self.db.transaction() as tx:   # the coffee exists: its record stays, whoever else brewed it
+    def _record(self, record: dict[str, Any]) -> bool:
+        """Record a brew (the coffee exists: its record stays, whoever else brewed it); True if it is
+        the order's first (its order id now in `processed`, with idempotency on)."""
+        with self.db.transaction() as tx:
             tx.execute(
                 "INSERT INTO brews (brew_id, order_id, ref, customer, product, size, barista, brew_ms,"
                 " ordered_event_id, brewed_event_id, redelivered, started_at, brewed_at) VALUES"
                 " (:brew_id, :order_id, :ref, :customer, :product, :size, :barista, :brew_ms,"
                 " :ordered_event_id, :brewed_event_id, :redelivered, :started_at, :brewed_at)", record)
-            first_brew = True
-            if self.config.idempotency:
-                first_brew = tx.execute("INSERT OR IGNORE INTO processed (order_id, brew_id) VALUES (?, ?)",
-                                        (event.order_id, brew_id)).rowcount == 1
+            if not self.config.idempotency:
+                return True
+            return bool(tx.execute("INSERT OR IGNORE INTO processed (order_id, brew_id) VALUES (?, ?)",
+                                   (record["order_id"], record["brew_id"])).rowcount == 1)
+
+    # event loop ---------------------------------------------------------------------
+    async def _claimed(self, order_id: str) -> Event | None:
+        """None once this replica holds the claim on `order_id` (it may brew); the CoffeeBrewed of
+        the brew when the order was brewed, here or by the live replica holding the claim (waited
+        for, without holding a hand)."""
+        waited = False
+        while True:
+            claimed, previous = await self.db.call(self._look_or_claim, order_id)
+            if previous is not None or claimed:
+                return previous
+            if not waited:
+                self.stats["waited_for_claims"] += 1
+                waited = True
+            await asyncio.sleep(claims_mod.WAIT_POLL_S)
+
+    async def _brew(self, event: Event, delivery: Delivery) -> Event:
+        if delivery.redelivered:
+            await self.db.atomic(lambda tx: tx.execute(
+                "INSERT INTO redeliveries (order_id, ref, barista, delivery_count, seen_at) VALUES (?, ?, ?, ?, ?)",
+                (event.order_id, event.payload.get("ref"), self.config.name, delivery.delivery_count, now())))
+        if self.config.idempotency:
+            previous = await self._claimed(event.order_id)
+            if previous is not None:
+                self.stats["duplicates_skipped"] += 1
+                return previous
+        payload = event.payload
+        brew_ms = self.config.brew.sample(payload.get("ref") or event.order_id)
+        async with self.hands:
+            self.stats["brewing"] += 1
+            self.stats["started"] += 1
+            try:
+                started = now()
+                if brew_ms > 0:
+                    await asyncio.sleep(brew_ms / 1000)
+                brew_id = str(uuid.uuid4())
+                record = {"brew_id": brew_id, "order_id": event.order_id, "ref": payload.get("ref"),
+                          "customer": payload.get("customer"), "product": payload["product"], "size": payload["size"],
+                          "barista": self.config.name, "brew_ms": brew_ms, "ordered_event_id": event.event_id,
+                          "brewed_event_id": str(uuid.uuid5(EVENT_NS, brew_id)),
+                          "redelivered": int(delivery.redelivered), "started_at": started, "brewed_at": now()}
+                first_brew = await self.db.call(self._record, record)   # answered after its COMMIT
+            finally:
+                self.stats["brewing"] -= 1
         if not first_brew:   # a claimant taken over came back and brewed it too: announce the first brew
-            previous = self._previous(event.order_id)
+            previous = await self.db.call(self._previous, event.order_id)
             if previous is not None:
                 return previous
         self.stats["brewed"] += 1
@@ -199,9 +219,8 @@ class Barista:
             "barista": row["barista"], "brewMs": row["brew_ms"], "brewedAt": row["brewed_at"],
         }, event_id=row["brewed_event_id"])
 
-    def close(self) -> None:
-        self.consumer.stop()
-        self.hands.shutdown(wait=False, cancel_futures=True)
+    async def close(self) -> None:
+        await self.consumer.stop()
         self.db.close()
 
 
@@ -213,13 +232,16 @@ def build_app(config: ServiceConfig) -> web.Application:
                 "idempotency": config.idempotency, "held": barista.consumer.pending,
                 "disconnects": barista.consumer.disconnects, "hooks": barista.hooks.state(), **barista.stats}
 
+    def beat() -> object:   # on the database's thread, as every use of the claims
+        return barista.db.call(barista.claims.beat)
+
     # claims of a killed or frozen replica go stale (cafe/claims.py): say this one is alive
-    heartbeat = Periodic(claims_mod.BEAT_S, barista.claims.beat, in_thread=True)
+    heartbeat = Periodic(claims_mod.BEAT_S, beat)
     return application(
         [pages("/brews", barista.db, "brews"), pages("/redeliveries", barista.db, "redeliveries"),
          health("barista", config.name, counts), *fault_hooks.routes(barista.hooks, ("crash_before_ack", "silent"))],
-        start=[barista.claims.beat, heartbeat.start, barista.consumer.start],
-        stop=[heartbeat.stop, blocking(barista.close)])
+        start=[beat, heartbeat.start, barista.consumer.start],
+        stop=[heartbeat.stop, barista.close])
 
 
 if __name__ == "__main__":

@@ -1,8 +1,11 @@
 """Async shop, order service (A): `POST /orders` records the order, publishes `CoffeeOrdered`, answers 202.
 
 publish_mode "outbox" (default): the order row and its event go into this service's SQLite database
-in one transaction; a relay thread publishes pending events with publisher confirms and marks them
-sent. An accepted order survives a broker outage: the relay retries until the broker is back.
+in one transaction, and the 202 is sent once it is committed (on the database's own thread, never on
+the event loop; orders that arrive while a commit runs share the next one: cafe.store's group commit). The relay
+publishes pending events in batches, all of a batch in flight at once with publisher confirms, and
+marks sent, in one transaction, exactly the events the broker confirmed. An accepted order survives
+a broker outage: the relay retries until the broker is back.
 publish_mode "direct" (the naive variant): the request publishes itself and waits for the confirm;
 when the broker is unreachable the order is refused with 503.
 With idempotency on, an `Idempotency-Key` header makes a retried request return the order its
@@ -15,26 +18,27 @@ Run: python systems/async/order_service.py --config FILE.json
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
+import contextlib
 import logging
-import sqlite3
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
 from cafe import hooks as fault_hooks
-from cafe.amqp import Connection, publish, publish_encoded
+from cafe.amqp import Link
 from cafe.config import ServiceConfig
 from cafe.events import Event, new_event
 from cafe.menu import load_menu
 from cafe.ordering import order_routes
 from cafe.orders import OrderRequest
 from cafe.store import Database, now
-from cafe.web import MAX_BODY, application, blocking, health, serve
+from cafe.web import MAX_BODY, application, health, serve
 
 log = logging.getLogger("cafe.orders")
 DIRECT_TIMEOUT_S = 5.0
+RELAY_IDLE_S = 0.2      # the relay looks at the outbox this often without a nudge (rows left by a restart)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS orders (
@@ -66,28 +70,48 @@ CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (sent_at) WHERE sent_at IS N
 Answer = tuple[int, dict[str, Any]]   # (HTTP status, JSON body)
 
 
+@dataclass(frozen=True)
+class Entry:
+    """An order to store: its new id, the request, its CoffeeOrdered, when it arrived, the customer's
+    Idempotency-Key (or None) and whether its event goes into the outbox (outbox mode)."""
+
+    order_id: str
+    order: OrderRequest
+    event: Event
+    received: float
+    key: str | None
+    outbox: bool
+
+
 class OrderBook:
-    """The order service's database (SCHEMA): orders, and the outbox of events still to publish."""
+    """The order service's database (SCHEMA): orders, and the outbox of events still to publish.
+    Its methods block: the service awaits them on the database's thread (`Database.call`), where
+    the calls queued together share one COMMIT."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def add(self, order_id: str, order: OrderRequest, event: Event, received: float, *, outbox: bool,
-            key: str | None) -> dict[str, Any]:
-        """Store the order (and, when `outbox`, its event as a pending outbox row) in one transaction;
-        the order's record. sqlite3.IntegrityError (nothing stored) if `key` was used before."""
-        record = {"id": order_id, **order.to_dict(), "idempotency_key": key, "status": "accepted",
-                  "event_id": event.event_id, "received_at": received, "accepted_at": now()}
+    def take(self, e: Entry) -> tuple[dict[str, Any], bool]:
+        """Store the entry in one transaction: the order (and, when `outbox`, its event as a pending
+        outbox row); (its record, False). When its key is already used (also by an entry stored just
+        before it in the same group), nothing is stored: (the order stored under that key, True)."""
+        accepted_at = now()
         with self.db.transaction() as tx:
+            if e.key is not None:
+                row = tx.execute("SELECT * FROM orders WHERE idempotency_key = ?", (e.key,)).fetchone()
+                if row is not None:
+                    return dict(row), True
+            record = {"id": e.order_id, **e.order.to_dict(), "idempotency_key": e.key, "status": "accepted",
+                      "event_id": e.event.event_id, "received_at": e.received, "accepted_at": accepted_at}
             tx.execute(
                 "INSERT INTO orders (id, ref, product, size, customer, idempotency_key, status, event_id,"
                 " received_at, accepted_at) VALUES (:id, :ref, :product, :size, :customer, :idempotency_key,"
                 " :status, :event_id, :received_at, :accepted_at)", record)
-            if outbox:
+            if e.outbox:
                 tx.execute("INSERT INTO outbox (event_id, order_id, event_type, body, created_at)"
-                           " VALUES (?, ?, ?, ?, ?)", (event.event_id, order_id, event.event_type,
-                                                     event.encode(), record["accepted_at"]))
-        return record
+                           " VALUES (?, ?, ?, ?, ?)", (e.event.event_id, e.order_id, e.event.event_type,
+                                                     e.event.encode(), accepted_at))
+        return record, False
 
     def by_key(self, key: str | None) -> dict[str, Any] | None:
         """The order stored under Idempotency-Key `key` (None for no key)."""
@@ -111,58 +135,89 @@ class OrderBook:
 
     def mark_sent(self, seqs: list[int]) -> None:
         """The outbox rows `seqs` were published (confirmed): they are not sent again."""
+        sent_at = now()
         with self.db.transaction() as tx:
-            tx.executemany("UPDATE outbox SET sent_at = ? WHERE seq = ?", [(now(), s) for s in seqs])
+            tx.executemany("UPDATE outbox SET sent_at = ? WHERE seq = ?", [(sent_at, s) for s in seqs])
 
-
-class Relay(Connection):
-    """Publishes pending outbox rows (outbox mode) or requests' events (direct mode), confirmed."""
+class Relay:
+    """Publishes pending outbox rows (outbox mode) or requests' events (direct mode), confirmed,
+    over one broker `link` in the service's event loop."""
 
     def __init__(self, config: ServiceConfig, book: OrderBook, hooks: fault_hooks.Hooks) -> None:
-        super().__init__(f"{config.name}-relay", config.amqp_url, heartbeat_s=config.heartbeat_s,
+        self.link = Link(f"{config.name}-relay", config.amqp_url, heartbeat_s=config.heartbeat_s,
                          queue_type=config.queue_type, delivery_limit=config.delivery_limit)
         self.config, self.book, self.hooks = config, book, hooks
         self.published = 0
+        self.batches = 0
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
 
-    def on_tick(self, channel: Any) -> None:
+    @property
+    def broker(self) -> str:
+        return self.link.broker
+
+    def nudge(self) -> None:
+        """Orders were stored: publish them soon (nudges while a batch is out make one next batch)."""
+        self._wake.set()
+
+    def start(self) -> None:
+        self.link.start()
         if self.config.publish_mode == "outbox":
-            self.flush()
+            self._task = asyncio.ensure_future(self._run())
 
-    def flush(self) -> None:
-        """Publish up to relay_batch pending outbox events in order, then mark sent those the broker
-        confirmed (at least once: the first one that fails, and all after it, stay pending)."""
-        if self.channel is None:
-            return
-        rows = self.book.pending(self.config.relay_batch)
-        sent: list[int] = []
-        try:
-            for row in rows:
-                publish_encoded(self.channel, row["event_type"], row["event_id"], row["body"])
-                if self.hooks.hits("duplicate_publish", str(row["ref"] or row["event_id"])):
-                    publish_encoded(self.channel, row["event_type"], row["event_id"], row["body"])
-                sent.append(row["seq"])
-        finally:
-            if sent:
-                self.book.mark_sent(sent)
-                self.published += len(sent)
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self.link.stop()
 
-    def publish_now(self, event: Event) -> concurrent.futures.Future[None]:
-        """Direct mode: publish from the connection thread; the future fails if not confirmed."""
-        future: concurrent.futures.Future[None] = concurrent.futures.Future()
-
-        def run() -> None:
+    async def _run(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), RELAY_IDLE_S)
+            self._wake.clear()
             try:
-                publish(self.channel, event)
-                if self.hooks.hits("duplicate_publish", str(event.payload.get("ref") or event.event_id)):
-                    publish(self.channel, event)
-                self.published += 1
-                future.set_result(None)
-            except Exception as exc:
-                future.set_exception(exc)
+                sent = await self.flush()
+            except Exception as exc:  # not connected, nacked, connection lost: the rows stay pending
+                log.warning("relay: %s: %s", exc.__class__.__name__, exc)
+                await asyncio.sleep(RELAY_IDLE_S)
+                continue
+            if sent >= self.config.relay_batch:
+                self._wake.set()  # a full batch: there may be more
 
-        if not self.connected.is_set() or not self.call_soon(run):
-            future.set_exception(ConnectionError("broker not connected"))
-        return future
+    async def flush(self) -> int:
+        """Publish up to relay_batch pending outbox events, all in flight at once (the link's window),
+        await their confirms, then mark sent, in one transaction, exactly those the broker confirmed
+        (never one before its confirm: at least once); raise the first failure after marking. The
+        number marked sent."""
+        if not self.link.connected.is_set():
+            return 0
+        rows = await self.book.db.call(self.book.pending, self.config.relay_batch)
+        if not rows:
+            return 0
+        results = await asyncio.gather(*(self._publish_row(row) for row in rows), return_exceptions=True)
+        confirmed = [row["seq"] for row, result in zip(rows, results, strict=True) if result is None]
+        if confirmed:
+            await self.book.db.call(self.book.mark_sent, confirmed)
+            self.published += len(confirmed)
+            self.batches += 1
+        failure = next((r for r in results if isinstance(r, BaseException)), None)
+        if failure is not None:
+            raise failure
+        return len(confirmed)
+
+    async def _publish_row(self, row: dict[str, Any]) -> None:
+        await self.link.publish(row["event_type"], row["event_id"], row["body"])
+        if self.hooks.hits("duplicate_publish", str(row["ref"] or row["event_id"])):
+            await self.link.publish(row["event_type"], row["event_id"], row["body"])
+
+    async def publish_now(self, event: Event) -> None:
+        """Direct mode: publish `event` and await its confirm (ConnectionError when not connected)."""
+        await self.link.publish_event(event)
+        if self.hooks.hits("duplicate_publish", str(event.payload.get("ref") or event.event_id)):
+            await self.link.publish_event(event)
+        self.published += 1
 
 
 class OrderDesk:
@@ -170,38 +225,35 @@ class OrderDesk:
 
     A key already used answers its order again (202, "replayed": true), nothing new stored or
     published. Else a new order id and its CoffeeOrdered event: in "outbox" mode the order and the
-    event are stored in one transaction and the relay is nudged (202: accepted, published later, at
-    least once); in "direct" mode the event is published first and the order stored only once the
-    broker confirmed it (504 no confirm within `DIRECT_TIMEOUT_S`, 503 broker unavailable: nothing
-    stored). A concurrent attempt with the same key that stored first wins: its order is answered."""
+    event are stored in one transaction (a group commit) and the relay is nudged (202 once committed:
+    accepted, published later, at least once); in "direct" mode the event is published first and
+    the order stored only once the broker confirmed it (504 no confirm within `DIRECT_TIMEOUT_S`,
+    503 broker unavailable: nothing stored). Of concurrent attempts with one key, the one stored
+    first wins: its order is answered to the others."""
 
     def __init__(self, book: OrderBook, relay: Relay, publish_mode: str) -> None:
         self.book, self.relay, self.publish_mode = book, relay, publish_mode
 
     async def accept(self, order: OrderRequest, received: float, key: str | None) -> Answer:
-        earlier = self.book.by_key(key)
-        if earlier is not None:  # a retry: the order its first attempt created
-            return 202, {**earlier, "replayed": True}
         order_id = str(uuid.uuid4())
         event = new_event("CoffeeOrdered", order_id, order.to_dict())
         if self.publish_mode == "outbox":
-            try:
-                record = self.book.add(order_id, order, event, received, outbox=True, key=key)
-            except sqlite3.IntegrityError:  # the same key, concurrently: the other attempt won
-                return 202, {**(self.book.by_key(key) or {}), "replayed": True}
-            self.relay.call_soon(self.relay.flush)
+            record, replayed = await self.book.db.call(self.book.take, Entry(order_id, order, event, received, key, outbox=True))
+            if not replayed:
+                self.relay.nudge()
         else:
+            earlier = await self.book.db.call(self.book.by_key, key) if key else None
+            if earlier is not None:  # a retry: the order its first attempt created, not published again
+                return 202, {**earlier, "replayed": True}
             try:
-                await asyncio.wait_for(asyncio.wrap_future(self.relay.publish_now(event)), DIRECT_TIMEOUT_S)
+                await asyncio.wait_for(self.relay.publish_now(event), DIRECT_TIMEOUT_S)
             except TimeoutError:
                 return 504, {"error": "broker did not confirm the order in time", "id": order_id}
             except Exception as exc:
                 return 503, {"error": f"broker unavailable: {exc.__class__.__name__}: {exc}", "id": order_id}
-            try:
-                record = self.book.add(order_id, order, event, received, outbox=False, key=key)
-            except sqlite3.IntegrityError:  # published twice: a concurrent retry (direct mode's race)
-                return 202, {**(self.book.by_key(key) or {}), "replayed": True}
-        return 202, record
+            # a concurrent retry with the key that stored first wins (its event was published too)
+            record, replayed = await self.book.db.call(self.book.take, Entry(order_id, order, event, received, key, outbox=False))
+        return 202, ({**record, "replayed": True} if replayed else record)
 
 
 def build_app(config: ServiceConfig) -> web.Application:
@@ -212,13 +264,17 @@ def build_app(config: ServiceConfig) -> web.Application:
     relay = Relay(config, book, hooks)
     desk = OrderDesk(book, relay, config.publish_mode)
 
-    def counts() -> dict[str, Any]:
-        return {"broker": relay.broker, "publish_mode": config.publish_mode, "outbox_pending": book.pending_count(),
-                "published": relay.published, "hooks": hooks.state()}
+    async def counts() -> dict[str, Any]:
+        return {"broker": relay.broker, "publish_mode": config.publish_mode,
+                "outbox_pending": await db.call(book.pending_count), "published": relay.published,
+                "relay_batches": relay.batches, "disconnects": relay.link.disconnects, "hooks": hooks.state()}
 
-    return application([*order_routes(menu, desk.accept, book.get, db, idempotency=config.idempotency),
+    async def find(order_id: str) -> dict[str, Any] | None:
+        return await db.call(book.get, order_id)
+
+    return application([*order_routes(menu, desk.accept, find, db, idempotency=config.idempotency),
                         health("orders", config.name, counts), *fault_hooks.routes(hooks, ("duplicate_publish",))],
-                       start=[relay.start], stop=[blocking(relay.stop), db.close], max_body=MAX_BODY)
+                       start=[relay.start], stop=[relay.stop, db.close], max_body=MAX_BODY)
 
 
 if __name__ == "__main__":

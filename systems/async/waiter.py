@@ -8,6 +8,7 @@ Run: python systems/async/waiter.py --config FILE.json
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from typing import Any
@@ -17,10 +18,10 @@ from aiohttp import web
 from cafe import feed
 from cafe.amqp import Consumer, Delivery
 from cafe.config import ServiceConfig
-from cafe.events import InvalidEvent, decode, new_event
+from cafe.events import Event, InvalidEvent, decode, new_event
 from cafe.store import Database, now
 from cafe.topology import BREWED_QUEUE
-from cafe.web import application, blocking, error, health, pages, serve
+from cafe.web import application, error, health, pages, serve
 
 
 def served_entry(row: dict[str, Any]) -> dict[str, Any]:
@@ -53,49 +54,73 @@ CREATE INDEX IF NOT EXISTS served_order ON served (order_id);
 
 class Waiter:
     """Serves brewed coffees, independent of HTTP: for each CoffeeBrewed delivered, records a serving
-    in `db` (SCHEMA), then publishes CoffeeServed and acks (in the consumer's thread). With
+    in `db` (SCHEMA) on the database's thread, then publishes CoffeeServed and acks once it is
+    confirmed (up to `prefetch` deliveries at once, their confirms in flight together). With
     idempotency on, an order already served is not served again: its CoffeeServed is published again
     with the same eventId. A message that is not a valid CoffeeBrewed is dead-lettered."""
 
     def __init__(self, config: ServiceConfig, db: Database) -> None:
         self.config, self.db = config, db
         self.stats = {"served": 0, "duplicates_skipped": 0, "dead_lettered": 0}
-        self.consumer = Consumer(f"{config.name}-consumer", config.amqp_url, BREWED_QUEUE, self.on_delivery,
+        self.consumer = Consumer(f"{config.name}-consumer", config.amqp_url, BREWED_QUEUE, batch=self.on_deliveries,
                                  prefetch=config.prefetch, heartbeat_s=config.heartbeat_s,
                                  queue_type=config.queue_type, delivery_limit=config.delivery_limit)
 
-    def on_delivery(self, delivery: Delivery) -> None:
-        try:
-            event = decode(delivery.body)
-            if event.event_type != "CoffeeBrewed":
-                raise InvalidEvent(f"eventType: waiter consumes CoffeeBrewed, got {event.event_type}")
-        except InvalidEvent as exc:
-            log.warning("dead-lettering an invalid message: %s", exc)
-            self.stats["dead_lettered"] += 1
-            self.consumer.reject(delivery, requeue=False)
+    async def on_deliveries(self, deliveries: list[Delivery]) -> None:
+        """Deliveries that arrived together: the invalid ones dead-lettered, the others served in
+        one transaction (on the database's thread: cafe.store's `call`), then each CoffeeServed published, and each
+        delivery acked once its event is confirmed (all of them in flight at once)."""
+        events: list[tuple[Event, Delivery]] = []
+        for delivery in deliveries:
+            try:
+                event = decode(delivery.body)
+                if event.event_type != "CoffeeBrewed":
+                    raise InvalidEvent(f"eventType: waiter consumes CoffeeBrewed, got {event.event_type}")
+            except InvalidEvent as exc:
+                log.warning("dead-lettering an invalid message: %s", exc)
+                self.stats["dead_lettered"] += 1
+                await self.consumer.reject(delivery, requeue=False)
+                continue
+            events.append((event, delivery))
+        if not events:
             return
-        p = event.payload
+        served = await self.db.call(self.serve, events)
+        await asyncio.gather(*(self._settle(delivery, event) for (_, delivery), event in zip(events, served, strict=True)))
+
+    async def _settle(self, delivery: Delivery, served: Event) -> None:
+        try:
+            await self.consumer.ack(delivery, then_publish=served)
+        except Exception as exc:  # publish refused: the delivery comes back and is deduplicated
+            log.warning("could not publish CoffeeServed for %s: %s", served.order_id, exc)
+
+    def serve(self, events: list[tuple[Event, Delivery]]) -> list[Event]:
+        """Record the serving of each event's order (once, with idempotency on), in one transaction:
+        their CoffeeServed. Runs in the database's thread."""
         with self.db.transaction() as tx:
-            seen = tx.execute("SELECT serve_id FROM served WHERE order_id = ? LIMIT 1",
-                              (event.order_id,)).fetchone() if self.config.idempotency else None
-            if seen is None:
-                serve_id = str(uuid.uuid4())
-                tx.execute(
-                    "INSERT INTO served (serve_id, order_id, ref, customer, product, size, waiter, brew_id,"
-                    " brewed_event_id, redelivered, served_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (serve_id, event.order_id, p.get("ref"), p.get("customer"), p["product"], p["size"],
-                     self.config.name, p["brewId"], event.event_id, int(delivery.redelivered), now()))
-                self.stats["served"] += 1
-            else:
-                serve_id = seen[0]
-                self.stats["duplicates_skipped"] += 1
-        served = new_event("CoffeeServed", event.order_id, {
+            return [self._serve(tx, event, delivery) for event, delivery in events]
+
+    def _serve(self, tx: Any, event: Event, delivery: Delivery) -> Event:
+        p = event.payload
+        seen = tx.execute("SELECT serve_id FROM served WHERE order_id = ? LIMIT 1",
+                          (event.order_id,)).fetchone() if self.config.idempotency else None
+        if seen is None:
+            serve_id = str(uuid.uuid4())
+            tx.execute(
+                "INSERT INTO served (serve_id, order_id, ref, customer, product, size, waiter, brew_id,"
+                " brewed_event_id, redelivered, served_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (serve_id, event.order_id, p.get("ref"), p.get("customer"), p["product"], p["size"],
+                 self.config.name, p["brewId"], event.event_id, int(delivery.redelivered), now()))
+            self.stats["served"] += 1
+        else:
+            serve_id = seen[0]
+            self.stats["duplicates_skipped"] += 1
+        return new_event("CoffeeServed", event.order_id, {
             "product": p["product"], "size": p["size"], "ref": p.get("ref"), "customer": p.get("customer"),
             "waiter": self.config.name, "brewId": p["brewId"]}, event_id=str(uuid.uuid5(EVENT_NS, serve_id)))
-        try:
-            self.consumer.ack(delivery, then_publish=served)
-        except Exception as exc:  # publish refused: the delivery comes back and is deduplicated
-            log.warning("could not publish CoffeeServed for %s: %s", event.order_id, exc)
+
+    async def close(self) -> None:
+        await self.consumer.stop()
+        self.db.close()
 
 
 def build_app(config: ServiceConfig) -> web.Application:
@@ -131,7 +156,7 @@ def build_app(config: ServiceConfig) -> web.Application:
 
     return application([pages("/served", db, "served"), web.get("/feed", feed_current),
                         web.get("/feed/{page}", feed_archive), health("waiter", config.name, counts)],
-                       start=[waiter.consumer.start], stop=[blocking(waiter.consumer.stop), db.close])
+                       start=[waiter.consumer.start], stop=[waiter.close])
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ Run: python systems/newcomers/bell.py --config FILE.json
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -18,7 +19,7 @@ from cafe.config import ServiceConfig
 from cafe.events import InvalidEvent, decode
 from cafe.store import Database, now
 from cafe.topology import EXCHANGE, queue_arguments
-from cafe.web import application, blocking, health, pages, serve
+from cafe.web import application, health, pages, serve
 
 log = logging.getLogger("cafe.bell")
 BELL_QUEUE = "bell.brewed"
@@ -39,33 +40,38 @@ class Bell(Consumer):
     def __init__(self, config: ServiceConfig, db: Database) -> None:
         super().__init__(f"{config.name}-consumer", config.amqp_url, BELL_QUEUE, self.on_delivery,
                          prefetch=config.prefetch, heartbeat_s=config.heartbeat_s,
-                         queue_type=config.queue_type, delivery_limit=config.delivery_limit)
+                         queue_type=config.queue_type, delivery_limit=config.delivery_limit, ordered=True)
         self.db = db
         self.joined_at: float | None = None
         self.stats = {"rings": 0, "duplicates_skipped": 0, "invalid": 0}
 
-    def on_connect(self, channel: Any) -> None:
-        channel.queue_declare(BELL_QUEUE, durable=True, arguments=queue_arguments(self.queue_type, self.delivery_limit))
-        channel.queue_bind(BELL_QUEUE, EXCHANGE, routing_key="CoffeeBrewed")
+    async def on_connect(self, channel: Any) -> None:
+        await channel.queue_declare(BELL_QUEUE, durable=True,
+                                    arguments=queue_arguments(self.queue_type, self.delivery_limit))
+        await channel.queue_bind(BELL_QUEUE, EXCHANGE, routing_key="CoffeeBrewed")
         if self.joined_at is None:
             self.joined_at = now()
-        super().on_connect(channel)
+        await super().on_connect(channel)
 
-    def on_delivery(self, delivery: Delivery) -> None:
+    async def on_delivery(self, delivery: Delivery) -> None:
         try:
             event = decode(delivery.body)
         except InvalidEvent as exc:
             log.warning("dead-lettering an invalid message: %s", exc)
             self.stats["invalid"] += 1
-            self.reject(delivery, requeue=False)
+            await self.reject(delivery, requeue=False)
             return
         p = event.payload
-        with self.db.transaction() as tx:
-            rung = tx.execute("INSERT OR IGNORE INTO rings (brew_id, order_id, ref, brewed_at, rung_at)"
-                              " VALUES (?, ?, ?, ?, ?)", (p["brewId"], event.order_id, p.get("ref"),
-                                                          p.get("brewedAt"), now())).rowcount
+
+        def ring() -> int:
+            with self.db.transaction() as tx:
+                return int(tx.execute("INSERT OR IGNORE INTO rings (brew_id, order_id, ref, brewed_at, rung_at)"
+                                      " VALUES (?, ?, ?, ?, ?)", (p["brewId"], event.order_id, p.get("ref"),
+                                                                  p.get("brewedAt"), now())).rowcount)
+
+        rung = await asyncio.to_thread(ring)
         self.stats["rings" if rung else "duplicates_skipped"] += 1
-        self.ack(delivery)
+        await self.ack(delivery)
 
 
 def build_app(config: ServiceConfig) -> web.Application:
@@ -76,7 +82,7 @@ def build_app(config: ServiceConfig) -> web.Application:
         return {"broker": bell.broker, "joined_at": bell.joined_at, **bell.stats}
 
     return application([pages("/rings", db, "rings"), health("bell", config.name, counts)],
-                       start=[bell.start], stop=[blocking(bell.stop), db.close])
+                       start=[bell.start], stop=[bell.stop, db.close])
 
 
 if __name__ == "__main__":

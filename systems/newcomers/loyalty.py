@@ -14,6 +14,7 @@ Run: python systems/newcomers/loyalty.py --config FILE.json
 """
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import threading
@@ -191,20 +192,27 @@ class Replayer(Consumer):
         super().__init__(f"{config.name}-replay", config.amqp_url, EVENT_LOG, self.on_delivery,
                          prefetch=max(config.prefetch, 500), arguments=self.offset,
                          heartbeat_s=config.heartbeat_s, queue_type=config.queue_type,
-                         delivery_limit=config.delivery_limit)
+                         delivery_limit=config.delivery_limit, ordered=True)
         self.ledger = ledger
         self.caught_up = threading.Event()
         self.errors = 0
 
-    def finish(self) -> None:
-        """Stop consuming and wait for the connection thread to end (as `Reader.finish`)."""
-        self.stop()
+    async def finish(self) -> None:
+        """Stop consuming and close the connection (as `Reader.finish`)."""
+        await self.stop()
 
     def offset(self) -> dict[str, Any]:
         stored = self.ledger.position("offset")
         return {"x-stream-offset": "first" if stored is None else stored + 1}
 
-    def on_delivery(self, delivery: Delivery) -> None:
+    async def on_delivery(self, delivery: Delivery) -> None:
+        """Apply one event of the log (in its own thread: SQLite), then ack; one at a time, in order."""
+        await asyncio.to_thread(self.apply, delivery)
+        await self.ack(delivery)
+        if self.pending == 0:
+            self.caught_up.set()  # nothing more delivered right now: the log is read to its end
+
+    def apply(self, delivery: Delivery) -> None:
         offset = delivery.stream_offset
         try:
             event = decode(delivery.body)
@@ -226,9 +234,6 @@ class Replayer(Consumer):
             self.ledger.apply([(event.order_id, customer)], position)
         else:
             self.ledger.apply([], position)
-        self.ack(delivery)
-        if self.pending == 0:
-            self.caught_up.set()  # nothing more delivered right now: the log is read to its end
 
 
 def build_app(config: ServiceConfig) -> web.Application:
@@ -258,8 +263,9 @@ def build_app(config: ServiceConfig) -> web.Application:
                 "position": {name: ledger.position(name) for name in ("offset", "page", "seq", "after")},
                 "pages_read": getattr(reader, "pages_read", None)}
 
+    stop = reader.finish if isinstance(reader, Replayer) else blocking(reader.finish)
     return application([web.get("/points", points), health("loyalty", config.name, counts)],
-                       start=[reader.start], stop=[blocking(reader.finish), db.close])
+                       start=[reader.start], stop=[stop, db.close])
 
 
 if __name__ == "__main__":

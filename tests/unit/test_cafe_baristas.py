@@ -126,16 +126,17 @@ class Settled:
 
     def __init__(self) -> None:
         self.acked: list[tuple[int, Any]] = []
+        self.rejected: list[tuple[int, bool]] = []
 
-    def ack(self, delivery: Delivery, then_publish: Any = None) -> bool:
+    async def ack(self, delivery: Delivery, then_publish: Any = None) -> bool:
         self.acked.append((delivery.tag, then_publish))
         return True
 
-    def call_soon(self, fn: Any) -> bool:
-        fn()
+    async def reject(self, delivery: Delivery, requeue: bool) -> bool:
+        self.rejected.append((delivery.tag, requeue))
         return True
 
-    def stop(self) -> None: ...
+    async def stop(self) -> None: ...
 
 
 def test_the_async_barista_brews_a_redelivered_order_once_and_announces_the_same_event(tmp_path: Path) -> None:
@@ -145,12 +146,14 @@ def test_the_async_barista_brews_a_redelivered_order_once_and_announces_the_same
     barista.claims.beat()
     ordered = new_event("CoffeeOrdered", "o-1", {"product": "Latte", "size": "small", "ref": "4"})
     try:
-        barista.brew(ordered, Delivery(1, 1, False, ordered.encode(), 0))
-        barista.brew(ordered, Delivery(2, 1, True, ordered.encode(), 1))       # redelivered
+        asyncio.run(barista.on_delivery(Delivery(1, 1, False, ordered.encode(), 0)))
+        asyncio.run(barista.on_delivery(Delivery(2, 1, True, ordered.encode(), 1)))       # redelivered
+        asyncio.run(barista.on_delivery(Delivery(3, 1, False, b"{not json", 0)))          # dead-lettered
         assert len(barista.db.query("SELECT * FROM brews")) == 1
         assert len(barista.db.query("SELECT * FROM redeliveries")) == 1
+        assert barista.consumer.rejected == [(3, False)]
     finally:
-        barista.close()
+        asyncio.run(barista.close())
     (tag1, first), (tag2, again) = barista.consumer.acked
     assert (tag1, tag2) == (1, 2) and first.event_type == again.event_type == "CoffeeBrewed"
     assert decode(first.encode()).event_id == again.event_id and first.payload == again.payload

@@ -1,10 +1,10 @@
 """The async order service's rules without a process or a broker: `OrderDesk` (outbox and direct
-modes, idempotency keys), `OrderBook` (orders and their outbox) and the `Relay`'s batch (marks sent
-only what the broker confirmed). The order service is a program, loaded here by path."""
+modes, idempotency keys, group commit), `OrderBook` (orders and their outbox) and the `Relay`'s batch
+(all in flight at once; marks sent exactly what the broker confirmed). The order service is a
+program, loaded here by path."""
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import json
 import runpy
 from pathlib import Path
@@ -28,37 +28,42 @@ class FakeRelay:
     """What the desk asks of the relay: a nudge (outbox mode) or a confirmed publish (direct mode)."""
 
     def __init__(self, confirm: BaseException | None = None, answer: bool = True) -> None:
-        self.nudged: list[Any] = []
+        self.nudged = 0
         self.published: list[Any] = []
         self.confirm, self.answer = confirm, answer
 
-    def call_soon(self, fn: Any) -> bool:
-        self.nudged.append(fn)
-        return True
+    def nudge(self) -> None:
+        self.nudged += 1
 
-    def flush(self) -> None: ...
-
-    def publish_now(self, event: Any) -> concurrent.futures.Future[None]:
+    async def publish_now(self, event: Any) -> None:
         self.published.append(event)
-        future: concurrent.futures.Future[None] = concurrent.futures.Future()
         if self.confirm is not None:
-            future.set_exception(self.confirm)
-        elif self.answer:
-            future.set_result(None)
-        return future   # never answered when `answer` is False: the broker did not confirm
+            raise self.confirm
+        if not self.answer:
+            await asyncio.sleep(3600)   # the broker never confirms
 
 
-class FakeChannel:
-    """Records basic_publish calls; the `fail_at`-th one (1-based) raises, as a nacked publish does."""
+class FakeLink:
+    """The relay's broker link: records publishes; the `fail_at`-th one (1-based) is nacked. All of a
+    batch's publishes are in flight before the first confirm comes back (`most_in_flight`)."""
 
-    def __init__(self, fail_at: int | None = None) -> None:
+    def __init__(self, fail_at: int | None = None, connected: bool = True) -> None:
         self.bodies: list[bytes] = []
         self.fail_at = fail_at
+        self.connected = asyncio.Event()
+        if connected:
+            self.connected.set()
+        self.in_flight = self.most_in_flight = 0
 
-    def basic_publish(self, exchange: str, routing_key: str, body: bytes, properties: Any) -> None:
-        if self.fail_at is not None and len(self.bodies) + 1 == self.fail_at:
-            raise RuntimeError("nacked")
+    async def publish(self, event_type: str, event_id: str, body: bytes) -> None:
         self.bodies.append(body)
+        n = len(self.bodies)
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        await asyncio.sleep(0.01)   # the confirm's round trip
+        self.in_flight -= 1
+        if self.fail_at is not None and n == self.fail_at:
+            raise RuntimeError("nacked")
 
 
 def book(tmp_path: Path) -> Any:
@@ -78,7 +83,7 @@ def test_outbox_mode_stores_the_order_and_its_event_together_and_nudges_the_rela
     assert row["event_id"] == record["event_id"] == event["eventId"] and row["sent_at"] is None
     assert event["eventType"] == "CoffeeOrdered" and event["orderId"] == record["id"]
     assert event["payload"]["ref"] == "3"
-    assert relay.nudged == [relay.flush] and relay.published == []    # published by the relay, not here
+    assert relay.nudged == 1 and relay.published == []    # published by the relay, not here
     assert b.get(record["id"])["published_at"] is None and b.pending_count() == 1
 
 
@@ -91,19 +96,33 @@ def test_a_keyed_retry_is_the_same_order_and_nothing_new_is_stored_or_published(
 
     (s1, first), (s2, again) = asyncio.run(retry())
     assert s1 == s2 == 202 and again == {**first, "seq": 1, "replayed": True}
-    assert len(outbox(b)) == 1 and len(relay.nudged) == 1
+    assert len(outbox(b)) == 1 and relay.nudged == 1
 
 
-def test_a_concurrent_attempt_with_the_same_key_that_stored_first_wins(tmp_path: Path,
-                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_concurrent_attempts_with_one_key_the_first_stored_wins(tmp_path: Path) -> None:
+    b, relay = book(tmp_path), FakeRelay()
+    desk = service.OrderDesk(b, relay, "outbox")
+
+    async def together() -> list[Any]:
+        return list(await asyncio.gather(desk.accept(MOCHA, 1.0, "k-1"), desk.accept(MOCHA, 2.0, "k-1"),
+                                         desk.accept(MOCHA, 3.0, None)))
+
+    (s1, first), (s2, again), (s3, other) = asyncio.run(together())
+    assert s1 == s2 == s3 == 202 and again == {**first, "seq": 1, "replayed": True} and other["id"] != first["id"]
+    assert len(outbox(b)) == 2 and relay.nudged == 2
+
+
+def test_an_order_that_cannot_be_stored_is_not_accepted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     b = book(tmp_path)
     desk = service.OrderDesk(b, FakeRelay(), "outbox")
-    asyncio.run(desk.accept(MOCHA, 1.0, "k-1"))
-    first = b.by_key("k-1")
-    looks = iter([None, first])                    # the retry looked before the first attempt stored
-    monkeypatch.setattr(b, "by_key", lambda key: next(looks))
-    status, answer = asyncio.run(desk.accept(MOCHA, 2.0, "k-1"))
-    assert status == 202 and answer == {**first, "replayed": True} and len(outbox(b)) == 1
+
+    def broken(entry: Any) -> Any:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(b, "take", broken)
+    with pytest.raises(OSError, match="disk full"):
+        asyncio.run(desk.accept(MOCHA, 1.0, None))
+    assert outbox(b) == [] and b.db.query("SELECT * FROM orders") == []
 
 
 def test_direct_mode_stores_an_order_only_once_the_broker_confirmed_it(tmp_path: Path,
@@ -121,52 +140,65 @@ def test_direct_mode_stores_an_order_only_once_the_broker_confirmed_it(tmp_path:
     assert [r["id"] for r in b.db.query("SELECT id FROM orders")] == [record["id"]]   # refused: not stored
 
 
-def relay_for(tmp_path: Path, batch: int, channel: FakeChannel, hooks: Hooks | None = None) -> Any:
+def relay_for(tmp_path: Path, batch: int, link: FakeLink, hooks: Hooks | None = None) -> Any:
     config = ServiceConfig(name="orders-1", port=1, db=str(tmp_path / "orders.db"), relay_batch=batch)
     b = book(tmp_path)
     relay = service.Relay(config, b, hooks or Hooks())
-    relay.channel = channel
+    relay.link = link
     for i in range(5):
         asyncio.run(service.OrderDesk(b, FakeRelay(), "outbox").accept(
             OrderRequest("Latte", "small", ref=str(i)), float(i), None))
     return relay
 
 
-def test_the_relay_publishes_a_batch_in_order_and_marks_it_sent(tmp_path: Path) -> None:
-    relay = relay_for(tmp_path, batch=3, channel=(channel := FakeChannel()))
-    relay.flush()
-    assert [json.loads(b)["payload"]["ref"] for b in channel.bodies] == ["0", "1", "2"]
+def test_the_relay_publishes_a_batch_all_in_flight_at_once_in_order_and_marks_it_sent(tmp_path: Path) -> None:
+    relay = relay_for(tmp_path, batch=3, link=(link := FakeLink()))
+    assert asyncio.run(relay.flush()) == 3
+    assert [json.loads(b)["payload"]["ref"] for b in link.bodies] == ["0", "1", "2"] and link.most_in_flight == 3
     assert [r["sent_at"] is not None for r in outbox(relay.book)] == [True, True, True, False, False]
     assert relay.published == 3 and relay.book.pending_count() == 2
-    relay.flush()
-    assert relay.book.pending_count() == 0 and len(channel.bodies) == 5
+    asyncio.run(relay.flush())
+    assert relay.book.pending_count() == 0 and len(link.bodies) == 5
 
 
-def test_the_relay_marks_sent_only_what_the_broker_confirmed(tmp_path: Path) -> None:
-    relay = relay_for(tmp_path, batch=5, channel=FakeChannel(fail_at=3))
+def test_the_relay_marks_sent_exactly_what_the_broker_confirmed(tmp_path: Path) -> None:
+    relay = relay_for(tmp_path, batch=5, link=FakeLink(fail_at=3))
     with pytest.raises(RuntimeError, match="nacked"):
-        relay.flush()
-    assert [r["sent_at"] is not None for r in outbox(relay.book)] == [True, True, False, False, False]
-    assert relay.published == 2
-    relay.channel = channel = FakeChannel()   # reconnected: the rest goes out, from the first unconfirmed
-    relay.flush()
-    assert [json.loads(b)["payload"]["ref"] for b in channel.bodies] == ["2", "3", "4"]
+        asyncio.run(relay.flush())
+    assert [r["sent_at"] is not None for r in outbox(relay.book)] == [True, True, False, True, True]
+    assert relay.published == 4
+    relay.link = link = FakeLink()   # the nacked one goes out again
+    asyncio.run(relay.flush())
+    assert [json.loads(b)["payload"]["ref"] for b in link.bodies] == ["2"] and relay.book.pending_count() == 0
+
+
+def test_nothing_is_marked_sent_before_its_confirm(tmp_path: Path) -> None:
+    relay = relay_for(tmp_path, batch=5, link=(link := FakeLink()))
+
+    async def look_while_in_flight() -> list[bool]:
+        flush = asyncio.ensure_future(relay.flush())
+        while not link.in_flight:
+            await asyncio.sleep(0)
+        sent = [r["sent_at"] is not None for r in outbox(relay.book)]
+        await flush
+        return sent
+
+    assert asyncio.run(look_while_in_flight()) == [False] * 5 and relay.book.pending_count() == 0
 
 
 def test_the_duplicate_publish_hook_publishes_chosen_events_twice_and_marks_them_once(tmp_path: Path) -> None:
     hooks = Hooks()
     hooks.arm({"duplicate_publish": {"rate": 1.0, "seed": 0}}, ("duplicate_publish",))
-    relay = relay_for(tmp_path, batch=2, channel=(channel := FakeChannel()), hooks=hooks)
-    relay.flush()
-    assert [json.loads(b)["payload"]["ref"] for b in channel.bodies] == ["0", "0", "1", "1"]
+    relay = relay_for(tmp_path, batch=2, link=(link := FakeLink()), hooks=hooks)
+    asyncio.run(relay.flush())
+    assert sorted(json.loads(b)["payload"]["ref"] for b in link.bodies) == ["0", "0", "1", "1"]
     assert relay.published == 2 and hooks.fired == {"duplicate_publish": 2}
 
 
 def test_the_relay_does_nothing_without_a_connection(tmp_path: Path) -> None:
-    relay = relay_for(tmp_path, batch=5, channel=FakeChannel())
-    relay.channel = None
-    relay.flush()
-    assert relay.book.pending_count() == 5
+    relay = relay_for(tmp_path, batch=5, link=FakeLink(connected=False))
+    assert asyncio.run(relay.flush()) == 0
+    assert relay.book.pending_count() == 5 and relay.link.bodies == []
 
 
 def test_the_app_passes_the_customers_idempotency_key_to_the_desk(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@ CoffeeBrewed arrives (idempotency on), every delivery is a serving with it off, 
 CoffeeBrewed is dead-lettered. The waiter is a program, loaded here by path."""
 from __future__ import annotations
 
+import asyncio
 import runpy
 from pathlib import Path
 from types import SimpleNamespace
@@ -26,11 +27,11 @@ class Settling:
         self.acked: list[tuple[int, Event | None]] = []
         self.rejected: list[tuple[int, bool]] = []
 
-    def ack(self, delivery: Delivery, then_publish: Event | None = None) -> bool:
+    async def ack(self, delivery: Delivery, then_publish: Event | None = None) -> bool:
         self.acked.append((delivery.tag, then_publish))
         return True
 
-    def reject(self, delivery: Delivery, requeue: bool) -> bool:
+    async def reject(self, delivery: Delivery, requeue: bool) -> bool:
         self.rejected.append((delivery.tag, requeue))
         return True
 
@@ -43,7 +44,7 @@ def waiter(tmp_path: Path, idempotency: bool = True) -> Any:
 
 
 def deliver(w: Any, tag: int, body: bytes, redelivered: bool = False) -> None:
-    w.on_delivery(Delivery(tag, 1, redelivered, body, int(redelivered)))
+    asyncio.run(w.on_deliveries([Delivery(tag, 1, redelivered, body, int(redelivered))]))
 
 
 def test_an_order_is_served_once_however_often_its_coffee_brewed_arrives(tmp_path: Path) -> None:
@@ -66,6 +67,17 @@ def test_without_idempotency_every_delivery_is_a_serving(tmp_path: Path) -> None
     deliver(w, 2, BREWED.encode(), redelivered=True)
     assert len(w.db.query("SELECT * FROM served")) == 2 and w.stats["served"] == 2
     assert w.consumer.acked[0][1].event_id != w.consumer.acked[1][1].event_id
+
+
+def test_deliveries_that_arrive_together_are_served_in_one_transaction_and_each_acked(tmp_path: Path) -> None:
+    w = waiter(tmp_path)
+    other = new_event("CoffeeBrewed", "o-2", {**BREWED.payload, "brewId": "brew-2", "ref": "3"})
+    batch = [Delivery(1, 1, False, BREWED.encode(), 0), Delivery(2, 1, False, b"{not json", 0),
+             Delivery(3, 1, False, other.encode(), 0), Delivery(4, 1, True, BREWED.encode(), 1)]
+    asyncio.run(w.on_deliveries(batch))
+    assert [r["order_id"] for r in w.db.query("SELECT * FROM served ORDER BY seq")] == ["o-1", "o-2"]
+    assert sorted(tag for tag, _ in w.consumer.acked) == [1, 3, 4] and w.consumer.rejected == [(2, False)]
+    assert w.stats == {"served": 2, "duplicates_skipped": 1, "dead_lettered": 1}
 
 
 def test_what_is_not_a_coffee_brewed_is_dead_lettered_and_not_served(tmp_path: Path) -> None:

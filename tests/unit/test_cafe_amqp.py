@@ -1,0 +1,179 @@
+"""cafe.amqp without a broker: the confirm window (at most W publishes unconfirmed, settled as the
+broker's confirms arrive), ack only after the follow-up event is confirmed, a failed publish gives
+the delivery back, deliveries of an old connection are not settled, and a batch consumer gets
+the deliveries that arrived together as one list."""
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from pamqp import commands as spec
+
+from cafe import amqp
+from cafe.amqp import Consumer, Delivery, Link
+from cafe.events import new_event
+from cafe.topology import EXCHANGE
+
+
+class FakeChannel:
+    """An aiormq channel: publishes wait for a confirm the test releases (or a nack); acks and
+    nacks are recorded in order with the publishes, as frames on the wire."""
+
+    def __init__(self) -> None:
+        self.wire: list[tuple[str, Any]] = []
+        self.confirms: list[asyncio.Future[None]] = []
+        self.is_closed = False
+
+    async def basic_publish(self, body: bytes, *, exchange: str, routing_key: str, properties: Any,
+                            wait: bool, timeout: float) -> None:
+        assert exchange == EXCHANGE and properties.delivery_mode == 2 and properties.message_type == routing_key
+        self.wire.append(("publish", properties.message_id))
+        confirm: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.confirms.append(confirm)
+        await confirm
+
+    async def basic_ack(self, tag: int, wait: bool = True) -> None:
+        self.wire.append(("ack", tag))
+
+    async def basic_nack(self, tag: int, requeue: bool = True, wait: bool = True) -> None:
+        self.wire.append(("nack" if requeue else "dead-letter", tag))
+
+    def confirm_all(self, error: BaseException | None = None) -> int:
+        """The broker confirms (a multiple ack) every publish still waiting: how many."""
+        waiting = [c for c in self.confirms if not c.done()]
+        for confirm in waiting:
+            if error is None:
+                confirm.set_result(None)
+            else:
+                confirm.set_exception(error)
+        return len(waiting)
+
+
+def connected(link: Link, channel: FakeChannel, generation: int = 1) -> FakeChannel:
+    link.channel, link.generation = channel, generation
+    link._slots = asyncio.Semaphore(link.window)
+    link.connected.set()
+    return channel
+
+
+async def turns(n: int = 5) -> None:
+    for _ in range(n):
+        await asyncio.sleep(0)
+
+
+def test_at_most_w_publishes_are_in_flight_and_confirms_release_the_window() -> None:
+    async def scenario() -> list[int]:
+        link = Link("t", "amqp://127.0.0.1:1", window=3)
+        channel = connected(link, FakeChannel())
+        publishes = asyncio.gather(*(link.publish("CoffeeOrdered", str(i), b"{}") for i in range(7)))
+        seen = []
+        while not publishes.done():
+            await turns()
+            seen.append(link.in_flight)
+            channel.confirm_all()
+        await publishes
+        assert link.published == 7 and [m for _, m in channel.wire] == [str(i) for i in range(7)]
+        return seen
+
+    assert asyncio.run(scenario())[:3] == [3, 3, 1]
+
+
+def test_publishing_without_a_connection_raises_connection_error() -> None:
+    with pytest.raises(ConnectionError):
+        asyncio.run(Link("t", "amqp://127.0.0.1:1").publish("CoffeeOrdered", "e", b"{}"))
+
+
+def test_a_delivery_is_acked_only_after_its_follow_up_event_is_confirmed() -> None:
+    brewed = new_event("CoffeeBrewed", "o-1", {"product": "Latte", "size": "small", "brewId": "b",
+                                               "barista": "barista-1", "brewMs": 1.0})
+
+    async def scenario() -> list[tuple[str, Any]]:
+        consumer = Consumer("t", "amqp://127.0.0.1:1", "q", batch=lambda ds: asyncio.sleep(0))
+        channel = connected(consumer, FakeChannel())
+        consumer.pending = 1
+        ack = asyncio.ensure_future(consumer.ack(Delivery(7, 1, False, b"", 0, channel=channel), then_publish=brewed))
+        await turns()
+        assert channel.wire == [("publish", brewed.event_id)] and not ack.done()   # not acked yet
+        channel.confirm_all()
+        assert await ack is True and consumer.pending == 0
+        return channel.wire
+
+    assert asyncio.run(scenario()) == [("publish", brewed.event_id), ("ack", 7)]
+
+
+def test_a_follow_up_event_that_is_not_confirmed_gives_the_delivery_back() -> None:
+    served = new_event("CoffeeServed", "o-1", {"product": "Latte", "size": "small", "waiter": "w"})
+
+    async def scenario() -> list[tuple[str, Any]]:
+        consumer = Consumer("t", "amqp://127.0.0.1:1", "q", batch=lambda ds: asyncio.sleep(0))
+        channel = connected(consumer, FakeChannel())
+        consumer.pending = 1
+        ack = asyncio.ensure_future(consumer.ack(Delivery(3, 1, False, b"", 0, channel=channel), then_publish=served))
+        await turns()
+        channel.confirm_all(RuntimeError("nacked"))
+        with pytest.raises(RuntimeError, match="nacked"):
+            await ack
+        return channel.wire
+
+    assert asyncio.run(scenario()) == [("publish", served.event_id), ("nack", 3)]   # requeued: at least once
+
+
+def test_a_delivery_from_an_earlier_connection_is_not_settled() -> None:
+    async def scenario() -> tuple[bool, bool, list[Any]]:
+        consumer = Consumer("t", "amqp://127.0.0.1:1", "q", batch=lambda ds: asyncio.sleep(0))
+        old = FakeChannel()
+        channel = connected(consumer, FakeChannel(), generation=2)
+        stale = Delivery(1, 1, False, b"", 0, channel=old)
+        return await consumer.ack(stale), await consumer.reject(stale, requeue=False), channel.wire + old.wire
+
+    assert asyncio.run(scenario()) == (False, False, [])
+
+
+class Message:
+    """What aiormq hands a consumer callback."""
+
+    def __init__(self, tag: int, channel: FakeChannel, headers: dict[str, Any] | None = None) -> None:
+        self.delivery = spec.Basic.Deliver(consumer_tag="c", delivery_tag=tag, redelivered=tag > 1,
+                                           exchange=EXCHANGE, routing_key="CoffeeOrdered")
+        self.header = type("Header", (), {"properties": spec.Basic.Properties(headers=headers)})()
+        self.body, self.channel = b"{}", channel
+
+
+def test_deliveries_that_arrive_together_are_handed_over_as_one_batch() -> None:
+    async def scenario() -> list[list[tuple[int, bool, int]]]:
+        batches: list[list[Delivery]] = []
+
+        async def batch(deliveries: list[Delivery]) -> None:
+            batches.append(deliveries)
+
+        consumer = Consumer("t", "amqp://127.0.0.1:1", "q", batch=batch, prefetch=10)
+        channel = connected(consumer, FakeChannel())
+        for tag in (1, 2, 3):   # one read from the socket: aiormq makes a task for each
+            asyncio.ensure_future(consumer._on_message(Message(tag, channel, {"x-delivery-count": tag - 1})))
+        await turns()
+        await consumer._on_message(Message(4, channel))    # a later turn: the next batch
+        await turns()
+        assert consumer.pending == 4 and consumer.batches == 2
+        return [[(d.tag, d.redelivered, d.delivery_count) for d in b] for b in batches]
+
+    assert asyncio.run(scenario()) == [[(1, False, 0), (2, True, 1), (3, True, 2)], [(4, True, 0)]]
+
+
+def test_a_consumer_needs_exactly_one_kind_of_handler() -> None:
+    with pytest.raises(ValueError, match="one of them"):
+        Consumer("t", "amqp://127.0.0.1:1", "q")
+
+
+def test_a_link_that_cannot_connect_retries_with_backoff_and_stops(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(amqp, "BACKOFF_S", (0.01, 0.02))
+
+    async def scenario() -> tuple[int, str]:
+        link = Link("t", "amqp://guest:guest@127.0.0.1:1/")   # nothing listens there
+        link.start()
+        await asyncio.sleep(0.3)
+        await link.stop()
+        return link.disconnects, link.broker
+
+    disconnects, broker = asyncio.run(scenario())
+    assert disconnects >= 3 and broker == "disconnected"
