@@ -13,6 +13,12 @@ c x mu = 8 x 10/s = 80/s in theory, measured with the bound brew + 100 ms (a cus
 for the coffee by design). With --paused-baristas-run, also the async shop with its baristas
 SIGSTOPped: the acceptance path alone (order service, outbox relay, broker).
 
+For a shop on a broker, first the raw-broker row: persistent publishes with confirms, W in flight
+(W = 1, 16, 64, 256), through a Toxiproxy proxy of their own to the same broker and into a quorum
+queue, so that the shop's ceiling reads as a fraction of what its broker allows. Each step also
+gives the end-to-end rate (served/s: the step's coffees served, over the time until the last was
+served) and the shop's CPU per accepted order from the step's start until it was idle again.
+
 Run: python -m benchmarks.shop_ceiling [--shop sync|async|both] [--rates ...] [--step-s 5] [--json PATH]
 """
 from __future__ import annotations
@@ -28,9 +34,11 @@ if __package__ in (None, ""):  # run by path: make `benchmarks` importable
 
 from benchmarks.common import (  # noqa: E402
     LAG_LIMIT_MS,
+    LEAD_S,
     RESULTS_DIR,
     CpuMeter,
     StepResult,
+    _process_cpu_s,  # noqa: E402
     fmt,
     git_revision,
     machine,
@@ -45,10 +53,74 @@ from harness.infra.processes import install_signal_handlers  # noqa: E402
 from harness.infra.stack import Infrastructure  # noqa: E402
 from harness.shops import SHOP_NAMES, SHOPS, TRAITS, Shop, ShopSettings  # noqa: E402
 
-DEFAULT_RATES = "25,50,75,100,150,200,250,300,400,600,800,1200"
+DEFAULT_RATES = "25,50,100,200,300,400,600,800,1000,1200,1500,2000"
 DEFAULT_BREW_RATES = "40,60,70,75,80,85,90,100,120"
 SETTLE_POLL_S = 0.25
 IDLE_S = 3.0          # the shop's own CPU use with no orders, measured once after start
+RAW_QUEUE = "bench.raw-publishes"   # the raw-broker row's quorum queue (bound to nothing the shop reads)
+RAW_ROUTING_KEY = "RawPublish"
+RAW_WINDOWS = (1, 16, 64, 256)
+PUBLISHES_PER_ORDER = 3   # the async shop publishes CoffeeOrdered, CoffeeBrewed and CoffeeServed
+RAW_BODY = b'{"eventType":"CoffeeOrdered","payload":{"product":"Latte","size":"small"}}'.ljust(320, b" ")
+
+
+def raw_broker(shop: Shop, infra: Infrastructure, windows: tuple[int, ...], seconds: float) -> list[dict[str, Any]]:
+    """What the shop's broker allows: persistent publishes with confirms, up to W in flight
+    (cafe.amqp.Link, as the services publish), through a Toxiproxy proxy of their own to the same
+    broker, into a quorum queue like the shop's (declared here, deleted after). One row per W:
+    confirmed publishes/s over `seconds` and the CPU per publish of the broker and Toxiproxy."""
+    import asyncio
+
+    import pika
+
+    from cafe.amqp import Link
+    from cafe.topology import EXCHANGE, queue_arguments
+
+    broker = infra.broker
+    assert broker is not None
+    settings = shop.settings
+    connection = pika.BlockingConnection(pika.URLParameters(broker.amqp_url))
+    try:
+        channel = connection.channel()
+        channel.queue_declare(RAW_QUEUE, durable=True,
+                              arguments=queue_arguments(settings.queue_type, settings.delivery_limit))
+        channel.queue_bind(RAW_QUEUE, EXCHANGE, routing_key=RAW_ROUTING_KEY)
+    finally:
+        connection.close()
+    proxy = infra.toxiproxy.create_proxy("bench-raw-broker", f"127.0.0.1:{broker.amqp_port}")
+    pids = {pid: name for pid, name in shop_pids(shop, infra).items() if name in ("rabbitmq", "toxiproxy")}
+
+    async def publish_for(window: int) -> dict[str, Any]:
+        link = Link("bench-raw", broker.amqp_url_at(proxy.listen_port), queue_type=settings.queue_type,
+                    delivery_limit=settings.delivery_limit, window=window)
+        link.start()
+        try:
+            await asyncio.wait_for(link.connected.wait(), 15)
+            sent, deadline = 0, time.monotonic() + seconds
+            cpu0, started = cpu_seconds(pids), time.monotonic()
+            while time.monotonic() < deadline:   # rounds of 2 W publishes: the window stays full
+                await asyncio.gather(*(link.publish(RAW_ROUTING_KEY, str(sent + i), RAW_BODY)
+                                       for i in range(2 * window)))
+                sent += 2 * window
+            wall, cpu = time.monotonic() - started, cpu_seconds(pids) - cpu0
+        finally:
+            await link.stop()
+        return {"window": window, "published": sent, "seconds": round(wall, 2),
+                "publishes_per_s": round(sent / wall, 1), "broker_cpu_ms_per_publish": round(cpu * 1000 / sent, 3)}
+
+    try:
+        rows = []
+        for window in windows:
+            rows.append(asyncio.run(publish_for(window)))
+            print(f"raw broker, W={window}: {rows[-1]['publishes_per_s']:g} confirmed persistent publishes/s "
+                  f"(broker + toxiproxy {rows[-1]['broker_cpu_ms_per_publish']:g} ms CPU each)", flush=True)
+        return rows
+    finally:
+        connection = pika.BlockingConnection(pika.URLParameters(broker.amqp_url))
+        try:
+            connection.channel().queue_delete(RAW_QUEUE)
+        finally:
+            connection.close()
 
 
 def shop_pids(shop: Shop, infra: Infrastructure) -> dict[int, str]:
@@ -68,6 +140,23 @@ def served_count(shop: Shop) -> int | None:
         return len(shop.served())
     except Exception:  # a busy service may not answer at once
         return None
+
+
+def served_rate(shop: Shop, since: float) -> dict[str, Any]:
+    """End to end: the coffees served from wall time `since` on (a step's first intended send) and
+    the rate at which they were served, count / (last served_at - since); None when unreadable."""
+    try:
+        times = [float(row["served_at"]) for row in shop.served() if row.get("served_at") is not None]
+    except Exception:  # a busy service may not answer at once
+        return {"served": None, "served_per_s": None}
+    mine = [t for t in times if t >= since]
+    span = max(mine) - since if mine else 0.0
+    return {"served": len(mine), "served_per_s": round(len(mine) / span, 1) if span > 0 else None}
+
+
+def cpu_seconds(pids: dict[int, str]) -> float:
+    """CPU seconds (user + system) used so far by `pids` together."""
+    return sum(_process_cpu_s(pid) for pid in pids)
 
 
 def settle(shop: Shop, accepted: int, limit_s: float) -> dict[str, Any]:
@@ -108,7 +197,8 @@ def judge(step: StepResult, bound_ms: float, min_share: float) -> list[str]:
 
 def render(steps: list[dict[str, Any]]) -> str:
     headers = ["rate/s", "orders", "accepted/s", "accepted", "acc p50 ms", "acc p99 ms", "acc max ms",
-               "gen lag p99 ms", "unserved after", "settle s", "gen cores", "shop cores", "other cores", "verdict"]
+               "gen lag p99 ms", "unserved after", "settle s", "served/s", "shop ms/order", "gen cores", "shop cores",
+               "other cores", "verdict"]
     rows = []
     for s in steps:
         cpu = s["extra"].get("cpu") or {}
@@ -118,6 +208,7 @@ def render(steps: list[dict[str, Any]]) -> str:
         rows.append([fmt(s["rate"], 0), str(s["scheduled"]), fmt(s["accepted_per_s"]), f"{s['share_ok']:.2%}",
                      fmt(s["latency_ms"]["p50"], 1), fmt(s["latency_ms"]["p99"], 1), fmt(s["latency_ms"]["max"], 0),
                      fmt(s["lag_ms"]["p99"], 2), fmt(s["unserved_after"]), fmt(s["settle"]["settle_s"]),
+                     fmt(s.get("served_per_s"), 1), fmt(s.get("shop_cpu_ms_per_order"), 2),
                      fmt(cpu.get("generator_cores"), 2), fmt(cpu.get("measured_pids_cores"), 2),
                      fmt(cpu.get("other_cores"), 2), verdict])
     return table(headers, rows)
@@ -153,6 +244,8 @@ def measure(label: str, kind: str, settings: ShopSettings, rates: list[float], b
         idle.start()
         idle.join(timeout=IDLE_S + 5)
         result["idle_cpu"] = idle.result
+        if TRAITS[kind].needs_broker and args.raw_broker_s > 0 and not pause:
+            result["raw_broker"] = raw_broker(shop, infra, RAW_WINDOWS, args.raw_broker_s)
         for service in pause:
             shop.supervisor.pause(service)
         drain = not pause
@@ -171,15 +264,21 @@ def measure(label: str, kind: str, settings: ShopSettings, rates: list[float], b
             if time.monotonic() - started > args.budget_s:
                 result["failure"] = f"budget of {args.budget_s:g}s used up before rate {rate:g}/s"
                 break
+            pids = shop_pids(shop, infra)
+            cpu_before, since = cpu_seconds(pids), time.time() + LEAD_S
             step = run_step(shop.entry_url, rate, args.step_s, seed=args.seed, **common)
             accepted += step.ok
             served = served_count(shop)
             after = None if served is None else max(0, accepted - served)
             calm = calm_down()
+            # the whole cost of the step's orders: from its start until the shop was idle again
+            cpu_ms = (cpu_seconds(pids) - cpu_before) * 1000 / step.ok if step.ok and drain else None
+            end_to_end = served_rate(shop, since) if drain else {"served": None, "served_per_s": None}
             reasons = judge(step, bound_ms, args.min_share)
             lag_p99 = step.lag_ms["p99"]
             steps.append({**step.to_dict(), "passed": not reasons, "reasons": reasons, "unserved_after": after,
-                          "settle": calm, "generator_limited": lag_p99 is None or lag_p99 >= LAG_LIMIT_MS})
+                          "settle": calm, "generator_limited": lag_p99 is None or lag_p99 >= LAG_LIMIT_MS,
+                          "shop_cpu_ms_per_order": None if cpu_ms is None else round(cpu_ms, 3), **end_to_end})
             print(render(steps[-1:]).splitlines()[-1], flush=True)
             if reasons:
                 result["first_failing_per_s"] = rate
@@ -207,6 +306,15 @@ def summary_lines(out: dict[str, Any]) -> list[str]:
     for label, run in runs.items():
         lines.append(f"{label}: ceiling {fmt(run['ceiling_per_s'], 0)}/s (bound {run['bound_ms']:g} ms; "
                      f"first failing {fmt(run['first_failing_per_s'], 0)}/s: {run['failure'] or '-'})")
+    for label, run in runs.items():
+        raw = run.get("raw_broker") or []
+        if raw and run.get("ceiling_per_s"):
+            best = max(raw, key=lambda r: r["publishes_per_s"])
+            ceiling = run["ceiling_per_s"]
+            lines.append(f"{label}: its broker allows {best['publishes_per_s']:g} confirmed persistent publishes/s "
+                         f"(W={best['window']}; W=1: {raw[0]['publishes_per_s']:g}/s); the ceiling's "
+                         f"{PUBLISHES_PER_ORDER} publishes per order use {PUBLISHES_PER_ORDER * ceiling:g}/s = "
+                         f"{PUBLISHES_PER_ORDER * ceiling / best['publishes_per_s']:.0%} of it")
     ratio = out.get("ratio_async_over_sync")
     if ratio is not None:
         lines.append(f"async / sync acceptance ceiling: {ratio:.2f}")
@@ -233,6 +341,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--brew-limited-rates", default=DEFAULT_BREW_RATES)
     parser.add_argument("--paused-baristas-run", action="store_true",
                         help="also measure the async shop with its baristas paused (order service + broker only)")
+    parser.add_argument("--raw-broker-s", type=float, default=3.0,
+                        help="seconds per window of the raw-broker row (shops on a broker; 0 skips it)")
     parser.add_argument("--client-timeout-s", type=float, default=5.0)
     parser.add_argument("--max-in-flight", type=int, default=10_000)
     parser.add_argument("--warmup-s", type=float, default=2.0, help="unjudged warm-up at the first rate (default 2)")
