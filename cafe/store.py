@@ -3,15 +3,18 @@
 Two ways in, on the same connection and the same lock:
 
     from a thread (blocking)        db.transaction(), db.query(), db.page()
-    from the event loop (awaited)   await db.call(fn, *args), db.atomic(fn, *args), db.fetch(sql), db.fetch_page()
+    from the event loop (awaited)   await db.call(fn, *args), db.atomic(fn, *args), db.fetch(sql), db.fetch_page();
+                                    db.submit(fn, *args) queues without waiting (a future)
 
 The awaited calls never run SQLite on the event loop: they queue `fn` for the database's own
 thread (one per Database, started on the first awaited call, so a service that never awaits one
-has none). That thread is the only one to touch the connection while it works, so SQLite's one
-writer and WAL are kept as they were. It takes every call queued at that moment as one **group**:
-runs them one after the other, each `transaction()` opened by them being a SAVEPOINT of one
-BEGIN IMMEDIATE ... COMMIT around the group (opened by the first that writes, none if nobody
-writes), then commits once, and only then hands every result back to its event loop (one wake-up
+has none). The calls an event loop makes during one of its iterations are handed over together at
+the start of its next one (one wake-up of the thread for all of them, not one each). That thread
+is the only one to touch the connection while it works, so SQLite's one writer and WAL are kept as
+they were. It takes every call handed over by then as one **group**:
+runs them one after the other, the `transaction()`s opened by them all parts of one BEGIN
+IMMEDIATE ... COMMIT around the group (opened by the first that writes, none if nobody writes;
+each after the first a SAVEPOINT, so that it can be rolled back alone), then commits once, and only then hands every result back to its event loop (one wake-up
 per group). So an awaited write returns after the COMMIT that holds it, never before ("201 only
 once the order is stored"), and a burst of N orders costs one commit, not N.
 A call that raises is rolled back to its savepoint alone; the others of its group stand. A COMMIT
@@ -35,7 +38,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 T = TypeVar("T")
-MAX_GROUP = 256   # calls committed together at most (a group is whatever was queued when the thread looked)
+MAX_GROUP = 256   # calls committed together at most, about (a group is what was handed over when the thread looked)
 
 
 def now() -> float:
@@ -84,7 +87,8 @@ class Database:
         self._conn.row_factory = sqlite3.Row
         self._lock = threading.RLock()
         self._group: _Group | None = None        # set by the database's thread while it runs a group
-        self._calls: queue.SimpleQueue[_Call | None] = queue.SimpleQueue()
+        self._calls: queue.SimpleQueue[list[_Call] | None] = queue.SimpleQueue()
+        self._pending: dict[asyncio.AbstractEventLoop, list[_Call]] = {}   # made this loop iteration
         self._thread: threading.Thread | None = None
         self._starting = threading.Lock()      # not self._lock: another thread may hold that for a while
         self._closed = False
@@ -125,9 +129,16 @@ class Database:
                     raise
                 self._conn.execute("COMMIT")
                 return
-            if not group.begun:
+            if not group.begun:   # the group's first: nothing before it to keep, so no savepoint needed
                 self._conn.execute("BEGIN IMMEDIATE")
                 group.begun = True
+                try:
+                    yield self._conn
+                except BaseException:
+                    self._conn.execute("ROLLBACK")
+                    group.begun = False
+                    raise
+                return
             group.savepoints += 1
             name = f"call{group.savepoints}"
             self._conn.execute(f"SAVEPOINT {name}")
@@ -153,6 +164,11 @@ class Database:
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
         """`fn(*args)` on the database's thread; its result (or exception) once the group it ran in
         is committed. `fn` uses this database's blocking API (`transaction`, `query`) as a thread would."""
+        return await self.submit(fn, *args)
+
+    def submit(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+        """`call` without waiting for it (from the event loop): `fn(*args)` is queued for the
+        database's thread, in order with the other calls; the future is its outcome."""
         if self._closed:
             raise sqlite3.ProgrammingError(f"{self.path}: the database is closed")
         loop = asyncio.get_running_loop()
@@ -162,8 +178,17 @@ class Database:
                 if self._thread is None:
                     self._thread = threading.Thread(target=self._serve, name=f"db:{self.path.name}", daemon=True)
                     self._thread.start()
-        self._calls.put(_Call(fn, args, loop, future))
-        return await future
+        pending = self._pending.get(loop)
+        if pending is None:   # the first call of this loop iteration: hand them all over in the next one
+            pending = self._pending[loop] = []
+            loop.call_soon(self._hand_over, loop)
+        pending.append(_Call(fn, args, loop, future))
+        return future
+
+    def _hand_over(self, loop: asyncio.AbstractEventLoop) -> None:
+        calls = self._pending.pop(loop, None)
+        if calls:
+            self._calls.put(calls)
 
     async def atomic(self, fn: Callable[..., T], *args: Any) -> T:
         """`fn(tx, *args)` in one transaction (a savepoint of a group), off the event loop; returns after the COMMIT."""
@@ -188,7 +213,7 @@ class Database:
             first = self._calls.get()
             if first is None:
                 return
-            calls = [first]
+            calls = list(first)
             stop = False
             while len(calls) < MAX_GROUP:
                 try:
@@ -198,7 +223,7 @@ class Database:
                 if more is None:
                     stop = True
                     break
-                calls.append(more)
+                calls.extend(more)
             self._run_group(calls)
             if stop:
                 return
@@ -238,6 +263,8 @@ class Database:
     def close(self) -> None:
         """Finish the calls already queued (their group commits), stop the thread, close the connection."""
         self._closed = True
+        for loop in list(self._pending):   # made in this loop iteration, not handed over yet
+            self._hand_over(loop)
         if self._thread is not None:
             self._calls.put(None)
             self._thread.join()

@@ -77,9 +77,11 @@ def test_a_call_that_raises_is_rolled_back_alone_and_the_others_of_its_group_sta
         pour(tx, "spilled")
         raise RuntimeError("dropped the cup")
 
-    first, failed, duplicate, last = asyncio.run(together(
-        db, db.atomic(pour, "a"), db.atomic(pour_then_fail), db.atomic(pour, "a"), db.atomic(pour, "b")))
-    assert first == 1 and isinstance(failed, RuntimeError) and isinstance(duplicate, sqlite3.IntegrityError)
+    opening, first, failed, duplicate, last = asyncio.run(together(
+        db, db.atomic(pour_then_fail), db.atomic(pour, "a"), db.atomic(pour_then_fail), db.atomic(pour, "a"),
+        db.atomic(pour, "b")))
+    assert isinstance(opening, RuntimeError) and first == 1 and isinstance(failed, RuntimeError)
+    assert isinstance(duplicate, sqlite3.IntegrityError)
     assert names(db) == ["a", "b"] and last == 2 and db.commits == 1
     db.close()
 
