@@ -6,15 +6,18 @@ With idempotency on, a second request for an order id already brewed (or brewing
 brew back instead of a new one: the cashier retries under the same order id. Replicas share the
 database, and an order id is claimed there before it is brewed (cafe/claims.py, the same rule as
 the async barista's): a replica asked for an order another live replica is brewing waits for that
-brew instead of making a second coffee. Every brew that was made is recorded. Fault hook
-(cafe/hooks.py): `silent` takes requests and never answers them until it is disarmed.
+brew instead of making a second coffee. Every brew that was made is recorded, and answered once
+the COMMIT holding its record is done. SQLite runs on the database's own thread (cafe.store), never
+on the event loop: the look for an earlier brew and the claim are one call, the record another,
+each committed with whatever other requests queued beside it. Fault hook (cafe/hooks.py): `silent`
+takes requests and never answers them until it is disarmed.
 HTTP: POST /brews, GET /brews?after=&limit=, GET /health, GET/POST /control/faults.
 Run: python systems/sync/barista.py --config FILE.json
 """
 from __future__ import annotations
 
 import asyncio
-import json
+import sqlite3
 import uuid
 from typing import Any
 
@@ -24,9 +27,21 @@ from cafe import claims as claims_mod
 from cafe import hooks as fault_hooks
 from cafe.config import ServiceConfig
 from cafe.menu import load_menu
-from cafe.orders import OrderRejected, OrderRequest, parse_order
+from cafe.orders import OrderRejected, OrderRequest, order_from
 from cafe.store import Database, now
-from cafe.web import MAX_BODY, Periodic, application, error, health, pages, read_body, serve
+from cafe.web import (
+    MAX_BODY,
+    JSONDecodeError,
+    Periodic,
+    application,
+    error,
+    health,
+    loads,
+    pages,
+    read_body,
+    reply,
+    serve,
+)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS brews (
@@ -51,7 +66,8 @@ class Barista:
     hands), or, with idempotency on, the earlier brew of that order id: one in progress here
     (joined), one recorded in `db`, or one the live replica holding the claim makes (waited for).
     Every brew made is recorded in `db` (SCHEMA). While `hooks.silent`, a brew request is held and
-    not answered."""
+    not answered. `db` is used through its own thread (cafe.store's awaited calls) only, claims too:
+    `Claims.claim` holds the claims' lock while it waits for the database."""
 
     def __init__(self, config: ServiceConfig, db: Database) -> None:
         self.config, self.db = config, db
@@ -69,39 +85,50 @@ class Barista:
                 await asyncio.sleep(0.1)
         if not self.config.idempotency:
             return await self.make(order, order_id)
-        if order_id in self.brewing:
+        if order_id in self.brewing:   # asked again while this replica claims or brews it: join
             self.state["duplicates_skipped"] += 1
             return await asyncio.shield(self.brewing[order_id])
+        job = asyncio.ensure_future(self.brew_once(order, order_id))
+        self.brewing[order_id] = job   # before the first await: a request arriving meanwhile joins
+        job.add_done_callback(lambda _f: self.brewing.pop(order_id, None))
+        return await asyncio.shield(job)
+
+    async def brew_once(self, order: OrderRequest, order_id: str) -> dict[str, Any]:
+        """The order id's brew: an earlier one, or this replica's under its claim."""
         earlier = await self.claimed(order_id)
         if earlier is not None:
             self.state["duplicates_skipped"] += 1
             return earlier
-        job = asyncio.ensure_future(self.make(order, order_id))
-        self.brewing[order_id] = job
-
-        def done(_f: object) -> None:
-            self.brewing.pop(order_id, None)
-            self.claims.release(order_id)
-
-        job.add_done_callback(done)
-        return await asyncio.shield(job)
+        try:
+            return await self.make(order, order_id)
+        finally:   # queued behind the record: this replica's other requests may look again
+            self.db.submit(self.claims.release, order_id)
 
     def earlier_brew(self, order_id: str) -> dict[str, Any] | None:
         rows = self.db.query("SELECT * FROM brews WHERE order_id = ? ORDER BY seq LIMIT 1", (order_id,))
         return rows[0] if rows else None
+
+    def look_or_claim(self, order_id: str) -> tuple[bool, dict[str, Any] | None]:
+        """On the database's thread: (claimed, earlier brew). The earlier brew of `order_id` if there
+        is one; else whether this replica now holds its claim (and then no brew was recorded meanwhile:
+        one recorded by the previous claimant lets the claim go and is answered)."""
+        earlier = self.earlier_brew(order_id)
+        if earlier is not None:
+            return False, earlier
+        if self.claims.claim(order_id):
+            earlier = self.earlier_brew(order_id)   # the previous claimant may have just finished
+            if earlier is not None:
+                self.claims.release(order_id)
+            return True, earlier
+        return False, None
 
     async def claimed(self, order_id: str) -> dict[str, Any] | None:
         """None once this replica holds the claim on `order_id` (it may brew); the brew record when
         the order was brewed, here or by the live replica that holds the claim (waited for)."""
         waited = False
         while True:
-            earlier = self.earlier_brew(order_id)
-            if earlier is not None:
-                return earlier
-            if self.claims.claim(order_id):
-                earlier = self.earlier_brew(order_id)   # the previous claimant may have just finished
-                if earlier is not None:
-                    self.claims.release(order_id)
+            claimed, earlier = await self.db.call(self.look_or_claim, order_id)
+            if earlier is not None or claimed:
                 return earlier
             if not waited:
                 self.state["waited_for_claims"] += 1
@@ -126,37 +153,43 @@ class Barista:
                 "product": order.product, "size": order.size, "barista": self.config.name,
                 "brew_ms": brew_ms, "started_at": started, "brewed_at": now(),
             }
-            with self.db.transaction() as tx:
-                tx.execute(
-                    "INSERT INTO brews (brew_id, order_id, ref, product, size, barista, brew_ms,"
-                    " started_at, brewed_at) VALUES (:brew_id, :order_id, :ref, :product, :size,"
-                    " :barista, :brew_ms, :started_at, :brewed_at)", record)
+            await self.db.atomic(record_brew, record)   # answered after the COMMIT that holds it
         finally:
             self.state["brewing"] -= 1
             self.hands.release()
         return record
 
 
+def record_brew(tx: sqlite3.Connection, record: dict[str, Any]) -> None:
+    tx.execute("INSERT INTO brews (brew_id, order_id, ref, product, size, barista, brew_ms, started_at, brewed_at)"
+               " VALUES (:brew_id, :order_id, :ref, :product, :size, :barista, :brew_ms, :started_at, :brewed_at)",
+               record)
+
+
 def build_app(config: ServiceConfig) -> web.Application:
     db = Database(config.db, SCHEMA)
     menu = load_menu(config.menu)
     barista = Barista(config, db)
-    heartbeat = Periodic(claims_mod.BEAT_S, barista.claims.beat)
+
+    def beat() -> object:   # on the database's thread, as every use of the claims (Barista)
+        return db.call(barista.claims.beat)
+
+    heartbeat = Periodic(claims_mod.BEAT_S, beat)
 
     async def brew(request: web.Request) -> web.Response:
         body = await read_body(request)
         try:
-            data = json.loads(body)
-            order_id = data.pop("orderId") if isinstance(data, dict) else None
-        except (json.JSONDecodeError, UnicodeDecodeError):
+            data = loads(body)
+        except JSONDecodeError:
             return error(400, "invalid brew request", field="body", detail="malformed JSON")
+        order_id = data.pop("orderId", None) if isinstance(data, dict) else None
         if not isinstance(order_id, str) or not order_id:
             return error(400, "invalid brew request", field="orderId", detail="missing")
         try:
-            order = parse_order(json.dumps(data).encode(), menu)
+            order = order_from(data, menu)
         except OrderRejected as exc:
             return error(400, "invalid brew request", field=exc.field, detail=exc.message)
-        return web.json_response(await barista.brew(order, order_id), status=201)
+        return reply(await barista.brew(order, order_id), status=201)
 
     def counts() -> dict[str, Any]:
         return {"brewers": config.brewers, "idempotency": config.idempotency, "hooks": barista.hooks.state(),
@@ -165,7 +198,7 @@ def build_app(config: ServiceConfig) -> web.Application:
     # claims of a killed or frozen replica go stale (cafe/claims.py): say this one is alive
     return application([web.post("/brews", brew), pages("/brews", db, "brews"),
                         health("barista", config.name, counts), *fault_hooks.routes(barista.hooks, ("silent",))],
-                       start=[barista.claims.beat, heartbeat.start], stop=[heartbeat.stop, db.close],
+                       start=[beat, heartbeat.start], stop=[heartbeat.stop, db.close],
                        max_body=MAX_BODY)
 
 

@@ -6,7 +6,8 @@ The cashier handles `capacity` orders at once; further customers wait in line (4
 502 the barista answered with an error.
 
 Baristas are chosen least-busy: the one with the fewest calls from this cashier in flight, ties
-broken round robin. The set of baristas starts as `barista_urls` (named barista-1..N) and can be
+broken round robin. Calls go over one pool of kept-alive connections (at most `capacity` in use, as
+many as the tills), not a connection per call. The set of baristas starts as `barista_urls` (named barista-1..N) and can be
 replaced at runtime with `PUT /baristas` {"baristas": [{"name", "url"}, ...]} (the harness does so
 when it scales); calls already made to a barista that left the set finish normally.
 `GET /baristas` and `/health` show the set and the calls in flight per barista.
@@ -18,26 +19,30 @@ which the barista (idempotent by order id) recognises, so a coffee that was brew
 call timed out is not brewed twice. The order's row is then replaced (a new `seq`, so readers
 paging by seq see the new outcome). Without the key or with idempotency off, every request is a
 new order: the hidden duplicate of the synchronous world.
+SQLite runs on the database's own thread (cafe.store: `fetch`, `atomic`), never on the event loop;
+an order's answer is sent once the COMMIT holding its row is done (orders finishing together share
+one COMMIT).
 Run: python systems/sync/cashier.py --config FILE.json
 """
 from __future__ import annotations
 
 import asyncio
 import itertools
-import json
+import sqlite3
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
 from aiohttp import web
+from yarl import URL
 
 from cafe.config import ServiceConfig
 from cafe.menu import load_menu
 from cafe.ordering import order_routes
 from cafe.orders import OrderRequest
 from cafe.store import Database, now
-from cafe.web import MAX_BODY, application, error, health, read_body, serve
+from cafe.web import MAX_BODY, JSONDecodeError, application, dumps, error, health, loads, read_body, reply, serve
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS orders (
@@ -99,8 +104,8 @@ class Baristas:
 def parse_baristas(body: bytes) -> list[tuple[str, str]]:
     """[(name, url)] from a `PUT /baristas` body; ValueError naming what is wrong."""
     try:
-        data = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError):
+        data = loads(body)
+    except JSONDecodeError:
         raise ValueError("malformed JSON") from None
     items = data.get("baristas") if isinstance(data, dict) else None
     if not isinstance(items, list) or not items:
@@ -118,18 +123,28 @@ Answer = tuple[int, dict[str, Any]]   # (HTTP status for the customer, JSON body
 BrewCall = Callable[[str, dict[str, Any]], Awaitable[Answer]]
 
 
+KEEP_ALIVE_S = 60.0   # an idle connection to a barista is kept this long (the barista's server keeps it 75 s)
+JSON_HEADERS = {"Content-Type": "application/json"}
+
+
 class BaristaClient:
     """Brew calls to the least-busy barista of `baristas` over HTTP. `brew(order_id, body)` answers
     (status for the customer, outcome): 201 {"status": "served", "barista", "brew_id"}; else
     {"status": "failed", "error"} with 504 (no answer within `timeout_s`), 503 (no barista reachable)
-    or 502 (the barista answered with an error). Between `open()` and `close()` only."""
+    or 502 (the barista answered with an error). Between `open()` and `close()` only.
 
-    def __init__(self, baristas: Baristas, timeout_s: float) -> None:
-        self.baristas, self.timeout_s = baristas, timeout_s
+    One session, one pool of kept-alive connections, at most `connections` in use at once (the
+    cashier's capacity: a call holds a till, so no call ever waits for a connection)."""
+
+    def __init__(self, baristas: Baristas, timeout_s: float, connections: int = 100) -> None:
+        self.baristas, self.timeout_s, self.connections = baristas, timeout_s, connections
         self.session: aiohttp.ClientSession | None = None
+        self.timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self.urls: dict[str, URL] = {}   # a barista's base url -> its /brews
 
     def open(self) -> None:
-        self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+        connector = aiohttp.TCPConnector(limit=self.connections, limit_per_host=0, keepalive_timeout=KEEP_ALIVE_S)
+        self.session = aiohttp.ClientSession(connector=connector, skip_auto_headers=("User-Agent",))
 
     async def close(self) -> None:
         if self.session is not None:
@@ -142,13 +157,18 @@ class BaristaClient:
         finally:
             self.baristas.release(name)
 
+    def brews_url(self, url: str) -> URL:
+        if (brews := self.urls.get(url)) is None:
+            brews = self.urls[url] = URL(f"{url}/brews")
+        return brews
+
     async def _brew_at(self, url: str, order_id: str, body: dict[str, Any]) -> Answer:
         assert self.session is not None, "BaristaClient used before open()"
-        timeout = aiohttp.ClientTimeout(total=self.timeout_s)
         try:
-            async with self.session.post(f"{url}/brews", json={"orderId": order_id, **body},
-                                         timeout=timeout) as resp:
-                data = await resp.json(content_type=None)
+            async with self.session.post(self.brews_url(url), data=dumps({"orderId": order_id, **body}),
+                                         headers=JSON_HEADERS, timeout=self.timeout) as resp:
+                raw = await resp.read()
+                data = loads(raw) if raw.strip() else None
                 if resp.status == 201:
                     return 201, {"status": "served", "barista": data["barista"], "brew_id": data["brew_id"]}
                 return 502, {"status": "failed", "error": f"barista answered {resp.status}: {data}"}
@@ -167,7 +187,8 @@ class Cashier:
     {"error", "order": record}. With an Idempotency-Key: a retry while the first attempt is in
     progress gets that attempt's answer; a served order is answered again (201, "replayed": true)
     without a brew call; a failed one is tried again under the same order id and its row replaced
-    (a new seq). Without a key every call is a new order."""
+    (a new seq). Without a key every call is a new order. The database is read and written on its
+    own thread (awaited); an answer is given once the COMMIT holding the order's row is done."""
 
     def __init__(self, db: Database, brew: BrewCall, *, capacity: int, queue_limit: int) -> None:
         self.db, self.brew, self.queue_limit = db, brew, queue_limit
@@ -181,12 +202,8 @@ class Cashier:
         if key in self.attempts:  # the first attempt is still in progress: its answer is ours
             self.state["replayed"] += 1
             return await asyncio.shield(self.attempts[key])
-        earlier = self.db.query("SELECT * FROM orders WHERE idempotency_key = ?", (key,))
-        if earlier and earlier[0]["status"] == "served":
-            self.state["replayed"] += 1
-            return 201, {**earlier[0], "replayed": True}
-        order_id = earlier[0]["id"] if earlier else str(uuid.uuid4())
-        attempt = asyncio.ensure_future(self.take(order, received, order_id, key, replaces=bool(earlier)))
+        # registered before the first await (the lookup): a retry arriving meanwhile joins this attempt
+        attempt = asyncio.ensure_future(self.attempt(order, received, key))
         self.attempts[key] = attempt
         try:
             return await asyncio.shield(attempt)
@@ -195,6 +212,16 @@ class Cashier:
                 self.attempts.pop(key, None)
             else:
                 attempt.add_done_callback(lambda _f: self.attempts.pop(key, None))
+
+    async def attempt(self, order: OrderRequest, received: float, key: str) -> Answer:
+        """One attempt at the order under Idempotency-Key `key`: the served order answered again, or
+        taken (again, under its first order id when an earlier attempt failed)."""
+        earlier = await self.db.fetch("SELECT * FROM orders WHERE idempotency_key = ?", (key,))
+        if earlier and earlier[0]["status"] == "served":
+            self.state["replayed"] += 1
+            return 201, {**earlier[0], "replayed": True}
+        order_id = earlier[0]["id"] if earlier else str(uuid.uuid4())
+        return await self.take(order, received, order_id, key, replaces=bool(earlier))
 
     async def take(self, order: OrderRequest, received: float, order_id: str, key: str | None, *,
                    replaces: bool) -> Answer:
@@ -215,20 +242,24 @@ class Cashier:
         record = {"id": order_id, **order.to_dict(), "idempotency_key": key, "status": outcome["status"],
                   "error": outcome.get("error"), "barista": outcome.get("barista"),
                   "brew_id": outcome.get("brew_id"), "received_at": received, "completed_at": now()}
-        with self.db.transaction() as tx:
-            if replaces:
-                tx.execute("DELETE FROM orders WHERE id = ?", (order_id,))
-            tx.execute(
-                "INSERT INTO orders (id, ref, product, size, customer, idempotency_key, status, error, barista,"
-                " brew_id, received_at, completed_at) VALUES (:id, :ref, :product, :size, :customer,"
-                " :idempotency_key, :status, :error, :barista, :brew_id, :received_at, :completed_at)", record)
+        await self.db.atomic(store, record, replaces)   # answered after the COMMIT that holds the row
         if status != 201:
             return status, {"error": record["error"], "order": record}
         return 201, record
 
-    def order(self, order_id: str) -> dict[str, Any] | None:
-        rows = self.db.query("SELECT * FROM orders WHERE id = ?", (order_id,))
+    async def order(self, order_id: str) -> dict[str, Any] | None:
+        rows = await self.db.fetch("SELECT * FROM orders WHERE id = ?", (order_id,))
         return rows[0] if rows else None
+
+
+def store(tx: sqlite3.Connection, record: dict[str, Any], replaces: bool) -> None:
+    """Store an order's outcome (SCHEMA), in place of its earlier row when `replaces` (a new seq)."""
+    if replaces:
+        tx.execute("DELETE FROM orders WHERE id = ?", (record["id"],))
+    tx.execute(
+        "INSERT INTO orders (id, ref, product, size, customer, idempotency_key, status, error, barista,"
+        " brew_id, received_at, completed_at) VALUES (:id, :ref, :product, :size, :customer,"
+        " :idempotency_key, :status, :error, :barista, :brew_id, :received_at, :completed_at)", record)
 
 
 def build_app(config: ServiceConfig) -> web.Application:
@@ -237,11 +268,11 @@ def build_app(config: ServiceConfig) -> web.Application:
     db = Database(config.db, SCHEMA)
     menu = load_menu(config.menu)
     baristas = Baristas([(f"barista-{i}", url) for i, url in enumerate(config.barista_urls, start=1)])
-    client = BaristaClient(baristas, config.barista_timeout_s)
+    client = BaristaClient(baristas, config.barista_timeout_s, connections=config.capacity)
     cashier = Cashier(db, client.brew, capacity=config.capacity, queue_limit=config.queue_limit)
 
     async def get_baristas(request: web.Request) -> web.Response:
-        return web.json_response({"baristas": baristas.members(), "calls": baristas.calls()})
+        return reply({"baristas": baristas.members(), "calls": baristas.calls()})
 
     async def put_baristas(request: web.Request) -> web.Response:
         try:
@@ -249,7 +280,7 @@ def build_app(config: ServiceConfig) -> web.Application:
         except ValueError as exc:
             return error(400, "invalid barista set", field="baristas", detail=str(exc))
         baristas.replace(members)
-        return web.json_response({"baristas": baristas.members(), "calls": baristas.calls()})
+        return reply({"baristas": baristas.members(), "calls": baristas.calls()})
 
     def counts() -> dict[str, Any]:
         return {"capacity": config.capacity, **cashier.state, "baristas": baristas.calls()}

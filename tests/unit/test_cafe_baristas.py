@@ -1,5 +1,6 @@
 """The baristas' rules without a process or a broker: the sync `Barista` (brews an order id once,
-joins a brew in progress, waits for a live replica's claim, `brewers` hands, the silent hook) and
+joins a brew in progress, waits for a live replica's claim, `brewers` hands, the silent hook, SQLite
+never on the event loop, its brew route's 400s) and
 the async `Barista`'s idempotent brew of a redelivered order. The services are programs, loaded here
 by path."""
 from __future__ import annotations
@@ -60,7 +61,50 @@ def test_a_request_for_an_order_being_brewed_joins_that_brew(tmp_path: Path) -> 
 
     first, joined = asyncio.run(together())
     assert first == joined and len(brews(barista)) == 1 and barista.state["started"] == 1
-    assert barista.brewing == {}
+    assert barista.brewing == {} and barista.state["waited_for_claims"] == 0   # joined, not polled
+
+
+def test_the_sync_barista_never_runs_sqlite_on_the_event_loop(tmp_path: Path) -> None:
+    barista = sync_barista(tmp_path)
+    threads: set[str] = set()
+    query, transaction = barista.db.query, barista.db.transaction
+
+    def watched_query(*args: Any) -> Any:
+        threads.add(threading.current_thread().name)
+        return query(*args)
+
+    def watched_transaction() -> Any:
+        threads.add(threading.current_thread().name)
+        return transaction()
+
+    barista.db.query, barista.db.transaction = watched_query, watched_transaction
+
+    async def some() -> list[Any]:
+        first = await asyncio.gather(*(barista.brew(FLAT_WHITE, f"o-{i % 3}") for i in range(6)))
+        return [*first, await barista.brew(FLAT_WHITE, "o-1")]
+
+    records = asyncio.run(some())
+    assert threads == {"db:barista.db"}
+    assert len({r["brew_id"] for r in records}) == 3 and len(brews(barista)) == 3
+
+
+def test_the_brew_route_refuses_what_is_not_a_brew_request_with_400(tmp_path: Path) -> None:
+    from aiohttp.test_utils import TestClient, TestServer
+
+    async def ask() -> list[tuple[int, Any]]:
+        async with TestClient(TestServer(sync.build_app(config(tmp_path)))) as client:
+            answers = []
+            for body in (b"{", b'{"product": "Latte", "size": "small"}', b'{"orderId": "o-1", "product": "Mud", "size": "small"}',
+                         b'{"orderId": "o-1", "product": "Latte", "size": "small"}'):
+                resp = await client.post("/brews", data=body)
+                answers.append((resp.status, await resp.json()))
+            return answers
+
+    bad_json, no_id, bad_order, good = asyncio.run(ask())
+    assert bad_json == (400, {"error": "invalid brew request", "field": "body", "detail": "malformed JSON"})
+    assert no_id == (400, {"error": "invalid brew request", "field": "orderId", "detail": "missing"})
+    assert bad_order[0] == 400 and bad_order[1]["field"] == "product"
+    assert good[0] == 201 and good[1]["order_id"] == "o-1" and good[1]["barista"] == "barista-1"
 
 
 def test_without_idempotency_every_request_is_a_brew(tmp_path: Path) -> None:
@@ -92,12 +136,15 @@ def test_an_order_a_live_replica_is_brewing_is_waited_for_not_brewed_again(tmp_p
 
 
 def test_at_most_brewers_brews_run_at_once(tmp_path: Path) -> None:
-    barista = sync_barista(tmp_path, brewers=1, brew_ms=50.0)
+    barista = sync_barista(tmp_path, brewers=1, brew_ms=200.0)
     seen: list[tuple[int, int]] = []
 
     async def three() -> None:
         jobs = [asyncio.ensure_future(barista.brew(FLAT_WHITE, f"o-{i}")) for i in range(3)]
-        await asyncio.sleep(0.02)
+        for _ in range(100):   # every order claimed (on the database's thread) and at the hands
+            await asyncio.sleep(0.005)
+            if barista.state["brewing"] + barista.state["waiting"] == 3:
+                break
         seen.append((barista.state["brewing"], barista.state["waiting"]))
         await asyncio.gather(*jobs)
 

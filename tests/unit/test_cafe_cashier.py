@@ -1,10 +1,13 @@
 """The sync cashier's rules without a process: `Cashier` (the line, the tills, idempotent retries,
-the stored outcome) with a fake brew call, and `BaristaClient`'s status codes against an in-process
-barista. The cashier is a program, loaded here by path."""
+the stored outcome, SQLite never on the event loop) with a fake brew call, and `BaristaClient`'s
+status codes and kept-alive connections against an in-process barista. The cashier is a program,
+loaded here by path."""
 from __future__ import annotations
 
 import asyncio
 import runpy
+import sqlite3
+import threading
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -47,10 +50,53 @@ def rows(desk: Any) -> list[dict[str, Any]]:
 
 def test_a_served_order_is_stored_and_answered_201(tmp_path: Path) -> None:
     desk = make(tmp_path, barista := FakeBarista())
-    status, body = asyncio.run(desk.place(LATTE, 1.0, None))
+
+    async def order_then_read() -> tuple[tuple[int, dict[str, Any]], Any]:
+        status, body = await desk.place(LATTE, 1.0, None)
+        return (status, body), await desk.order(body["id"])
+
+    (status, body), read = asyncio.run(order_then_read())
     assert status == 201 and body["status"] == "served" and body["brew_id"] == "brew-1"
     assert barista.calls == [body["id"]]
-    assert [r["id"] for r in rows(desk)] == [body["id"]] and desk.order(body["id"])["customer"] == "ada"
+    assert [r["id"] for r in rows(desk)] == [body["id"]] and read["customer"] == "ada"
+
+
+def test_sqlite_never_runs_on_the_event_loop_and_an_answer_follows_its_commit(tmp_path: Path) -> None:
+    desk = make(tmp_path, FakeBarista())
+    threads: set[str] = set()
+    query, transaction = desk.db.query, desk.db.transaction
+
+    def watched_query(*args: Any) -> Any:
+        threads.add(threading.current_thread().name)
+        return query(*args)
+
+    def watched_transaction() -> Any:
+        threads.add(threading.current_thread().name)
+        return transaction()
+
+    desk.db.query, desk.db.transaction = watched_query, watched_transaction
+
+    async def orders() -> list[Any]:
+        answers = await asyncio.gather(*(desk.place(LATTE, 1.0, key) for key in (None, "k-1", "k-1", "k-2")))
+        committed = sqlite3.connect(desk.db.path)      # another reader sees every answered order
+        ids = {r[0] for r in committed.execute("SELECT id FROM orders")}
+        committed.close()
+        assert {body["id"] for _, body in answers} <= ids
+        return [await desk.order(body["id"]) for _, body in answers]
+
+    found = asyncio.run(orders())
+    assert all(found) and threads == {"db:cashier.db"}
+
+
+def test_concurrent_retries_with_one_key_are_one_order_even_while_it_is_looked_up(tmp_path: Path) -> None:
+    desk = make(tmp_path, barista := FakeBarista())
+
+    async def together() -> list[Any]:
+        return list(await asyncio.gather(*(desk.place(LATTE, 1.0, "k-1") for _ in range(5))))
+
+    answers = asyncio.run(together())
+    assert len(barista.calls) == 1 and len(rows(desk)) == 1 and desk.state["replayed"] == 4
+    assert {body["id"] for _, body in answers} == {barista.calls[0]} and desk.attempts == {}
 
 
 def test_without_a_key_every_request_is_a_new_order(tmp_path: Path) -> None:
@@ -169,6 +215,34 @@ def test_the_barista_client_maps_answers_to_the_customers_status() -> None:
     assert broken[0] == 502 and broken[1]["error"] == "barista answered 500: {'error': 'no milk'}"
     assert slow == (504, {"status": "failed", "error": "barista timeout after 0.2s"})
     assert unreachable[0] == 503 and unreachable[1]["error"].startswith("barista unavailable: ClientConnectorError")
+
+
+def test_the_barista_client_keeps_its_connections_alive_at_most_connections_of_them() -> None:
+    peers: list[object] = []
+
+    async def brews(request: web.Request) -> web.Response:
+        peers.append(request.transport.get_extra_info("peername") if request.transport else None)
+        await asyncio.sleep(0.01)
+        return web.json_response({"barista": "barista-1", "brew_id": "b"}, status=201)
+
+    async def calls() -> list[int]:
+        app = web.Application()
+        app.add_routes([web.post("/brews", brews)])
+        async with TestServer(app) as server:
+            url = str(server.make_url("")).rstrip("/")
+            client = cashier.BaristaClient(cashier.Baristas([("barista-1", url)]), timeout_s=5, connections=3)
+            client.open()
+            try:
+                statuses = [(await client.brew(f"o-{i}", {"ref": "1"}))[0] for i in range(10)]      # one by one
+                statuses += [s for s, _ in await asyncio.gather(*(client.brew(f"p-{i}", {"ref": "1"})
+                                                                  for i in range(12)))]           # 12 at once
+            finally:
+                await client.close()
+            return statuses
+
+    assert asyncio.run(calls()) == [201] * 22
+    assert len(set(peers[:10])) == 1          # one after the other: the same kept-alive connection
+    assert len(set(peers)) <= 3               # never more connections than the pool holds
 
 
 def test_the_app_passes_the_customers_idempotency_key_to_the_cashier(tmp_path: Path) -> None:
