@@ -33,9 +33,9 @@ class BrewTime:
 
     def sample(self, key: str) -> float:
         """Brew time in ms for the order identified by `key`."""
-        rng = random.Random(f"{self.seed}:{key}")
-        if self.distribution == "fixed":
+        if self.distribution == "fixed":   # no generator to seed (that costs more than the rest of a short brew)
             return float(self.mean_ms)
+        rng = random.Random(f"{self.seed}:{key}")
         if self.distribution == "uniform":
             assert self.max_ms is not None
             return rng.uniform(self.min_ms, self.max_ms)

@@ -17,6 +17,7 @@ Run: python systems/sync/barista.py --config FILE.json
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import uuid
 from typing import Any
@@ -100,9 +101,11 @@ class Barista:
             self.state["duplicates_skipped"] += 1
             return earlier
         try:
-            return await self.make(order, order_id)
-        finally:   # queued behind the record: this replica's other requests may look again
-            self.db.submit(self.claims.release, order_id)
+            return await self.make(order, order_id, claimed=True)
+        except BaseException:   # no brew recorded: let the claim go all the same (after what is queued)
+            with contextlib.suppress(sqlite3.ProgrammingError):   # the database closed: the process ends
+                self.db.submit(self.claims.release, order_id)
+            raise
 
     def earlier_brew(self, order_id: str) -> dict[str, Any] | None:
         rows = self.db.query("SELECT * FROM brews WHERE order_id = ? ORDER BY seq LIMIT 1", (order_id,))
@@ -135,8 +138,10 @@ class Barista:
                 waited = True
             await asyncio.sleep(claims_mod.WAIT_POLL_S)
 
-    async def make(self, order: OrderRequest, order_id: str) -> dict[str, Any]:
-        """Brew `order` (waiting for free hands) and record it; the brew record."""
+    async def make(self, order: OrderRequest, order_id: str, *, claimed: bool = False) -> dict[str, Any]:
+        """Brew `order` (waiting for free hands) and record it; the brew record. When `claimed`, the
+        claim this replica holds is let go in the same call as the record (its other requests for the
+        order id may look again: they find the record)."""
         brew_ms = self.config.brew.sample(order.ref or order_id)
         self.state["waiting"] += 1
         try:
@@ -153,17 +158,20 @@ class Barista:
                 "product": order.product, "size": order.size, "barista": self.config.name,
                 "brew_ms": brew_ms, "started_at": started, "brewed_at": now(),
             }
-            await self.db.atomic(record_brew, record)   # answered after the COMMIT that holds it
+            await self.db.call(self.record, record, claimed)   # answered after the COMMIT that holds it
         finally:
             self.state["brewing"] -= 1
             self.hands.release()
         return record
 
-
-def record_brew(tx: sqlite3.Connection, record: dict[str, Any]) -> None:
-    tx.execute("INSERT INTO brews (brew_id, order_id, ref, product, size, barista, brew_ms, started_at, brewed_at)"
-               " VALUES (:brew_id, :order_id, :ref, :product, :size, :barista, :brew_ms, :started_at, :brewed_at)",
-               record)
+    def record(self, record: dict[str, Any], claimed: bool) -> None:
+        """On the database's thread: store the brew record (SCHEMA); then let the claim go when `claimed`."""
+        with self.db.transaction() as tx:
+            tx.execute("INSERT INTO brews (brew_id, order_id, ref, product, size, barista, brew_ms, started_at,"
+                       " brewed_at) VALUES (:brew_id, :order_id, :ref, :product, :size, :barista, :brew_ms,"
+                       " :started_at, :brewed_at)", record)
+        if claimed:
+            self.claims.release(record["order_id"])
 
 
 def build_app(config: ServiceConfig) -> web.Application:
