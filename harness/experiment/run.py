@@ -357,6 +357,9 @@ def _run_shop(name: str, experiment: Experiment, system: str, *, profile: str, s
     }
     results = results_mod.assemble(header, checked, exp.expectations(system), provenance(**versions))
     results_mod.write(results, out_dir / "results.json")
+    # judged: let the records go now (a 50k-order run holds 250,000), not when the garbage collector
+    # breaks the cycles the run's threads and closures made
+    history.records.clear()
     return results
 
 

@@ -174,7 +174,8 @@ def run_sharded(entry_url: str, schedule: ArrivalSchedule, workers: int, tmp: Pa
     records = load(tmp / "history.jsonl")
     assert records[0]["type"] == "run" and records[-1]["type"] == "end"
     body = records[1:-1]
-    assert [r["intended"] for r in body if r["type"] == "invoke"] == sorted(t0 + a.offset_s for a in schedule)
+    assert sorted(r["intended"] for r in body if r["type"] == "invoke") == sorted(t0 + a.offset_s for a in schedule)
+    assert [r["sent"] for r in body if r["type"] == "invoke"] == sorted(r["sent"] for r in body if r["type"] == "invoke")
     return [{**r, "intended": round(r["intended"] - t0, 6)} if "intended" in r else r for r in body]
 
 

@@ -162,3 +162,17 @@ def test_absorb_merges_shards_into_the_history_in_place(tmp_path: Path) -> None:
         assert [r.get("ref") for r in held] == [None, "0", "1", "2", None, "3", "4", "5", "0"]
     on_disk = load(path)
     assert on_disk == held and on_disk[-1]["type"] == "end"
+
+
+def test_load_shares_recurring_values_and_reads_what_json_wrote(tmp_path: Path) -> None:
+    path = tmp_path / "history.jsonl"
+    order_id = "0b8e3f4a-8f44-4d5b-9a36-1d2b1c4e5f60"
+    path.write_text(
+        '{"type":"invoke","ref":"7","intended":1.0,"sent":1.0,"order":{"product":"Latte","size":"small"}}\n'
+        f'{{"type":"ok","ref":"7","time":2.0,"status":201,"order_id":"{order_id}"}}\n'
+        f'{{"type":"served","ref":"7","order_id":"{order_id}","time":3.0}}\n'
+        '{"type":"backlog","time":3.5,"total":NaN}\n')
+    invoke, ok, served, backlog = load(path)
+    assert invoke["ref"] is ok["ref"] is served["ref"] and ok["order_id"] is served["order_id"]
+    assert ok == {"type": "ok", "ref": "7", "time": 2.0, "status": 201, "order_id": order_id}
+    assert backlog["total"] != backlog["total"]   # NaN, as json.dumps writes it
