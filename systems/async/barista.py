@@ -89,7 +89,7 @@ class Barista:
         self.stats = {"brewing": 0, "brewed": 0, "duplicates_skipped": 0, "dead_lettered": 0, "failed": 0,
                       "held_silently": 0, "started": 0, "waited_for_claims": 0}
         self.hooks = fault_hooks.Hooks()
-        self._releases: set[asyncio.Future[None]] = set()   # claims.release calls on their way to the database
+        self._brews: set[asyncio.Future[Any]] = set()   # brews in progress (shielded from their delivery), releases
 
     async def on_delivery(self, delivery: Delivery) -> None:
         try:
@@ -118,13 +118,22 @@ class Barista:
             log.warning("could not publish CoffeeBrewed for %s: %s", brewed.order_id, exc)
 
     async def brew(self, event: Event, delivery: Delivery) -> Event:
-        """Brew `event`'s order (or find its brew): its CoffeeBrewed."""
+        """Brew `event`'s order (or find its brew): its CoffeeBrewed. A brew begun runs to its end and
+        is recorded even when the delivery's connection is lost meanwhile (aiormq then cancels the
+        delivery's task): the redelivered order finds that brew, wherever it goes, instead of
+        waiting for a claim this live replica would never brew under."""
+        job = asyncio.ensure_future(self._brew_once(event, delivery))
+        self._brews.add(job)
+        job.add_done_callback(self._brews.discard)
+        return await asyncio.shield(job)
+
+    async def _brew_once(self, event: Event, delivery: Delivery) -> Event:
         try:
             return await self._brew(event, delivery)
         finally:   # queued behind the record: this replica's other deliveries of the order may look again
             release = asyncio.ensure_future(self.db.call(self.claims.release, event.order_id))
-            self._releases.add(release)
-            release.add_done_callback(self._releases.discard)
+            self._brews.add(release)
+            release.add_done_callback(self._brews.discard)
 
     # on the database's thread ------------------------------------------------------
     def _previous(self, order_id: str) -> Event | None:
