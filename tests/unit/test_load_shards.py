@@ -176,3 +176,15 @@ def test_load_shares_recurring_values_and_reads_what_json_wrote(tmp_path: Path) 
     assert invoke["ref"] is ok["ref"] is served["ref"] and ok["order_id"] is served["order_id"]
     assert ok == {"type": "ok", "ref": "7", "time": 2.0, "status": 201, "order_id": order_id}
     assert backlog["total"] != backlog["total"]   # NaN, as json.dumps writes it
+
+
+def test_the_cli_refuses_a_bad_worker_count_before_anything_starts(monkeypatch: pytest.MonkeyPatch,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    from harness.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["run", "steady-state", "--generator-workers", "0"])
+    assert exit_info.value.code == 2 and "--generator-workers: must be in [1, 16]" in capsys.readouterr().err
+    monkeypatch.setenv(WORKERS_ENV, "lots")
+    assert main(["run", "steady-state", "--profile", "fast"]) == 2
+    assert "$CHAOSCAFE_GENERATOR_WORKERS: must be a whole number" in capsys.readouterr().out   # error_line prints there
