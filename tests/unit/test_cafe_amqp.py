@@ -177,3 +177,37 @@ def test_a_link_that_cannot_connect_retries_with_backoff_and_stops(monkeypatch: 
 
     disconnects, broker = asyncio.run(scenario())
     assert disconnects >= 3 and broker == "disconnected"
+
+
+def test_the_frames_of_one_loop_turn_leave_as_one_write_in_order() -> None:
+    class Transport:
+        def __init__(self) -> None:
+            self.sent: list[bytes] = []
+            self.closed = False
+
+        def write(self, data: bytes) -> None:
+            self.sent.append(data)
+
+        def is_closing(self) -> bool:
+            return self.closed
+
+        def close(self) -> None:
+            self.closed = True
+
+        def get_extra_info(self, name: str) -> str:
+            return f"real {name}"
+
+    async def scenario() -> tuple[list[bytes], Any]:
+        real = Transport()
+        coalesced = amqp._CoalescedTransport(real, asyncio.get_running_loop())  # type: ignore[arg-type]
+        for frame in (b"publish-1", b"ack-7", b"publish-2"):
+            coalesced.write(frame)
+        assert real.sent == []                  # nothing sent during the turn
+        await asyncio.sleep(0)
+        coalesced.write(b"heartbeat")
+        coalesced.close()                       # what is pending leaves before the close
+        return real.sent, (coalesced.get_extra_info("peername"), coalesced.writes, coalesced.sends, real.closed)
+
+    sent, (peer, writes, sends, closed) = asyncio.run(scenario())
+    assert sent == [b"publish-1ack-7publish-2", b"heartbeat"]
+    assert (peer, writes, sends, closed) == ("real peername", 4, 2, True)
