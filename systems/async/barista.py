@@ -130,10 +130,11 @@ class Barista:
     async def _brew_once(self, event: Event, delivery: Delivery) -> Event:
         try:
             return await self._brew(event, delivery)
-        finally:   # queued behind the record: this replica's other deliveries of the order may look again
+        except BaseException:   # not recorded: this replica's other deliveries of the order may look again
             release = asyncio.ensure_future(self.db.call(self.claims.release, event.order_id))
             self._brews.add(release)
             release.add_done_callback(self._brews.discard)
+            raise
 
     # on the database's thread ------------------------------------------------------
     def _previous(self, order_id: str) -> Event | None:
@@ -149,22 +150,27 @@ class Barista:
         if previous is not None:
             return False, previous
         if self.claims.claim(order_id):
-            return True, self._previous(order_id)
+            previous = self._previous(order_id)
+            if previous is not None:   # nothing to brew: the claim is let go at once
+                self.claims.release(order_id)
+            return True, previous
         return False, None
 
     def _record(self, record: dict[str, Any]) -> bool:
-        """Record a brew (the coffee exists: its record stays, whoever else brewed it); True if it is
-        the order's first (its order id now in `processed`, with idempotency on)."""
+        """Record a brew (the coffee exists: its record stays, whoever else brewed it) and let the
+        claim go (this replica's other deliveries of the order may look again: they find this
+        brew); True if it is the order's first (its order id now in `processed`, with idempotency on)."""
         with self.db.transaction() as tx:
             tx.execute(
                 "INSERT INTO brews (brew_id, order_id, ref, customer, product, size, barista, brew_ms,"
                 " ordered_event_id, brewed_event_id, redelivered, started_at, brewed_at) VALUES"
                 " (:brew_id, :order_id, :ref, :customer, :product, :size, :barista, :brew_ms,"
                 " :ordered_event_id, :brewed_event_id, :redelivered, :started_at, :brewed_at)", record)
-            if not self.config.idempotency:
-                return True
-            return bool(tx.execute("INSERT OR IGNORE INTO processed (order_id, brew_id) VALUES (?, ?)",
-                                   (record["order_id"], record["brew_id"])).rowcount == 1)
+            first = not self.config.idempotency or tx.execute(
+                "INSERT OR IGNORE INTO processed (order_id, brew_id) VALUES (?, ?)",
+                (record["order_id"], record["brew_id"])).rowcount == 1
+        self.claims.release(record["order_id"])
+        return bool(first)
 
     # event loop ---------------------------------------------------------------------
     async def _claimed(self, order_id: str) -> Event | None:
