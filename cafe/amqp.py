@@ -15,9 +15,9 @@
 
 The frames written in one turn of the event loop leave as one write (`_CoalescedTransport`, through
 aiormq's transport factory): acks and publishes settled together cost one send, one packet through
-Toxiproxy and one read by the broker. Nothing here blocks the event loop: SQLite runs elsewhere. Heartbeats are
-aiormq's (sent and checked by the loop); a connection the broker went silent on for 1.5 x
-(heartbeat + 1) s is dropped and reconnected (pika noticed after about heartbeat + 5 s). A publish
+Toxiproxy and one read by the broker. Nothing here blocks the event loop: SQLite runs elsewhere.
+Heartbeats are aiormq's (sent and checked by the loop); a connection the broker went silent on for
+1.5 x (heartbeat + 1) s is dropped and reconnected (pika noticed after 15-30 s at heartbeat 10). A publish
 not confirmed within `CONFIRM_TIMEOUT_S` (a blocked connection: memory or disk alarm) drops the
 connection too, as pika's blocked_connection_timeout did. `parameters` is pika's, for the harness.
 """
