@@ -99,9 +99,8 @@ def paging(request: web.Request) -> tuple[int, int]:
     return after, limit
 
 
-def run_app(app: web.Application, host: str, port: int, *, on_stop: Callable[[], Awaitable[None]] | None = None,
-            fast_loop: bool = True) -> None:
-    """Serve `app` on host:port until SIGTERM or SIGINT, then stop gracefully (runs `on_stop` first).
+def run_app(app: web.Application, host: str, port: int, *, fast_loop: bool = True) -> None:
+    """Serve `app` on host:port until SIGTERM or SIGINT, then stop gracefully.
     On uvloop's event loop when `fast_loop` and uvloop is installed, else asyncio's own."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
@@ -116,8 +115,6 @@ def run_app(app: web.Application, host: str, port: int, *, on_stop: Callable[[],
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         await stop.wait()
-        if on_stop is not None:
-            await on_stop()
         await runner.cleanup()
 
     run(main(), fast_loop=fast_loop)
