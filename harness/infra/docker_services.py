@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import BrokerError, ToxiproxyError
-from harness.infra.broker import RabbitNode, _port_open
+from harness.infra.broker import NODE_ERL_ARGS, RabbitNode, _port_open
 from harness.infra.engine import Engine, log_tail
 from harness.infra.ports import free_port
 from harness.infra.toxiproxy import Toxiproxy, ToxiproxyServer
@@ -89,7 +89,7 @@ class RabbitContainer(RabbitNode):
             "RABBITMQ_CONFIG_FILE": f"{RABBIT_ETC}/rabbitmq.conf",
             "RABBITMQ_CONFIG_FILES": f"{RABBIT_ETC}/conf.d",
             "RABBITMQ_ENABLED_PLUGINS_FILE": f"{RABBIT_ETC}/enabled_plugins",
-            "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": "-kernel inet_dist_use_interface {127,0,0,1}",
+            "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": NODE_ERL_ARGS,
             "RABBITMQ_LOGS": "-",
         }
 
@@ -169,10 +169,12 @@ class RabbitContainer(RabbitNode):
         except Exception:  # noqa: BLE001 - best effort on a failed start
             pass
 
-    def cleanup(self) -> None:
-        """Remove the container (output into rabbit.log) and its data volume. Idempotent."""
+    def cleanup(self, *, graceful: bool = False) -> None:
+        """Remove the container (output into rabbit.log) and its data volume. Idempotent.
+        The node is thrown away with its volume, so by default it is killed, not stopped
+        gracefully (about 6 s with the management plugin), as `RabbitNode.cleanup` does."""
         if self.container is not None:
-            self.engine.remove(self.container, stop_timeout=30)
+            self.engine.remove(self.container, stop_timeout=30 if graceful else 0)
             self.container = None
         if self._volume is not None:
             try:
