@@ -42,6 +42,7 @@ from harness.load.shards import ShardFile, check_workers, shard_arrivals, shard_
 
 REPORT_S = 0.25          # a worker's live counters reach the harness this often
 READY_TIMEOUT_S = 30.0   # a worker that has not started by then is a failed run
+REAP_TIMEOUT_S = 10.0   # how long a worker whose pipe closed may take to be reaped, for its exit code
 STOP_TIMEOUT_S = 5.0     # after SIGTERM, then SIGKILL
 
 
@@ -183,7 +184,7 @@ class ShardedDriver:
                 try:
                     kind, payload = item.recv()   # type: ignore[union-attr]
                 except EOFError:   # it closed its end without the message we wait for
-                    self._procs[k].join(1.0)
+                    self._procs[k].join(REAP_TIMEOUT_S)   # a busy machine may reap it late
                     raise WorkerError(f"generator worker {k} exited with code {self._procs[k].exitcode} "
                                       f"before it was {expect}") from None
                 if kind == "error":
