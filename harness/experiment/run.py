@@ -38,7 +38,7 @@ from harness.shops.base import http_json as get_json
 from harness.shops.base import read_all
 
 log = logging.getLogger("harness.experiment.run")
-LEAD_S = 1.0          # t0 is this far in the future when the driver starts, so the first arrival is on time
+LEAD_S = 0.5          # t0 is this far in the future when the driver starts, so the first arrival is on time
 DRAIN_POLL_S = 0.5
 
 

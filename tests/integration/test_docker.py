@@ -34,7 +34,7 @@ from harness.shops import SHOPS, ShopSettings
 
 pytestmark = [pytest.mark.integration, pytest.mark.docker]
 
-DOCKER_EXPERIMENTS = ("steady-state", "barista-outage")
+DOCKER_EXPERIMENTS = ("steady-state", "barista-pause")   # a process fault (pause) in 4 s of arrivals
 FAST = ShopSettings(baristas=1, brewers=2, brew=BrewTime("fixed", mean_ms=20), capacity=8, prefetch=2)
 
 
@@ -197,7 +197,7 @@ def test_experiments_through_docker_have_the_local_verdicts(docker_images: dict[
     (run_dir,) = (out / "runs").iterdir()
     logs = sorted(run_dir.glob("*/*/infra/*/logs/*.log"))
     assert logs and all(p.read_text().startswith("=== container chaoscafe-") for p in logs)
-    assert "Server startup complete" in (run_dir / "barista-outage" / "async" / "infra" / "broker" / "rabbit.log").read_text()
+    assert "Server startup complete" in (run_dir / "barista-pause" / "async" / "infra" / "broker" / "rabbit.log").read_text()
     assert labelled() == []
 
 
