@@ -1,6 +1,6 @@
 """Shared fixtures. Integration tests start real processes: RabbitMQ, the real Toxiproxy server and
 every shop service; each test gets its own Toxiproxy and shop and cleans them up. RabbitMQ is one
-node for the session (started by the first test that needs it) on which each test gets a vhost and
+node for the session (per pytest-xdist worker; started by the first test that needs it) on which each test gets a vhost and
 user of its own, deleted after it; a test that stops or crashes the broker takes `private_infra`,
 a node of its own."""
 from __future__ import annotations

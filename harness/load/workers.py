@@ -202,6 +202,7 @@ class ShardedDriver:
             if item in sentinels:
                 k = sentinels[item]
                 if k in waiting and not self._conns[k].poll():
+                    self._procs[k].join(REAP_TIMEOUT_S)   # its sentinel closes a moment before it can be reaped
                     raise WorkerError(f"generator worker {k} exited with code {self._procs[k].exitcode} "
                                       f"before it was {expect}")
 

@@ -5,7 +5,8 @@ instead of each module running the experiments again (the fixtures are in confte
 holding `<experiment>/<shop>/results.json`, e.g. reports/runs/<run-id>); `.ci/run` sets it to the
 run its main job wrote, so CI runs every experiment once. Without it, the tests run what they need
 themselves: a test runs, in one `chaoscafe run --profile fast` into the session's tmp dir, the
-experiments its `main_run` marker names that no earlier test of the session ran (so each runs once).
+experiments its `main_run` marker names that no earlier test of the session ran (so each runs once
+per session; under pytest-xdist each worker process is a session of its own).
 
 A missing or unreadable results file, or a run in another profile than fast or smoke, fails the test that
 needs it and says why; what the results say (a failed verdict, an incomplete run) is for the
