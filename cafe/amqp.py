@@ -6,10 +6,14 @@
     publish     persistent, to the events exchange; awaits the broker's confirm. Up to `window`
                 publishes are in flight at once (unconfirmed), settled as the broker's (multiple)
                 acks arrive: callers that publish concurrently share the round trips instead of
-                waiting for one confirm each (RabbitMQ here: ~1.4k/s one by one, far more in windows)
+                waiting for one confirm each (RabbitMQ here: ~1.4k/s one by one, far more in windows).
+                `mandatory`: a message no binding routes comes back (basic.return before its
+                confirm) and raises `Unroutable`, after the link declared its topology again
     Consumer    a Link that consumes a queue with manual acks and `prefetch`; every delivery runs
                 its handler as its own task (or one after the other with `ordered`), so up to
-                `prefetch` deliveries are worked on and confirmed at once
+                `prefetch` deliveries are worked on and confirmed at once. A subscription the broker
+                cancels (its queue deleted) is noticed at once: the queue is declared again and
+                consumed again (`subscribed`, `resubscribed`)
     Delivery    what a handler gets; `ack(delivery, then_publish=event)` publishes the follow-up
                 event, awaits its confirm and only then acks (at least once)
 
@@ -132,6 +136,11 @@ class Delivery:
     channel: Any = field(default=None, compare=False, repr=False)  # the channel to settle it on
 
 
+class Unroutable(Exception):
+    """The broker returned a `mandatory` publish: no queue is bound for its routing key (a binding
+    or a queue deleted). Nothing was delivered; the link has declared its topology again."""
+
+
 class Link:
     """One broker connection in the running event loop, kept up from `start()` until `stop()`.
 
@@ -147,6 +156,9 @@ class Link:
         self.disconnects = 0
         self.published = 0          # publishes confirmed by the broker
         self.in_flight = 0          # publishes sent and not yet confirmed
+        self.returned = 0           # mandatory publishes the broker returned (unroutable)
+        self.redeclared = 0         # times the topology was declared again after a return or a cancel
+        self._redeclaring = asyncio.Lock()
         self.channel: Any = None
         self._conn: Any = None
         self._slots: asyncio.Semaphore | None = None
@@ -236,10 +248,12 @@ class Link:
                 await asyncio.wait_for(conn.close(), 2.0)
 
     # publishing -------------------------------------------------------------
-    async def publish(self, event_type: str, event_id: str, body: bytes) -> None:
+    async def publish(self, event_type: str, event_id: str, body: bytes, *, mandatory: bool = False) -> None:
         """Publish persistently to the events exchange and await the broker's confirm. Raises
         ConnectionError when not connected, aiormq.exceptions.DeliveryError when the broker nacks,
-        TimeoutError (and drops the connection) when no confirm comes within CONFIRM_TIMEOUT_S."""
+        TimeoutError (and drops the connection) when no confirm comes within CONFIRM_TIMEOUT_S, and
+        with `mandatory`, Unroutable when no queue is bound for `event_type` (the message was
+        returned, not delivered; the topology is declared again before it raises)."""
         channel, slots = self.channel, self._slots
         if channel is None or slots is None or not self.connected.is_set():
             raise ConnectionError(f"{self.name}: broker not connected")
@@ -248,18 +262,40 @@ class Link:
             try:
                 await channel.basic_publish(body, exchange=topology.EXCHANGE, routing_key=event_type,
                                             properties=properties(event_type, event_id), wait=False,
-                                            timeout=CONFIRM_TIMEOUT_S)
+                                            timeout=CONFIRM_TIMEOUT_S, mandatory=mandatory)
             except TimeoutError:
                 log.warning("%s: no confirm within %gs: dropping the connection", self.name, CONFIRM_TIMEOUT_S)
                 await self._close()
                 raise
+            except aiormq.exceptions.PublishError as exc:   # basic.return: nothing was delivered
+                self.returned += 1
+                log.warning("%s: %s %s returned unroutable: declaring the topology again", self.name,
+                            event_type, event_id)
+                await self.redeclare(channel)
+                raise Unroutable(f"{event_type} {event_id}: no queue bound for it") from exc
             finally:
                 self.in_flight -= 1
         self.published += 1
 
-    async def publish_event(self, event: Event) -> None:
+    async def publish_event(self, event: Event, *, mandatory: bool = False) -> None:
         """`publish` an event (confirmed)."""
-        await self.publish(event.event_type, event.event_id, event.encode())
+        await self.publish(event.event_type, event.event_id, event.encode(), mandatory=mandatory)
+
+    async def redeclare(self, channel: Any) -> None:
+        """Declare the topology again on `channel` (its queues and bindings, idempotently): after a
+        return or a cancelled subscription, something was deleted. Concurrent callers share one
+        declaration; a failure drops the connection (the reconnect declares it)."""
+        if self._redeclaring.locked():
+            async with self._redeclaring:   # another caller is declaring it: wait for that one
+                return
+        async with self._redeclaring:
+            try:
+                await topology.declare_async(channel, self.queue_type, self.delivery_limit)
+                self.redeclared += 1
+            except Exception as exc:
+                log.warning("%s: declaring the topology again failed (%s: %s): reconnecting", self.name,
+                            exc.__class__.__name__, exc)
+                await self._close()
 
 
 Handler = Callable[[Delivery], Awaitable[None]]
@@ -283,16 +319,50 @@ class Consumer(Link):
         self.arguments = arguments  # consumer arguments, asked anew on every (re)connect
         self.pending = 0  # deliveries of this connection handed to the handler, not yet acked or rejected
         self.batches = 0
+        self.resubscribed = 0  # subscriptions the broker cancelled and this consumer made again
         self._tag: str | None = None
         self._order = asyncio.Lock() if ordered else None
         self._arrived: list[Delivery] = []
 
+    @property
+    def subscribed(self) -> bool:
+        """True while connected with a live subscription to the queue (for /health)."""
+        return self.connected.is_set() and self._tag is not None
+
     async def on_connect(self, channel: Any) -> None:
         self.pending = 0
         await channel.basic_qos(prefetch_count=self.prefetch)
+        channel.on_consumer_cancel_callbacks.add(self._on_cancel)
+        await self._subscribe(channel)
+
+    async def _subscribe(self, channel: Any) -> None:
         ok = await channel.basic_consume(self.queue, self._on_message, no_ack=False,
                                          arguments=self.arguments() if self.arguments else None)
         self._tag = ok.consumer_tag
+
+    def _on_cancel(self, frame: Any) -> None:
+        """The broker cancelled a subscription (basic.cancel: its queue was deleted): declare the
+        topology again and consume again on the same channel, in a task of its own (this callback
+        runs in aiormq's frame reader, which the declarations' answers need)."""
+        channel = self.channel
+        if frame.consumer_tag != self._tag or channel is None or self._stopping.is_set():
+            return
+        self._tag = None
+        log.warning("%s: the broker cancelled the subscription to %s: subscribing again", self.name, self.queue)
+        asyncio.ensure_future(self._resubscribe(channel)).add_done_callback(_log_failure)
+
+    async def _resubscribe(self, channel: Any) -> None:
+        """What was in hand stays to be settled (the broker forgot it with the queue). A failure
+        drops the connection: the reconnect subscribes anew."""
+        await self.redeclare(channel)
+        if channel is not self.channel or channel.is_closed or self._stopping.is_set():
+            return   # redeclare dropped the connection: the reconnect subscribes
+        try:
+            await self._subscribe(channel)
+            self.resubscribed += 1
+        except Exception as exc:
+            log.warning("%s: subscribing again failed (%s: %s): reconnecting", self.name, exc.__class__.__name__, exc)
+            await self._close()
 
     async def begin_stop(self, channel: Any) -> None:
         if self._tag is not None:
@@ -332,15 +402,16 @@ class Consumer(Link):
         return (self.channel is not None and delivery.generation == self.generation
                 and delivery.channel is self.channel and not self.channel.is_closed)
 
-    async def ack(self, delivery: Delivery, then_publish: Event | None = None) -> bool:
-        """Publish `then_publish` (confirmed), then ack; False when the delivery's connection is
-        gone (the broker will redeliver it). A publish that fails gives the delivery back
-        (requeued, so it is processed again: at least once) and raises."""
+    async def ack(self, delivery: Delivery, then_publish: Event | None = None, *, mandatory: bool = False) -> bool:
+        """Publish `then_publish` (confirmed; `mandatory`: it must reach a queue), then ack; False
+        when the delivery's connection is gone (the broker will redeliver it). A publish that fails
+        (also an Unroutable one) gives the delivery back (requeued, so it is processed again: at
+        least once) and raises."""
         if not self._current(delivery):
             return False
         if then_publish is not None:
             try:
-                await self.publish_event(then_publish)
+                await self.publish_event(then_publish, mandatory=mandatory)
             except Exception:
                 with contextlib.suppress(Exception):  # the channel is gone: the broker requeues it anyway
                     await self.reject(delivery, requeue=True)
@@ -362,5 +433,5 @@ class Consumer(Link):
 
 def _log_failure(task: asyncio.Future[None]) -> None:
     if not task.cancelled() and task.exception() is not None:
-        log.error("a batch handler failed", exc_info=task.exception())
+        log.error("a background task (a batch handler, a resubscription) failed", exc_info=task.exception())
 

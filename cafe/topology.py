@@ -24,6 +24,9 @@ DEAD_LETTERS = "cafe.dead-letters"
 ORDERS_QUEUE = "barista.orders"
 BREWED_QUEUE = "waiter.brewed"
 BINDINGS = {ORDERS_QUEUE: "CoffeeOrdered", BREWED_QUEUE: "CoffeeBrewed"}
+# events that must reach a queue: published `mandatory`, so one that matches no binding comes back
+# (basic.return) instead of being confirmed and dropped; CoffeeServed has no consumer of its own yet
+ROUTED = frozenset(BINDINGS.values())
 EVENT_LOG = "cafe.event-log"
 
 

@@ -15,9 +15,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from cafe.topology import BINDINGS
 from harness.shops.settings import EDGES
 
 PROCESS_TARGETS = ("barista", "orders", "cashier", "waiter")
+QUEUE_TARGETS = tuple(BINDINGS)   # the async shop's work queues: "barista.orders", "waiter.brewed"
 NEWCOMER_TARGETS = ("bell",)      # the programs a `join` may start (harness/nemesis/join.py PROGRAMS)
 
 
@@ -133,6 +135,9 @@ def _kinds() -> dict[str, FaultKind]:
                   ("broker",), private_broker=True),
         FaultKind("broker-stop", "stop the RabbitMQ node gracefully; start it again when the window ends",
                   ("broker",), private_broker=True),
+        FaultKind("unbind", "a topology accident: the binding that routes the target queue's events to it (on "
+                  "cafe.events) is deleted; the window's end binds it again (an operator's repair)",
+                  QUEUE_TARGETS),
         FaultKind("crash-before-ack",
                   "async barista: SIGKILL after recording a first delivery's brew, before its ack, for a share "
                   "`rate` of orders (seeded by `seed`); crashed replicas restart at once",

@@ -432,6 +432,26 @@ class RabbitNode:
             raise BrokerError(f"{method} {url}: HTTP {resp.status_code} {resp.text[:200]}")
         return resp.json() if method == "GET" else None
 
+    def bindings(self, exchange: str, queue: str, vhost: str = "/") -> list[str]:
+        """The routing keys binding `queue` to `exchange` (management API)."""
+        path = "/".join(urllib.parse.quote(p, safe="") for p in (vhost, "e", exchange, "q", queue))
+        return [str(b["routing_key"]) for b in self._api(f"bindings/{path}")]
+
+    def unbind(self, exchange: str, queue: str, routing_key: str, vhost: str = "/") -> None:
+        """Delete the binding of `queue` to `exchange` under `routing_key` (management API; a binding
+        without arguments has its routing key as its properties key)."""
+        path = "/".join(urllib.parse.quote(p, safe="") for p in (vhost, "e", exchange, "q", queue, routing_key))
+        self._api(f"bindings/{path}", method="DELETE")
+
+    def delete_queue(self, queue: str, vhost: str = "/") -> None:
+        """Delete `queue` with its messages (management API): its consumers are cancelled."""
+        self._api(f"queues/{urllib.parse.quote(vhost, safe='')}/{urllib.parse.quote(queue, safe='')}", method="DELETE")
+
+    def bind(self, exchange: str, queue: str, routing_key: str, vhost: str = "/") -> None:
+        """Bind `queue` to `exchange` under `routing_key` (management API; idempotent)."""
+        path = "/".join(urllib.parse.quote(p, safe="") for p in (vhost, "e", exchange, "q", queue))
+        self._api(f"bindings/{path}", method="POST", body={"routing_key": routing_key})
+
     def queue_stats(self, queue: str, vhost: str = "/") -> dict[str, int]:
         """{"ready", "unacked", "total", "consumers"} for `queue` from the management API
         (refreshed every 500 ms); BrokerError if the queue does not exist."""
@@ -532,6 +552,18 @@ class Vhost:
     def queue_stats(self, queue: str) -> dict[str, int]:
         """The node's `queue_stats` for `queue` in this vhost."""
         return self.node.queue_stats(queue, self.vhost)
+
+    def bindings(self, exchange: str, queue: str) -> list[str]:
+        return self.node.bindings(exchange, queue, self.vhost)
+
+    def unbind(self, exchange: str, queue: str, routing_key: str) -> None:
+        self.node.unbind(exchange, queue, routing_key, self.vhost)
+
+    def bind(self, exchange: str, queue: str, routing_key: str) -> None:
+        self.node.bind(exchange, queue, routing_key, self.vhost)
+
+    def delete_queue(self, queue: str) -> None:
+        self.node.delete_queue(queue, self.vhost)
 
     def version(self) -> str:
         return self.node.version()

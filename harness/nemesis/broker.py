@@ -1,9 +1,13 @@
 """Broker faults: the RabbitMQ node crashes (SIGKILL, restarted with its data at the end) or stops
-gracefully (started again at the end). Not applicable to the sync shop, which has no broker. They
-stop the node itself, so a run with one gets a private node (`private_broker`), never the vhost
-of a node other runs share."""
+gracefully (started again at the end); they stop the node itself, so a run with one gets a private
+node (`private_broker`), never the vhost of a node other runs share. And topology accidents, which
+a vhost of its own suffices for: `unbind` deletes the binding of a work queue. None applies to the
+sync shop, which has no broker."""
 from __future__ import annotations
 
+from typing import Any
+
+from cafe import topology
 from harness.errors import NotApplicable
 from harness.nemesis.base import FaultWindow, Kind, register
 from harness.shops.base import Shop
@@ -50,3 +54,40 @@ class BrokerStop(BrokerFault):
         assert shop.infra.broker is not None
         shop.infra.broker.stop()
         self.down = True
+
+
+@register
+class Unbind(Kind):
+    """Delete the binding that routes the target queue's event type to it from the events
+    exchange (management API); the window's end binds it again. `report()` says whether the
+    binding was there at the end (the shop declared it again itself) before the repair."""
+
+    kind = "unbind"
+
+    def __init__(self, window: FaultWindow) -> None:
+        self.window = window
+        self.queue = window.target
+        self.routing_key = topology.BINDINGS[window.target]
+        self.unbound = False
+        self.rebound_by_shop: bool | None = None
+
+    def setup(self, shop: Shop) -> None:
+        if shop.infra.broker is None:
+            raise NotApplicable(f"the {shop.kind} shop has no broker")
+
+    def start(self, shop: Shop) -> None:
+        assert shop.infra.broker is not None
+        shop.infra.broker.unbind(topology.EXCHANGE, self.queue, self.routing_key)
+        self.unbound = True
+
+    def stop(self, shop: Shop) -> None:
+        if self.unbound and shop.infra.broker is not None:
+            self.rebound_by_shop = self.routing_key in shop.infra.broker.bindings(topology.EXCHANGE, self.queue)
+            shop.infra.broker.bind(topology.EXCHANGE, self.queue, self.routing_key)
+            self.unbound = False
+
+    def teardown(self, shop: Shop) -> None:
+        self.stop(shop)
+
+    def report(self) -> dict[str, Any]:
+        return {"queue": self.queue, "routing_key": self.routing_key, "rebound_by_shop": self.rebound_by_shop}

@@ -113,8 +113,9 @@ class Barista:
             await self.consumer.reject(delivery, requeue=requeue)
             return
         try:
-            await self.consumer.ack(delivery, then_publish=brewed)
-        except Exception as exc:  # publish nacked or channel closed: the order comes back
+            # mandatory: a CoffeeBrewed no queue would take comes back (Unroutable) and so does the order
+            await self.consumer.ack(delivery, then_publish=brewed, mandatory=True)
+        except Exception as exc:  # publish nacked or returned, or channel closed: the order comes back
             log.warning("could not publish CoffeeBrewed for %s: %s", brewed.order_id, exc)
 
     async def brew(self, event: Event, delivery: Delivery) -> Event:
@@ -245,7 +246,9 @@ def build_app(config: ServiceConfig) -> web.Application:
     def counts() -> dict[str, Any]:
         return {"broker": barista.consumer.broker, "brewers": config.brewers, "prefetch": config.prefetch,
                 "idempotency": config.idempotency, "held": barista.consumer.pending,
-                "disconnects": barista.consumer.disconnects, "hooks": barista.hooks.state(), **barista.stats}
+                "disconnects": barista.consumer.disconnects, "subscribed": barista.consumer.subscribed,
+                "resubscribed": barista.consumer.resubscribed, "returned": barista.consumer.returned,
+                "hooks": barista.hooks.state(), **barista.stats}
 
     def beat() -> object:   # on the database's thread, as every use of the claims
         return barista.db.call(barista.claims.beat)

@@ -34,6 +34,7 @@ from cafe.menu import load_menu
 from cafe.ordering import order_routes
 from cafe.orders import OrderRequest
 from cafe.store import Database, now
+from cafe.topology import ROUTED
 from cafe.web import MAX_BODY, application, health, serve
 
 log = logging.getLogger("cafe.orders")
@@ -212,15 +213,20 @@ class Relay:
         return len(confirmed)
 
     async def _publish_row(self, row: dict[str, Any]) -> None:
-        await self.link.publish(row["event_type"], row["event_id"], row["body"])
+        # mandatory: an event no queue takes (a binding deleted) is returned, raises Unroutable and
+        # its row stays pending, instead of being confirmed, marked sent and dropped by the broker
+        mandatory = row["event_type"] in ROUTED
+        await self.link.publish(row["event_type"], row["event_id"], row["body"], mandatory=mandatory)
         if self.hooks.hits("duplicate_publish", str(row["ref"] or row["event_id"])):
-            await self.link.publish(row["event_type"], row["event_id"], row["body"])
+            await self.link.publish(row["event_type"], row["event_id"], row["body"], mandatory=mandatory)
 
     async def publish_now(self, event: Event) -> None:
-        """Direct mode: publish `event` and await its confirm (ConnectionError when not connected)."""
-        await self.link.publish_event(event)
+        """Direct mode: publish `event` and await its confirm (ConnectionError when not connected,
+        cafe.amqp.Unroutable when no queue takes it: the order is then refused)."""
+        mandatory = event.event_type in ROUTED
+        await self.link.publish_event(event, mandatory=mandatory)
         if self.hooks.hits("duplicate_publish", str(event.payload.get("ref") or event.event_id)):
-            await self.link.publish_event(event)
+            await self.link.publish_event(event, mandatory=mandatory)
         self.published += 1
 
 
@@ -271,7 +277,8 @@ def build_app(config: ServiceConfig) -> web.Application:
     async def counts() -> dict[str, Any]:
         return {"broker": relay.broker, "publish_mode": config.publish_mode,
                 "outbox_pending": await db.call(book.pending_count), "published": relay.published,
-                "relay_batches": relay.batches, "disconnects": relay.link.disconnects, "hooks": hooks.state()}
+                "relay_batches": relay.batches, "disconnects": relay.link.disconnects,
+                "returned": relay.link.returned, "redeclared": relay.link.redeclared, "hooks": hooks.state()}
 
     async def find(order_id: str) -> dict[str, Any] | None:
         return await db.call(book.get, order_id)

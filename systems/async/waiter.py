@@ -152,7 +152,8 @@ def build_app(config: ServiceConfig) -> web.Application:
 
     def counts() -> dict[str, Any]:
         return {"broker": waiter.consumer.broker, "idempotency": config.idempotency,
-                "disconnects": waiter.consumer.disconnects, **waiter.stats}
+                "disconnects": waiter.consumer.disconnects, "subscribed": waiter.consumer.subscribed,
+                "resubscribed": waiter.consumer.resubscribed, **waiter.stats}
 
     return application([pages("/served", db, "served"), web.get("/feed", feed_current),
                         web.get("/feed/{page}", feed_archive), health("waiter", config.name, counts)],

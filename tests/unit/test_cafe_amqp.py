@@ -1,12 +1,14 @@
 """cafe.amqp without a broker: the confirm window (at most W publishes unconfirmed, settled as the
 broker's confirms arrive), ack only after the follow-up event is confirmed, a failed publish gives
-the delivery back, deliveries of an old connection are not settled, and a batch consumer gets
-the deliveries that arrived together as one list."""
+the delivery back, deliveries of an old connection are not settled, a batch consumer gets
+the deliveries that arrived together as one list, and a mandatory publish the broker returns
+raises Unroutable after the topology was declared again."""
 from __future__ import annotations
 
 import asyncio
 from typing import Any
 
+import aiormq
 import pytest
 from pamqp import commands as spec
 
@@ -24,11 +26,28 @@ class FakeChannel:
         self.wire: list[tuple[str, Any]] = []
         self.confirms: list[asyncio.Future[None]] = []
         self.is_closed = False
+        self.unbound: set[str] = set()    # routing keys no queue is bound for
+        self.declared: list[str] = []     # what the topology declarations declared, in order
+
+    async def exchange_declare(self, *, exchange: str, exchange_type: str, durable: bool) -> None:
+        self.declared.append(exchange)
+
+    async def queue_declare(self, queue: str, *, durable: bool, arguments: Any) -> None:
+        self.declared.append(queue)
+
+    async def queue_bind(self, queue: str, exchange: str, *, routing_key: str) -> None:
+        self.declared.append(f"{exchange}->{queue}")
+        self.unbound.discard(routing_key)
 
     async def basic_publish(self, body: bytes, *, exchange: str, routing_key: str, properties: Any,
-                            wait: bool, timeout: float) -> None:
+                            wait: bool, timeout: float, mandatory: bool = False) -> None:
         assert exchange == EXCHANGE and properties.delivery_mode == 2 and properties.message_type == routing_key
         self.wire.append(("publish", properties.message_id))
+        if mandatory and routing_key in self.unbound:   # the broker's basic.return, then its confirm
+            returned = spec.Basic.Return(reply_code=312, reply_text="NO_ROUTE", exchange=exchange,
+                                         routing_key=routing_key)
+            message = aiormq.abc.DeliveredMessage(delivery=returned, header=None, body=body, channel=None)
+            raise aiormq.exceptions.PublishError(message, returned)
         confirm: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.confirms.append(confirm)
         await confirm
@@ -211,3 +230,36 @@ def test_the_frames_of_one_loop_turn_leave_as_one_write_in_order() -> None:
     sent, (peer, writes, sends, closed) = asyncio.run(scenario())
     assert sent == [b"publish-1ack-7publish-2", b"heartbeat"]
     assert (peer, writes, sends, closed) == ("real peername", 4, 2, True)
+
+
+def test_a_returned_mandatory_publish_raises_unroutable_and_the_topology_is_declared_again() -> None:
+    async def scenario() -> FakeChannel:
+        link = Link("t", "amqp://127.0.0.1:1")
+        channel = connected(link, FakeChannel())
+        channel.unbound.add("CoffeeOrdered")
+        with pytest.raises(amqp.Unroutable, match="CoffeeOrdered e1: no queue bound"):
+            await link.publish("CoffeeOrdered", "e1", b"{}", mandatory=True)
+        assert (link.returned, link.redeclared, link.published) == (1, 1, 0)
+        assert "cafe.events->barista.orders" in channel.declared and not channel.unbound
+        second = asyncio.ensure_future(link.publish("CoffeeOrdered", "e1", b"{}", mandatory=True))
+        await turns()
+        channel.confirm_all()
+        await second
+        assert link.published == 1
+        return channel
+
+    asyncio.run(scenario())
+
+
+def test_a_publish_that_is_not_mandatory_is_confirmed_even_when_nothing_routes_it() -> None:
+    async def scenario() -> int:   # what a confirm alone promises: the broker took it, not that a queue did
+        link = Link("t", "amqp://127.0.0.1:1")
+        channel = connected(link, FakeChannel())
+        channel.unbound.add("CoffeeServed")
+        publish = asyncio.ensure_future(link.publish("CoffeeServed", "e2", b"{}"))
+        await turns()
+        channel.confirm_all()
+        await publish
+        return link.returned
+
+    assert asyncio.run(scenario()) == 0

@@ -26,8 +26,9 @@ class Settled:
         self.acked: list[tuple[int, Any]] = []
         self.rejected: list[tuple[int, bool]] = []
 
-    async def ack(self, delivery: Delivery, then_publish: Any = None) -> bool:
+    async def ack(self, delivery: Delivery, then_publish: Any = None, *, mandatory: bool = False) -> bool:
         self.acked.append((delivery.tag, then_publish))
+        self.mandatory = mandatory
         return True
 
     async def reject(self, delivery: Delivery, requeue: bool) -> bool:
@@ -96,3 +97,4 @@ def test_at_most_brewers_brews_at_once_and_each_delivery_acked_with_its_coffee_b
     assert max(seen) == 2 and b.stats["brewed"] == 5
     assert sorted(tag for tag, _ in b.consumer.acked) == [0, 1, 2, 3, 4]
     assert {e.order_id for _, e in b.consumer.acked} == {f"o-{i}" for i in range(5)}
+    assert b.consumer.mandatory is True   # a CoffeeBrewed no queue takes comes back: the order is requeued

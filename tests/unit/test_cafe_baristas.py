@@ -175,8 +175,9 @@ class Settled:
         self.acked: list[tuple[int, Any]] = []
         self.rejected: list[tuple[int, bool]] = []
 
-    async def ack(self, delivery: Delivery, then_publish: Any = None) -> bool:
+    async def ack(self, delivery: Delivery, then_publish: Any = None, *, mandatory: bool = False) -> bool:
         self.acked.append((delivery.tag, then_publish))
+        self.mandatory = mandatory
         return True
 
     async def reject(self, delivery: Delivery, requeue: bool) -> bool:

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from cafe.amqp import Unroutable
 from cafe.config import ServiceConfig
 from cafe.hooks import Hooks
 from cafe.orders import OrderRequest
@@ -54,10 +55,15 @@ class FakeLink:
         if connected:
             self.connected.set()
         self.in_flight = self.most_in_flight = 0
+        self.mandatory: list[bool] = []
+        self.unroutable_at: int | None = None
 
-    async def publish(self, event_type: str, event_id: str, body: bytes) -> None:
+    async def publish(self, event_type: str, event_id: str, body: bytes, *, mandatory: bool = False) -> None:
         self.bodies.append(body)
+        self.mandatory.append(mandatory)
         n = len(self.bodies)
+        if mandatory and n == self.unroutable_at:   # returned by the broker: no queue bound for it
+            raise Unroutable(f"{event_type} {event_id}: no queue bound for it")
         self.in_flight += 1
         self.most_in_flight = max(self.most_in_flight, self.in_flight)
         await asyncio.sleep(0.01)   # the confirm's round trip
@@ -218,3 +224,13 @@ def test_the_app_passes_the_customers_idempotency_key_to_the_desk(tmp_path: Path
     (s1, first), (s2, again), (s3, other) = asyncio.run(orders())
     assert s1 == s2 == s3 == 202 and again["id"] == first["id"] and again["replayed"] is True
     assert other["id"] != first["id"]
+
+
+def test_an_event_the_broker_returns_stays_pending_and_goes_out_next_time(tmp_path: Path) -> None:
+    relay = relay_for(tmp_path, batch=5, link=(link := FakeLink()))
+    link.unroutable_at = 3
+    with pytest.raises(Unroutable):
+        asyncio.run(relay.flush())
+    assert link.mandatory == [True] * 5                                    # CoffeeOrdered must reach a queue
+    assert relay.book.pending_count() == 1 and relay.published == 4        # the returned one is not marked sent
+    assert asyncio.run(relay.flush()) == 1 and relay.book.pending_count() == 0

@@ -27,7 +27,7 @@ class Settling:
         self.acked: list[tuple[int, Event | None]] = []
         self.rejected: list[tuple[int, bool]] = []
 
-    async def ack(self, delivery: Delivery, then_publish: Event | None = None) -> bool:
+    async def ack(self, delivery: Delivery, then_publish: Event | None = None, *, mandatory: bool = False) -> bool:
         self.acked.append((delivery.tag, then_publish))
         return True
 

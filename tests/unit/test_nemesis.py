@@ -29,13 +29,13 @@ def fault(kind: str = "kill", target: str = "barista", start: float = 5, duratio
 
 def test_every_toxic_and_down_and_process_and_broker_kinds_are_registered() -> None:
     assert set(TOXICS) | {"down", "kill", "pause", "stop", "broker-crash", "broker-stop", "crash-before-ack",
-                          "duplicate-publish", "silent", "join"} == set(FAULT_KINDS)
+                          "duplicate-publish", "silent", "join", "unbind"} == set(FAULT_KINDS)
 
 
 @pytest.mark.parametrize("spec", [
     fault(), fault("pause", "orders"), fault("stop", "waiter"),
     fault("latency", "orders->barista", params={"latency": 50, "jitter": 5, "stream": "upstream"}),
-    fault("down", "customer->orders"), fault("broker-crash", "broker"),
+    fault("down", "customer->orders"), fault("broker-crash", "broker"), fault("unbind", "barista.orders"),
     fault("reset_peer", "barista->broker", replica=2, params={"timeout": 0, "toxicity": 1}),
     fault("crash-before-ack", "barista", params={"rate": 0.2, "seed": 3}), fault("silent", "barista"),
     fault("duplicate-publish", "orders", params={"rate": 1}), fault("join", "bell"),
@@ -61,6 +61,8 @@ def test_valid_faults(spec: dict) -> None:
     (fault("duplicate-publish", "barista"), "unknown target 'barista' for 'duplicate-publish'"),
     (fault("silent", "barista", params={"rate": 1}), "'silent' takes no parameters"),
     (fault("join", "orders"), "unknown target 'orders' for 'join'"),
+    (fault("unbind", "cafe.dead-letters"), "unknown target 'cafe.dead-letters' for 'unbind'"),
+    (fault("unbind", "barista.orders", params={"routing_key": "#"}), "'unbind' takes no parameters"),
 ])
 def test_invalid_faults_give_one_clean_line(spec: dict, words: str) -> None:
     with pytest.raises(ExperimentError) as info:

@@ -1,0 +1,94 @@
+"""Topology accidents on a live async shop (issue 20, item 2): a deleted binding and a deleted queue.
+
+A publish that no binding routes is confirmed and dropped unless it is `mandatory`; the shop's
+routed events are, so they come back, stay pending and go out again once the shop has declared its
+topology again. A queue deleted under its consumers cancels their subscriptions (basic.cancel); the
+consumers notice, declare it again and subscribe again, and say so on /health. The experiment
+`topology-accident` runs the binding case under load in CI's main job; here each case is checked
+step by step, the scenario of the issue: 20 orders, the accident, 20 more, 20 more."""
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from cafe import topology
+from cafe.brewing import BrewTime
+from harness.load.batch import place_orders, wait_until
+from harness.nemesis import FAULT_KINDS, FaultWindow
+from harness.shops import AsyncShop, ShopSettings
+from harness.shops.base import http_json
+
+pytestmark = pytest.mark.integration
+
+SETTINGS = ShopSettings(baristas=2, brewers=2, brew=BrewTime("fixed", mean_ms=10), prefetch=2, capacity=16)
+
+
+def orders(n: int, start: int) -> list[dict[str, str]]:
+    return [{"product": "Latte", "size": "small", "ref": str(i), "customer": f"c{i % 7}"} for i in range(start, start + n)]
+
+
+def served_refs(shop: AsyncShop) -> set[str]:
+    return {str(r["ref"]) for r in shop.served()}
+
+
+def health(shop: AsyncShop, name: str) -> dict[str, Any]:
+    return http_json(shop.url(name) + "/health")
+
+
+def place(shop: AsyncShop, n: int, start: int) -> set[str]:
+    answers = place_orders(shop.entry_url, orders(n, start), concurrency=4)
+    assert [s for s, _ in answers] == [202] * n
+    return {str(i) for i in range(start, start + n)}
+
+
+@pytest.mark.parametrize("queue", list(topology.BINDINGS))
+def test_an_unbound_queue_loses_no_order_the_shop_binds_it_again(infra: Any, queue: str) -> None:
+    with AsyncShop(infra, SETTINGS) as shop:
+        broker = shop.broker
+        first = place(shop, 20, 0)
+        assert wait_until(lambda: first <= served_refs(shop), 30)
+        broker.unbind(topology.EXCHANGE, queue, topology.BINDINGS[queue])
+        assert topology.BINDINGS[queue] not in broker.bindings(topology.EXCHANGE, queue)
+        second = place(shop, 20, 20)
+        # nothing was dropped: every order of the accident is served, without the harness repairing anything
+        assert wait_until(lambda: second <= served_refs(shop), 30), sorted(second - served_refs(shop))
+        assert topology.BINDINGS[queue] in broker.bindings(topology.EXCHANGE, queue)   # the shop's own doing
+        returned = (health(shop, "orders-1")["returned"] if queue == topology.ORDERS_QUEUE
+                    else sum(health(shop, f"barista-{i}")["returned"] for i in (1, 2)))
+        assert returned >= 1                                                        # the accident did hit
+        third = place(shop, 20, 40)
+        assert wait_until(lambda: third <= served_refs(shop), 30)
+        assert health(shop, "orders-1")["outbox_pending"] == 0
+        served = [str(r["ref"]) for r in shop.served()]
+        assert len(served) == len(set(served)) == 60
+
+
+def test_the_fault_kind_unbinds_and_its_end_binds_again(infra: Any) -> None:
+    window = FaultWindow("u", "unbind", topology.BREWED_QUEUE, 0, 60)
+    with AsyncShop(infra, SETTINGS) as shop:
+        fault = FAULT_KINDS["unbind"](window)
+        fault.setup(shop)
+        fault.start(shop)
+        assert topology.BINDINGS[topology.BREWED_QUEUE] not in shop.broker.bindings(topology.EXCHANGE,
+                                                                                   topology.BREWED_QUEUE)
+        fault.stop(shop)   # no order since: the shop had no reason to bind it again
+        assert fault.report() == {"queue": topology.BREWED_QUEUE, "routing_key": "CoffeeBrewed",
+                                  "rebound_by_shop": False}
+        assert topology.BINDINGS[topology.BREWED_QUEUE] in shop.broker.bindings(topology.EXCHANGE,
+                                                                               topology.BREWED_QUEUE)
+
+
+def test_a_deleted_queue_is_declared_again_and_its_consumers_subscribe_again(infra: Any) -> None:
+    with AsyncShop(infra, SETTINGS) as shop:
+        first = place(shop, 20, 0)
+        assert wait_until(lambda: first <= served_refs(shop), 30)
+        assert all(health(shop, f"barista-{i}")["subscribed"] for i in (1, 2))
+        shop.broker.delete_queue(topology.ORDERS_QUEUE)
+        # every replica notices the broker's cancel at once and subscribes again to the queue it declared
+        assert wait_until(lambda: all(health(shop, f"barista-{i}")["resubscribed"] >= 1
+                                      and health(shop, f"barista-{i}")["subscribed"] for i in (1, 2)), 10)
+        assert wait_until(lambda: shop.broker.queue_stats(topology.ORDERS_QUEUE)["consumers"] == 2, 10)
+        second = place(shop, 20, 20)
+        assert wait_until(lambda: second <= served_refs(shop), 30), sorted(second - served_refs(shop))
+        assert health(shop, "orders-1")["outbox_pending"] == 0
