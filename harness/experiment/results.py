@@ -48,7 +48,7 @@ def built_in_checks(header: dict[str, Any], checked: dict[str, CheckerResult]) -
                              bool(ledger.valid)))
     if "healed" in header:
         healed = header["healed"]
-        checks.append(_check("healed", INVARIANT, "no toxic left, proxies enabled, all running", healed,
+        checks.append(_check("healed", INVARIANT, "no toxic left, proxies enabled, all running (and subscribed)", healed,
                              bool(healed.get("healed"))))
     if checked.get("newcomer") is not None and checked["newcomer"].data:
         n = checked["newcomer"].data

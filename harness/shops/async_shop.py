@@ -11,6 +11,7 @@ Brewed = the barista service's brews; served = the waiter's servings.
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import replace
 from typing import Any
 
@@ -139,6 +140,37 @@ class AsyncShop(Shop):
             except Exception:  # busy or going away: no reading this time
                 continue
         return held
+
+    CONSUMERS = ("barista", "waiter")   # the services that must hold a subscription to their queue
+    subscribe_grace_s = 10.0            # how long a healed shop may take to subscribe again
+
+    def unsubscribed(self) -> list[str]:
+        """Running replicas of the consuming services whose /health does not say `subscribed`
+        (connected with a live subscription to their queue), or that did not answer."""
+        missing = []
+        for service in self.CONSUMERS:
+            for replica in self.supervisor.replicas(service):
+                if replica.state != "running":
+                    continue
+                try:
+                    ok = bool(http_json(self.url(replica.name) + "/health", timeout=1.0).get("subscribed"))
+                except Exception:
+                    ok = False
+                if not ok:
+                    missing.append(replica.name)
+        return missing
+
+    def heal_report(self) -> dict[str, Any]:
+        """The base report, and `unsubscribed`: consumers still without a subscription once
+        `subscribe_grace_s` has passed (a replica restarted at the heal reconnects first). A run
+        where a replica stays subscribed to nothing is not healed: it looks alive and serves nothing."""
+        report = super().heal_report()
+        deadline = time.monotonic() + self.subscribe_grace_s
+        while (missing := self.unsubscribed()) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        report["unsubscribed"] = missing
+        report["healed"] = bool(report["healed"]) and not missing
+        return report
 
     def dead_letters(self) -> int:
         return self._ready(topology.DEAD_LETTERS)

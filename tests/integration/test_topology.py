@@ -92,3 +92,23 @@ def test_a_deleted_queue_is_declared_again_and_its_consumers_subscribe_again(inf
         second = place(shop, 20, 20)
         assert wait_until(lambda: second <= served_refs(shop), 30), sorted(second - served_refs(shop))
         assert health(shop, "orders-1")["outbox_pending"] == 0
+        report = shop.heal_report()
+        assert report["unsubscribed"] == [] and report["healed"], report
+
+
+def test_a_consumer_left_without_a_subscription_is_not_healed(infra: Any) -> None:
+    """The end-of-run check compares the consumers with the live replicas: a replica that runs and
+    answers but holds no subscription (here: its broker edge cut) fails it."""
+    with AsyncShop(infra, SETTINGS) as shop:
+        assert shop.heal_report()["unsubscribed"] == []
+        (proxy,) = shop.proxies_for("barista->broker", replica=1)
+        infra.toxiproxy.disable(proxy)
+        try:
+            shop.subscribe_grace_s = 1.0
+            assert wait_until(lambda: "barista-1" in shop.unsubscribed(), 15)
+            report = shop.heal_report()
+            assert report["unsubscribed"] == ["barista-1"] and not report["healed"]
+            assert health(shop, "barista-1")["status"] == "ok"     # alive and answering: only the check sees it
+        finally:
+            infra.toxiproxy.enable(proxy)
+        assert wait_until(lambda: shop.unsubscribed() == [], 15)
