@@ -138,6 +138,9 @@ def _kinds() -> dict[str, FaultKind]:
         FaultKind("unbind", "a topology accident: the binding that routes the target queue's events to it (on "
                   "cafe.events) is deleted; the window's end binds it again (an operator's repair)",
                   QUEUE_TARGETS),
+        FaultKind("queue-delete", "a topology accident: the target work queue is deleted with the messages in it "
+                  "(its consumers are cancelled); the window's end declares the topology again",
+                  QUEUE_TARGETS),
         FaultKind("crash-before-ack",
                   "async barista: SIGKILL after recording a first delivery's brew, before its ack, for a share "
                   "`rate` of orders (seeded by `seed`); crashed replicas restart at once",

@@ -1,8 +1,8 @@
 """Broker faults: the RabbitMQ node crashes (SIGKILL, restarted with its data at the end) or stops
 gracefully (started again at the end); they stop the node itself, so a run with one gets a private
 node (`private_broker`), never the vhost of a node other runs share. And topology accidents, which
-a vhost of its own suffices for: `unbind` deletes the binding of a work queue. None applies to the
-sync shop, which has no broker."""
+a vhost of its own suffices for: `unbind` deletes the binding of a work queue, `queue-delete` the
+queue itself. None applies to the sync shop, which has no broker."""
 from __future__ import annotations
 
 from typing import Any
@@ -91,3 +91,46 @@ class Unbind(Kind):
 
     def report(self) -> dict[str, Any]:
         return {"queue": self.queue, "routing_key": self.routing_key, "rebound_by_shop": self.rebound_by_shop}
+
+
+@register
+class QueueDelete(Kind):
+    """Delete the target work queue with its messages (management API): its consumers get the
+    broker's basic.cancel. The window's end declares the topology again (the shop's own
+    declarations, idempotent). `report()` says whether the queue existed again at the end (the
+    shop declared it itself) and how many consumers it had then."""
+
+    kind = "queue-delete"
+
+    def __init__(self, window: FaultWindow) -> None:
+        self.window = window
+        self.queue = window.target
+        self.deleted = False
+        self.redeclared_by_shop: bool | None = None
+        self.consumers_at_end: int | None = None
+
+    def setup(self, shop: Shop) -> None:
+        if shop.infra.broker is None:
+            raise NotApplicable(f"the {shop.kind} shop has no broker")
+
+    def start(self, shop: Shop) -> None:
+        assert shop.infra.broker is not None
+        shop.infra.broker.delete_queue(self.queue)
+        self.deleted = True
+
+    def stop(self, shop: Shop) -> None:
+        if self.deleted and shop.infra.broker is not None:
+            try:
+                self.consumers_at_end = shop.infra.broker.queue_stats(self.queue)["consumers"]
+                self.redeclared_by_shop = True
+            except Exception:   # BrokerError: the queue does not exist (404)
+                self.redeclared_by_shop = False
+            shop.declare_topology()   # type: ignore[attr-defined]   # only a shop with a broker gets here
+            self.deleted = False
+
+    def teardown(self, shop: Shop) -> None:
+        self.stop(shop)
+
+    def report(self) -> dict[str, Any]:
+        return {"queue": self.queue, "redeclared_by_shop": self.redeclared_by_shop,
+                "consumers_at_end": self.consumers_at_end}

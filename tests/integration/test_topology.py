@@ -96,6 +96,21 @@ def test_a_deleted_queue_is_declared_again_and_its_consumers_subscribe_again(inf
         assert report["unsubscribed"] == [] and report["healed"], report
 
 
+def test_the_queue_delete_kind_deletes_and_the_waiter_subscribes_again_before_its_end(infra: Any) -> None:
+    window = FaultWindow("d", "queue-delete", topology.BREWED_QUEUE, 0, 60)
+    with AsyncShop(infra, SETTINGS) as shop:
+        fault = FAULT_KINDS["queue-delete"](window)
+        fault.setup(shop)
+        fault.start(shop)
+        assert wait_until(lambda: health(shop, "waiter-1")["resubscribed"] >= 1, 10)
+        refs = place(shop, 20, 0)    # brewed coffees reach the queue the waiter declared again
+        assert wait_until(lambda: refs <= served_refs(shop), 30), sorted(refs - served_refs(shop))
+        fault.stop(shop)
+        report = fault.report()
+        assert report["queue"] == topology.BREWED_QUEUE and report["redeclared_by_shop"] is True
+        assert shop.heal_report()["healed"]
+
+
 def test_a_consumer_left_without_a_subscription_is_not_healed(infra: Any) -> None:
     """The end-of-run check compares the consumers with the live replicas: a replica that runs and
     answers but holds no subscription (here: its broker edge cut) fails it."""

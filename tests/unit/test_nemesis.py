@@ -29,13 +29,14 @@ def fault(kind: str = "kill", target: str = "barista", start: float = 5, duratio
 
 def test_every_toxic_and_down_and_process_and_broker_kinds_are_registered() -> None:
     assert set(TOXICS) | {"down", "kill", "pause", "stop", "broker-crash", "broker-stop", "crash-before-ack",
-                          "duplicate-publish", "silent", "join", "unbind"} == set(FAULT_KINDS)
+                          "duplicate-publish", "silent", "join", "unbind", "queue-delete"} == set(FAULT_KINDS)
 
 
 @pytest.mark.parametrize("spec", [
     fault(), fault("pause", "orders"), fault("stop", "waiter"),
     fault("latency", "orders->barista", params={"latency": 50, "jitter": 5, "stream": "upstream"}),
     fault("down", "customer->orders"), fault("broker-crash", "broker"), fault("unbind", "barista.orders"),
+    fault("queue-delete", "waiter.brewed"),
     fault("reset_peer", "barista->broker", replica=2, params={"timeout": 0, "toxicity": 1}),
     fault("crash-before-ack", "barista", params={"rate": 0.2, "seed": 3}), fault("silent", "barista"),
     fault("duplicate-publish", "orders", params={"rate": 1}), fault("join", "bell"),
