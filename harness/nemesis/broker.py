@@ -56,8 +56,33 @@ class BrokerStop(BrokerFault):
         self.down = True
 
 
+
+class TopologyFault(Kind):
+    """Base of the topology accidents on one work queue (`window.target`): `start` breaks it and
+    sets `broken`; the window's end (or the teardown) calls `repair` once."""
+
+    def __init__(self, window: FaultWindow) -> None:
+        self.window = window
+        self.queue = window.target
+        self.broken = False
+
+    def setup(self, shop: Shop) -> None:
+        if shop.infra.broker is None:
+            raise NotApplicable(f"the {shop.kind} shop has no broker")
+
+    def stop(self, shop: Shop) -> None:
+        if self.broken and shop.infra.broker is not None:
+            self.repair(shop)
+            self.broken = False
+
+    def repair(self, shop: Shop) -> None: ...
+
+    def teardown(self, shop: Shop) -> None:
+        self.stop(shop)
+
+
 @register
-class Unbind(Kind):
+class Unbind(TopologyFault):
     """Delete the binding that routes the target queue's event type to it from the events
     exchange (management API); the window's end binds it again. `report()` says whether the
     binding was there at the end (the shop declared it again itself) before the repair."""
@@ -65,36 +90,26 @@ class Unbind(Kind):
     kind = "unbind"
 
     def __init__(self, window: FaultWindow) -> None:
-        self.window = window
-        self.queue = window.target
+        super().__init__(window)
         self.routing_key = topology.BINDINGS[window.target]
-        self.unbound = False
         self.rebound_by_shop: bool | None = None
-
-    def setup(self, shop: Shop) -> None:
-        if shop.infra.broker is None:
-            raise NotApplicable(f"the {shop.kind} shop has no broker")
 
     def start(self, shop: Shop) -> None:
         assert shop.infra.broker is not None
         shop.infra.broker.unbind(topology.EXCHANGE, self.queue, self.routing_key)
-        self.unbound = True
+        self.broken = True
 
-    def stop(self, shop: Shop) -> None:
-        if self.unbound and shop.infra.broker is not None:
-            self.rebound_by_shop = self.routing_key in shop.infra.broker.bindings(topology.EXCHANGE, self.queue)
-            shop.infra.broker.bind(topology.EXCHANGE, self.queue, self.routing_key)
-            self.unbound = False
-
-    def teardown(self, shop: Shop) -> None:
-        self.stop(shop)
+    def repair(self, shop: Shop) -> None:
+        assert shop.infra.broker is not None
+        self.rebound_by_shop = self.routing_key in shop.infra.broker.bindings(topology.EXCHANGE, self.queue)
+        shop.infra.broker.bind(topology.EXCHANGE, self.queue, self.routing_key)
 
     def report(self) -> dict[str, Any]:
         return {"queue": self.queue, "routing_key": self.routing_key, "rebound_by_shop": self.rebound_by_shop}
 
 
 @register
-class QueueDelete(Kind):
+class QueueDelete(TopologyFault):
     """Delete the target work queue with its messages (management API): its consumers get the
     broker's basic.cancel. The window's end declares the topology again (the shop's own
     declarations, idempotent). `report()` says whether the queue existed again at the end (the
@@ -103,33 +118,23 @@ class QueueDelete(Kind):
     kind = "queue-delete"
 
     def __init__(self, window: FaultWindow) -> None:
-        self.window = window
-        self.queue = window.target
-        self.deleted = False
+        super().__init__(window)
         self.redeclared_by_shop: bool | None = None
         self.consumers_at_end: int | None = None
-
-    def setup(self, shop: Shop) -> None:
-        if shop.infra.broker is None:
-            raise NotApplicable(f"the {shop.kind} shop has no broker")
 
     def start(self, shop: Shop) -> None:
         assert shop.infra.broker is not None
         shop.infra.broker.delete_queue(self.queue)
-        self.deleted = True
+        self.broken = True
 
-    def stop(self, shop: Shop) -> None:
-        if self.deleted and shop.infra.broker is not None:
-            try:
-                self.consumers_at_end = shop.infra.broker.queue_stats(self.queue)["consumers"]
-                self.redeclared_by_shop = True
-            except Exception:   # BrokerError: the queue does not exist (404)
-                self.redeclared_by_shop = False
-            shop.declare_topology()   # type: ignore[attr-defined]   # only a shop with a broker gets here
-            self.deleted = False
-
-    def teardown(self, shop: Shop) -> None:
-        self.stop(shop)
+    def repair(self, shop: Shop) -> None:
+        assert shop.infra.broker is not None
+        try:
+            self.consumers_at_end = shop.infra.broker.queue_stats(self.queue)["consumers"]
+            self.redeclared_by_shop = True
+        except Exception:   # BrokerError: the queue does not exist (404)
+            self.redeclared_by_shop = False
+        shop.declare_topology()   # type: ignore[attr-defined]   # only a shop with a broker gets here
 
     def report(self) -> dict[str, Any]:
         return {"queue": self.queue, "redeclared_by_shop": self.redeclared_by_shop,

@@ -36,6 +36,14 @@ def health(shop: AsyncShop, name: str) -> dict[str, Any]:
     return http_json(shop.url(name) + "/health")
 
 
+def started(kind: str, queue: str, shop: AsyncShop) -> Any:
+    """A fault of `kind` on `queue`, set up and started on `shop` as the nemesis would."""
+    fault = FAULT_KINDS[kind](FaultWindow(kind, kind, queue, 0, 60))
+    fault.setup(shop)
+    fault.start(shop)
+    return fault
+
+
 def place(shop: AsyncShop, n: int, start: int) -> set[str]:
     answers = place_orders(shop.entry_url, orders(n, start), concurrency=4)
     assert [s for s, _ in answers] == [202] * n
@@ -65,11 +73,8 @@ def test_an_unbound_queue_loses_no_order_the_shop_binds_it_again(infra: Any, que
 
 
 def test_the_fault_kind_unbinds_and_its_end_binds_again(infra: Any) -> None:
-    window = FaultWindow("u", "unbind", topology.BREWED_QUEUE, 0, 60)
     with AsyncShop(infra, SETTINGS) as shop:
-        fault = FAULT_KINDS["unbind"](window)
-        fault.setup(shop)
-        fault.start(shop)
+        fault = started("unbind", topology.BREWED_QUEUE, shop)
         assert topology.BINDINGS[topology.BREWED_QUEUE] not in shop.broker.bindings(topology.EXCHANGE,
                                                                                    topology.BREWED_QUEUE)
         fault.stop(shop)   # no order since: the shop had no reason to bind it again
@@ -97,11 +102,8 @@ def test_a_deleted_queue_is_declared_again_and_its_consumers_subscribe_again(inf
 
 
 def test_the_queue_delete_kind_deletes_and_the_waiter_subscribes_again_before_its_end(infra: Any) -> None:
-    window = FaultWindow("d", "queue-delete", topology.BREWED_QUEUE, 0, 60)
     with AsyncShop(infra, SETTINGS) as shop:
-        fault = FAULT_KINDS["queue-delete"](window)
-        fault.setup(shop)
-        fault.start(shop)
+        fault = started("queue-delete", topology.BREWED_QUEUE, shop)
         assert wait_until(lambda: health(shop, "waiter-1")["resubscribed"] >= 1, 10)
         refs = place(shop, 20, 0)    # brewed coffees reach the queue the waiter declared again
         assert wait_until(lambda: refs <= served_refs(shop), 30), sorted(refs - served_refs(shop))
