@@ -18,6 +18,7 @@ from typing import Any
 import pika
 
 from cafe import topology
+from harness.errors import ProcessError
 from harness.shops.base import Shop, http_json, read_all
 from harness.shops.traits import ASYNC
 
@@ -78,7 +79,21 @@ class AsyncShop(Shop):
         self.supervisor.add(self.service("waiter", "waiter.py", config("waiter", "waiter.db")), 1)
         self.supervisor.add(self.service("orders", "order_service.py", config("orders", "orders.db")), 1)
         self.proxy("entry", "customer->orders", self.port("orders-1"))
+        self.wait_linked(self.link_timeout_s)
         return self
+
+    link_timeout_s = 30.0   # how long a starting shop may take to connect and subscribe
+
+    def wait_linked(self, timeout: float) -> None:
+        """Block until every running replica holds its broker link: the consumers subscribed to
+        their queue, the order service connected. A service answers /health before its link is up
+        and declares the topology when it connects, so a fault started before this could be undone
+        by a late declaration. ProcessError naming the replicas still unlinked after `timeout` s."""
+        deadline = time.monotonic() + timeout
+        while (missing := self.unsubscribed(linked=True)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if missing:
+            raise ProcessError(f"async shop: {', '.join(missing)} not linked to the broker within {timeout:g}s")
 
     def brewed(self) -> list[dict[str, Any]]:
         return read_all(self.first_live_url("barista"), "/brews")
@@ -144,16 +159,19 @@ class AsyncShop(Shop):
     CONSUMERS = ("barista", "waiter")   # the services that must hold a subscription to their queue
     subscribe_grace_s = 10.0            # how long a healed shop may take to subscribe again
 
-    def unsubscribed(self) -> list[str]:
+    def unsubscribed(self, linked: bool = False) -> list[str]:
         """Running replicas of the consuming services whose /health does not say `subscribed`
-        (connected with a live subscription to their queue), or that did not answer."""
+        (connected with a live subscription to their queue), or that did not answer; with `linked`,
+        also the order service's replicas whose broker link is not "connected"."""
         missing = []
-        for service in self.CONSUMERS:
+        for service in (*self.CONSUMERS, *(("orders",) if linked else ())):
             for replica in self.supervisor.replicas(service):
                 if replica.state != "running":
                     continue
                 try:
-                    ok = bool(http_json(self.url(replica.name) + "/health", timeout=1.0).get("subscribed"))
+                    answer = http_json(self.url(replica.name) + "/health", timeout=1.0)
+                    ok = bool(answer.get("subscribed") if service in self.CONSUMERS
+                              else answer.get("broker") == "connected")
                 except Exception:
                     ok = False
                 if not ok:
