@@ -90,6 +90,18 @@ def check_rate_params(kind: str, params: Mapping[str, Any]) -> None:
             raise ValueError(f"{key}: not a parameter of {kind!r} (allowed: rate, seed)")
 
 
+ALARM_RESOURCES = ("memory", "disk")   # what a `broker-alarm` exhausts (RabbitMQ's two resource alarms)
+
+
+def check_alarm_params(kind: str, params: Mapping[str, Any]) -> None:
+    """ValueError naming a bad `broker-alarm` parameter (`resource`: "memory" or "disk")."""
+    for key, value in params.items():
+        if key != "resource":
+            raise ValueError(f"{key}: not a parameter of {kind!r} (allowed: resource)")
+        if value not in ALARM_RESOURCES:
+            raise ValueError(f"resource: {value!r} is not one of {ALARM_RESOURCES}")
+
+
 @dataclass(frozen=True)
 class FaultKind:
     """A fault kind's metadata. `check(kind, params)` raises ValueError naming a bad parameter;
@@ -135,6 +147,9 @@ def _kinds() -> dict[str, FaultKind]:
                   ("broker",), private_broker=True),
         FaultKind("broker-stop", "stop the RabbitMQ node gracefully; start it again when the window ends",
                   ("broker",), private_broker=True),
+        FaultKind("broker-alarm", "RabbitMQ's memory or disk alarm (`resource`, default memory) is raised by putting "
+                  "the limit out of reach: the broker blocks every connection that publishes; the window's end "
+                  "restores the limit", ("broker",), check_alarm_params),
         FaultKind("unbind", "a topology accident: the binding that routes the target queue's events to it (on "
                   "cafe.events) is deleted; the window's end binds it again (an operator's repair)",
                   QUEUE_TARGETS),

@@ -48,19 +48,25 @@ def time_dimension(metric: str) -> int:
     return 0
 
 
-def is_fault_hit(metric: str) -> bool:
-    """`faults.<name>.hit`: what the fault named <name> hit when it started (orders its target held)."""
+def is_fault_metric(metric: str) -> bool:
+    """`faults.<name>.<key>`: what the fault named <name> hit when it started (`hit`: orders its
+    target held) or reported at its end (`<key>` of its details, e.g. `blocked_connections`)."""
     parts = metric.split(".")
-    return len(parts) == 3 and parts[0] == "faults" and parts[2] == "hit" and bool(parts[1])
+    return len(parts) == 3 and parts[0] == "faults" and bool(parts[1]) and bool(parts[2])
 
 
 def lookup(results: dict[str, Any], metric: str) -> Any:
     """The value at a dotted path of a results dict, or None when absent; `faults.<name>.hit` is
-    the `held` of that fault's `hit` in the results' fault list."""
-    if is_fault_hit(metric):
-        name = metric.split(".")[1]
-        fault = next((f for f in results.get("faults") or [] if f.get("name") == name), None)
-        return None if fault is None else (fault.get("hit") or {}).get("held")
+    the `held` of that fault's `hit` in the results' fault list, `faults.<name>.<key>` the `key` of
+    what the fault reported at its end (its `details`, e.g. a broker alarm's `blocked_connections`)."""
+    parts = metric.split(".")
+    if is_fault_metric(metric):
+        fault = next((f for f in results.get("faults") or [] if f.get("name") == parts[1]), None)
+        if fault is None:
+            return None
+        if parts[2] == "hit":
+            return (fault.get("hit") or {}).get("held")
+        return (fault.get("details") or {}).get(parts[2])
     value: Any = results
     for part in metric.split("."):
         if not isinstance(value, dict) or part not in value:

@@ -14,7 +14,7 @@ from cafe.menu import load_menu
 from harness.checkers.base import CheckOptions
 from harness.elasticity.autoscaler import Policy
 from harness.experiment.faults import KINDS, FaultWindow
-from harness.experiment.metrics import METRICS, is_fault_hit, time_dimension
+from harness.experiment.metrics import METRICS, is_fault_metric, time_dimension
 from harness.load.shapes import Constant, MorningRush, Ramp, Shape, Step
 from harness.shops import SHOP_NAMES
 from harness.shops.settings import ShopSettings
@@ -318,7 +318,7 @@ class Experiment(Strict):
     def _known_metrics(cls, expect: dict[str, dict[str, Bound]]) -> dict[str, dict[str, Bound]]:
         for system, checks in expect.items():
             for metric in checks:
-                if metric not in METRICS and not is_fault_hit(metric):
+                if metric not in METRICS and not is_fault_metric(metric):
                     close = sorted(m for m in METRICS if m.split(".")[0] == metric.split(".")[0])
                     raise ValueError(f"{system}: unknown metric {metric!r}"
                                      + (f" (e.g. {', '.join(close[:6])})" if close else ""))
@@ -342,7 +342,7 @@ class Experiment(Strict):
             raise ValueError(f"fault names must be unique: {names}")
         for system, checks in self.expect.items():
             for metric in checks:
-                if is_fault_hit(metric) and metric.split(".")[1] not in names:
+                if is_fault_metric(metric) and metric.split(".")[1] not in names:
                     raise ValueError(f"{system}: {metric!r} names no fault of this experiment "
                                      f"(faults: {', '.join(names) or 'none'})")
         return self

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.checkers.base import CheckerResult
-from harness.experiment.metrics import is_fault_hit, lookup
+from harness.experiment.metrics import is_fault_metric, lookup
 from harness.experiment.model import Bound
 
 EXPECTATION, INVARIANT, VALIDITY = "expectation", "invariant", "validity"
@@ -15,11 +15,12 @@ EXPECTATION, INVARIANT, VALIDITY = "expectation", "invariant", "validity"
 
 def evaluate(expectations: dict[str, Bound], results: dict[str, Any]) -> list[dict[str, Any]]:
     """One check per expectation: {name, kind, expected, observed, passed}. A missing value fails.
-    Bounds on `faults.<name>.hit` are of kind "validity": a fault that hit nothing proves nothing."""
+    Bounds on `faults.<name>.<key>` (what a fault hit or did) are of kind "validity": a fault that
+    hit nothing proves nothing."""
     checks = []
     for metric, bound in expectations.items():
         observed = lookup(results, metric)
-        kind = VALIDITY if is_fault_hit(metric) else EXPECTATION   # a fault that hit nothing proves nothing
+        kind = VALIDITY if is_fault_metric(metric) else EXPECTATION   # a fault that hit nothing proves nothing
         checks.append({"name": metric, "kind": kind, "expected": bound.text(), "min": bound.min,
                        "max": bound.max, "observed": observed, "passed": bound.holds(observed)})
     return checks

@@ -8,6 +8,7 @@ name: every process is a descendant of a process this object started.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
 import shutil
@@ -116,6 +117,13 @@ def find_epmd(rabbit_bin: Path | None = None) -> Path | None:
 
 
 # --------------------------------------------------------------------- node
+
+
+# resource -> (rabbitmqctl command, the value that raises its alarm, this node's configured value)
+ALARM_LIMITS: dict[str, tuple[str, str, str]] = {
+    "memory": ("set_vm_memory_high_watermark", "0", "0.4"),
+    "disk": ("set_disk_free_limit", "1000000000000000", "50000000"),
+}
 
 
 class RabbitNode:
@@ -463,6 +471,49 @@ class RabbitNode:
             "consumers": int(q.get("consumers", 0)),
         }
 
+    # -- resource alarms (issue 20, item 1)
+
+    def alarms(self) -> list[str]:
+        """The resources ("memory", "disk") whose alarm is raised on this node now, from
+        `rabbitmqctl status` (exact: the management API's node record lags); BrokerError when the
+        node does not answer."""
+        res = self.ctl("status", "--formatter", "json", timeout=30)
+        try:
+            status = json.loads(res.stdout)
+        except ValueError:
+            raise BrokerError(f"{self.nodename}: rabbitmqctl status failed: {res.stderr.strip()[-300:]}") from None
+        return sorted({str(a.get("resource")) for a in status.get("alarms", []) if a.get("type") == "resource_limit"})
+
+    def set_alarm(self, resource: str) -> None:
+        """Raise `resource`'s alarm ("memory" or "disk") by putting its limit out of reach: a memory
+        high watermark of 0, a disk free limit of 1 PB. The broker then blocks every connection that
+        publishes (connection.blocked) and stops reading from it. BrokerError if rabbitmqctl fails."""
+        self._limit(resource, *ALARM_LIMITS[resource])
+
+    def clear_alarm(self, resource: str) -> None:
+        """Put `resource`'s limit back to this node's configured value (the alarm clears once the
+        broker next checks: at once for memory, within its disk monitor's interval for disk)."""
+        self._limit(resource, ALARM_LIMITS[resource][0], ALARM_LIMITS[resource][2])
+
+    def _limit(self, resource: str, command: str, value: str, *_: str) -> None:
+        res = self.ctl(command, value, timeout=30)
+        if res.returncode != 0:
+            raise BrokerError(f"{self.nodename}: rabbitmqctl {command} {value} failed: "
+                              f"{(res.stderr or res.stdout).strip()[-300:]}")
+
+    def blocked_connections(self, vhost: str = "/") -> int:
+        """Connections of `vhost` the broker holds blocked now: they published during a resource
+        alarm and it reads nothing more from them (`rabbitmqctl list_connections state`, asked of
+        each connection: exact, unlike the management API's statistics, which lag by seconds).
+        BrokerError when rabbitmqctl fails."""
+        res = self.ctl("list_connections", "-p", vhost, "--formatter", "json", "state", timeout=30)
+        try:
+            rows = json.loads(res.stdout)
+        except ValueError:
+            raise BrokerError(f"{self.nodename}: rabbitmqctl list_connections failed: "
+                              f"{res.stderr.strip()[-300:]}") from None
+        return sum(1 for row in rows if row.get("state") == "blocked")
+
     def version(self) -> str:
         """RabbitMQ server version, e.g. "3.10.8"."""
         if self.management:
@@ -564,6 +615,20 @@ class Vhost:
 
     def delete_queue(self, queue: str) -> None:
         self.node.delete_queue(queue, self.vhost)
+
+    def alarms(self) -> list[str]:
+        return self.node.alarms()
+
+    def set_alarm(self, resource: str) -> None:
+        """The node's alarm: it blocks every publisher of the node, this vhost's among them (the
+        fault restores the limit at its end; a node other runs share is used by one run at a time)."""
+        self.node.set_alarm(resource)
+
+    def clear_alarm(self, resource: str) -> None:
+        self.node.clear_alarm(resource)
+
+    def blocked_connections(self) -> int:
+        return self.node.blocked_connections(self.vhost)
 
     def version(self) -> str:
         return self.node.version()

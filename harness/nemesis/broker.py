@@ -1,14 +1,18 @@
 """Broker faults: the RabbitMQ node crashes (SIGKILL, restarted with its data at the end) or stops
 gracefully (started again at the end); they stop the node itself, so a run with one gets a private
-node (`private_broker`), never the vhost of a node other runs share. And topology accidents, which
-a vhost of its own suffices for: `unbind` deletes the binding of a work queue, `queue-delete` the
-queue itself. None applies to the sync shop, which has no broker."""
+node (`private_broker`), never the vhost of a node other runs share. A resource alarm (`broker-alarm`)
+leaves the node running and is lifted at its end, and topology accidents need only a vhost of
+their own: `unbind` deletes the binding of a work queue, `queue-delete` the queue itself. None
+applies to the sync shop, which has no broker."""
 from __future__ import annotations
 
+import contextlib
+import time
+from collections.abc import Callable
 from typing import Any
 
 from cafe import topology
-from harness.errors import NotApplicable
+from harness.errors import BrokerError, NotApplicable
 from harness.nemesis.base import FaultWindow, Kind, register
 from harness.shops.base import Shop
 
@@ -55,6 +59,63 @@ class BrokerStop(BrokerFault):
         shop.infra.broker.stop()
         self.down = True
 
+
+
+@register
+class BrokerAlarm(Kind):
+    """Raise the node's `resource` alarm (memory or disk) at the window's start and clear it at its
+    end, each time waiting until the node says so (a disk alarm waits for the disk monitor's next
+    check). The node keeps running: its vhost on a shared node suffices, and the end restores the
+    limit before the next run. `report()`: the resource, how long raising and clearing took (s),
+    and the run's connections the broker held blocked just before the end (the alarm's hit)."""
+
+    kind = "broker-alarm"
+    settle_s = 20.0   # how long to wait for the node to report the alarm raised or cleared
+
+    def __init__(self, window: FaultWindow) -> None:
+        self.window = window
+        self.resource = str(window.params.get("resource", "memory"))
+        self.raised = False
+        self.raised_after_s: float | None = None
+        self.cleared_after_s: float | None = None
+        self.blocked_connections: int | None = None
+
+    def setup(self, shop: Shop) -> None:
+        if shop.infra.broker is None:
+            raise NotApplicable(f"the {shop.kind} shop has no broker")
+
+    def start(self, shop: Shop) -> None:
+        broker = shop.infra.broker
+        assert broker is not None
+        began = time.monotonic()
+        self.raised = True   # from here on, the end must restore the limit (also when raising fails half-way)
+        broker.set_alarm(self.resource)
+        self.raised_after_s = self._until(lambda: self.resource in broker.alarms(), began, "raised")
+
+    def stop(self, shop: Shop) -> None:
+        broker = shop.infra.broker
+        if not self.raised or broker is None:
+            return
+        with contextlib.suppress(Exception):   # what the alarm holds (None when the node cannot say)
+            self.blocked_connections = broker.blocked_connections()
+        began = time.monotonic()
+        broker.clear_alarm(self.resource)
+        self.raised = False
+        self.cleared_after_s = self._until(lambda: self.resource not in broker.alarms(), began, "cleared")
+
+    def _until(self, done: Callable[[], bool], began: float, what: str) -> float:
+        while not done():
+            if time.monotonic() - began > self.settle_s:
+                raise BrokerError(f"the {self.resource} alarm was not {what} within {self.settle_s:g}s")
+            time.sleep(0.2)
+        return round(time.monotonic() - began, 3)
+
+    def teardown(self, shop: Shop) -> None:
+        self.stop(shop)
+
+    def report(self) -> dict[str, Any]:
+        return {"resource": self.resource, "raised_after_s": self.raised_after_s,
+                "cleared_after_s": self.cleared_after_s, "blocked_connections": self.blocked_connections}
 
 
 class TopologyFault(Kind):

@@ -125,13 +125,16 @@ class AsyncShop(Shop):
             raise
 
     def backlog(self) -> dict[str, Any]:
-        """Orders waiting: ready in the barista queue (passive declare: exact now), held unacked by
-        baristas, brewed coffees waiting for the waiter, dead letters; `held`: unacked orders per
-        barista replica (each replica's /health, skipped when it does not answer); `consumers` on
-        the barista queue (management API) and `baristas` (replicas now). The unacked count is the
-        sum of `held` when every running replica answered (`unacked_from` "replicas"), else the
-        management API's, whose statistics lag by seconds and can stay stale when the queue is idle
-        (`unacked_from` "management")."""
+        """Orders waiting: taken and not yet published (`outbox_pending`: the order service's outbox,
+        None and counted 0 when it did not answer), ready in the barista queue (passive declare:
+        exact now), held unacked by baristas, brewed coffees waiting for the waiter, dead letters;
+        `held`: unacked orders per barista replica (each replica's /health, skipped when it does not
+        answer); `consumers` on the barista queue (management API) and `baristas` (replicas now).
+        The unacked count is the sum of `held` when every running replica answered (`unacked_from`
+        "replicas"), else the management API's, whose statistics lag by seconds and can stay stale
+        when the queue is idle (`unacked_from` "management"). The outbox is read first: an order
+        published between the readings counts twice, never zero times."""
+        outbox = self.outbox_pending()
         orders_ready = self._ready(topology.ORDERS_QUEUE)
         brewed_ready = self._ready(topology.BREWED_QUEUE)
         stats = self.broker.queue_stats(topology.ORDERS_QUEUE)
@@ -139,10 +142,23 @@ class AsyncShop(Shop):
         running = sum(1 for r in self.supervisor.replicas("barista") if r.state == "running")
         exact = len(held) == running  # every running replica said what it holds: exact, no stats lag
         unacked = sum(held.values()) if exact else stats["unacked"]
-        return {"orders_ready": orders_ready, "orders_unacked": unacked, "brewed_waiting": brewed_ready,
-                "dead_letters": self.dead_letters(), "total": orders_ready + unacked + brewed_ready,
+        return {"outbox_pending": outbox, "orders_ready": orders_ready, "orders_unacked": unacked,
+                "brewed_waiting": brewed_ready, "dead_letters": self.dead_letters(),
+                "total": (outbox or 0) + orders_ready + unacked + brewed_ready,
                 "unacked_from": "replicas" if exact else "management", "management_unacked": stats["unacked"],
                 "consumers": stats["consumers"], "held": held, "baristas": self.replica_count("barista")}
+
+    def outbox_pending(self) -> int | None:
+        """Orders the order service took and has not yet had confirmed by the broker (its outbox
+        rows waiting to be published: during a broker outage or resource alarm the backlog is
+        there, not in a queue); None when no order service answered."""
+        for replica in self.supervisor.replicas("orders"):
+            if replica.state == "running":
+                try:
+                    return int(http_json(self.url(replica.name) + "/health", timeout=1.0)["outbox_pending"])
+                except Exception:  # busy or going away: no reading this time
+                    continue
+        return None
 
     def held(self) -> dict[str, int]:
         """Orders each live barista replica holds unacked (its prefetch buffer plus brews)."""

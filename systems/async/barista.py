@@ -244,8 +244,8 @@ def build_app(config: ServiceConfig) -> web.Application:
     barista = Barista(config)
 
     def counts() -> dict[str, Any]:
-        return {"broker": barista.consumer.broker, "brewers": config.brewers, "prefetch": config.prefetch,
-                "idempotency": config.idempotency, "held": barista.consumer.pending,
+        return {"broker": barista.consumer.broker, "blocked": barista.consumer.blocked, "brewers": config.brewers,
+                "prefetch": config.prefetch, "idempotency": config.idempotency, "held": barista.consumer.pending,
                 "disconnects": barista.consumer.disconnects, "subscribed": barista.consumer.subscribed,
                 "resubscribed": barista.consumer.resubscribed, "returned": barista.consumer.returned,
                 "hooks": barista.hooks.state(), **barista.stats}

@@ -160,6 +160,11 @@ class Relay:
     def broker(self) -> str:
         return self.link.broker
 
+    @property
+    def blocked(self) -> bool:
+        """The broker blocks the link (a memory or disk alarm): it reads nothing from it until it clears."""
+        return self.link.blocked
+
     def nudge(self) -> None:
         """Orders were stored: publish them soon (nudges while a batch is out make one next batch)."""
         self._wake.set()
@@ -196,7 +201,7 @@ class Relay:
         await their confirms, then mark sent, in one transaction, exactly those the broker confirmed
         (never one before its confirm: at least once); raise the first failure after marking. The
         number marked sent."""
-        if not self.link.connected.is_set():
+        if not self.link.connected.is_set() or self.link.blocked:   # a blocked link: the rows wait here
             return 0
         rows = await self.book.db.call(self.book.pending, self.config.relay_batch)
         if not rows:
@@ -238,7 +243,7 @@ class OrderDesk:
     event are stored in one transaction (a group commit) and the relay is nudged (202 once committed:
     accepted, published later, at least once); in "direct" mode the event is published first and
     the order stored only once the broker confirmed it (504 no confirm within `DIRECT_TIMEOUT_S`,
-    503 broker unavailable: nothing stored). Of concurrent attempts with one key, the one stored
+    503 broker unavailable or blocked by a resource alarm: nothing stored or published). Of concurrent attempts with one key, the one stored
     first wins: its order is answered to the others."""
 
     def __init__(self, book: OrderBook, relay: Relay, publish_mode: str) -> None:
@@ -255,6 +260,8 @@ class OrderDesk:
             earlier = await self.book.db.call(self.book.by_key, key) if key else None
             if earlier is not None:  # a retry: the order its first attempt created, not published again
                 return 202, {**earlier, "replayed": True}
+            if self.relay.blocked:   # a resource alarm: a publish now would wait for its end
+                return 503, {"error": "broker blocked (resource alarm): order not taken", "id": order_id}
             try:
                 await asyncio.wait_for(self.relay.publish_now(event), DIRECT_TIMEOUT_S)
             except TimeoutError:
@@ -275,7 +282,7 @@ def build_app(config: ServiceConfig) -> web.Application:
     desk = OrderDesk(book, relay, config.publish_mode)
 
     async def counts() -> dict[str, Any]:
-        return {"broker": relay.broker, "publish_mode": config.publish_mode,
+        return {"broker": relay.broker, "blocked": relay.blocked, "publish_mode": config.publish_mode,
                 "outbox_pending": await db.call(book.pending_count), "published": relay.published,
                 "relay_batches": relay.batches, "disconnects": relay.link.disconnects,
                 "returned": relay.link.returned, "redeclared": relay.link.redeclared, "hooks": hooks.state()}

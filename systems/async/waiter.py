@@ -151,7 +151,7 @@ def build_app(config: ServiceConfig) -> web.Application:
         return feed_page(page)
 
     def counts() -> dict[str, Any]:
-        return {"broker": waiter.consumer.broker, "idempotency": config.idempotency,
+        return {"broker": waiter.consumer.broker, "blocked": waiter.consumer.blocked, "idempotency": config.idempotency,
                 "disconnects": waiter.consumer.disconnects, "subscribed": waiter.consumer.subscribed,
                 "resubscribed": waiter.consumer.resubscribed, **waiter.stats}
 

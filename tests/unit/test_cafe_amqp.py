@@ -40,7 +40,7 @@ class FakeChannel:
         self.unbound.discard(routing_key)
 
     async def basic_publish(self, body: bytes, *, exchange: str, routing_key: str, properties: Any,
-                            wait: bool, timeout: float, mandatory: bool = False) -> None:
+                            wait: bool, timeout: float | None = None, mandatory: bool = False) -> None:
         assert exchange == EXCHANGE and properties.delivery_mode == 2 and properties.message_type == routing_key
         self.wire.append(("publish", properties.message_id))
         if mandatory and routing_key in self.unbound:   # the broker's basic.return, then its confirm
@@ -96,6 +96,51 @@ def test_at_most_w_publishes_are_in_flight_and_confirms_release_the_window() -> 
         return seen
 
     assert asyncio.run(scenario())[:3] == [3, 3, 1]
+
+
+class FakeConnection:
+    """What Link asks of its aiormq connection here: `blocked` (connection.blocked) and `close`."""
+
+    def __init__(self, blocked: bool) -> None:
+        self.blocked, self.is_closed = blocked, False
+
+    async def close(self) -> None:
+        self.is_closed = True
+
+
+def test_a_blocked_connection_waits_for_its_confirm_past_the_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A resource alarm: the broker reads nothing until it clears, so the publish waits (reconnecting
+    would not help: every publishing connection is blocked) and is confirmed after it."""
+    monkeypatch.setattr(amqp, "CONFIRM_TIMEOUT_S", 0.02)
+
+    async def scenario() -> tuple[int, bool]:
+        link = Link("t", "amqp://127.0.0.1:1")
+        channel = connected(link, FakeChannel())
+        link._conn = conn = FakeConnection(blocked=True)
+        assert link.blocked
+        publish = asyncio.ensure_future(link.publish("CoffeeOrdered", "e", b"{}"))
+        await asyncio.sleep(0.2)                  # ten timeouts long
+        assert not publish.done()
+        conn.blocked = False                      # connection.unblocked, then the confirm
+        channel.confirm_all()
+        await publish
+        return link.published, conn.is_closed
+
+    assert asyncio.run(scenario()) == (1, False)
+
+
+def test_an_unblocked_connection_without_a_confirm_is_dropped(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(amqp, "CONFIRM_TIMEOUT_S", 0.02)
+
+    async def scenario() -> tuple[bool, bool]:
+        link = Link("t", "amqp://127.0.0.1:1")
+        channel = connected(link, FakeChannel())
+        link._conn = conn = FakeConnection(blocked=False)
+        with pytest.raises(TimeoutError):
+            await link.publish("CoffeeOrdered", "e", b"{}")
+        return conn.is_closed, all(c.cancelled() for c in channel.confirms)
+
+    assert asyncio.run(scenario()) == (True, True)   # dropped, and the confirm no one awaits is cancelled
 
 
 def test_publishing_without_a_connection_raises_connection_error() -> None:

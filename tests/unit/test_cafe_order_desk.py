@@ -28,10 +28,10 @@ MOCHA = OrderRequest("Mocha", "large", customer="grace", ref="3")
 class FakeRelay:
     """What the desk asks of the relay: a nudge (outbox mode) or a confirmed publish (direct mode)."""
 
-    def __init__(self, confirm: BaseException | None = None, answer: bool = True) -> None:
+    def __init__(self, confirm: BaseException | None = None, answer: bool = True, blocked: bool = False) -> None:
         self.nudged = 0
         self.published: list[Any] = []
-        self.confirm, self.answer = confirm, answer
+        self.confirm, self.answer, self.blocked = confirm, answer, blocked
 
     def nudge(self) -> None:
         self.nudged += 1
@@ -57,6 +57,7 @@ class FakeLink:
         self.in_flight = self.most_in_flight = 0
         self.mandatory: list[bool] = []
         self.unroutable_at: int | None = None
+        self.blocked = False   # the broker's connection.blocked (a resource alarm)
 
     async def publish(self, event_type: str, event_id: str, body: bytes, *, mandatory: bool = False) -> None:
         self.bodies.append(body)
@@ -144,6 +145,24 @@ def test_direct_mode_stores_an_order_only_once_the_broker_confirmed_it(tmp_path:
     status, body = asyncio.run(service.OrderDesk(b, FakeRelay(answer=False), "direct").accept(MOCHA, 1.0, None))
     assert status == 504 and body["error"] == "broker did not confirm the order in time" and "id" in body
     assert [r["id"] for r in b.db.query("SELECT id FROM orders")] == [record["id"]]   # refused: not stored
+
+
+def test_direct_mode_refuses_at_once_while_the_broker_blocks_the_link(tmp_path: Path) -> None:
+    """A resource alarm: publishing now would wait for its end (or time out, and be brewed after the
+    customer was told it failed); the order is refused, neither stored nor published."""
+    b = book(tmp_path)
+    status, body = asyncio.run(service.OrderDesk(b, relay := FakeRelay(blocked=True), "direct").accept(MOCHA, 1.0, None))
+    assert status == 503 and "resource alarm" in body["error"] and "id" in body
+    assert relay.published == [] and b.db.query("SELECT id FROM orders") == []
+
+
+def test_the_outbox_relay_publishes_nothing_while_its_link_is_blocked(tmp_path: Path) -> None:
+    link = FakeLink()
+    link.blocked = True
+    relay = relay_for(tmp_path, 10, link)
+    assert asyncio.run(relay.flush()) == 0 and link.bodies == [] and len(outbox(relay.book)) == 5
+    link.blocked = False   # the alarm cleared: out they go
+    assert asyncio.run(relay.flush()) == 5
 
 
 def relay_for(tmp_path: Path, batch: int, link: FakeLink, hooks: Hooks | None = None) -> Any:

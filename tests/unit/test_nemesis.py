@@ -29,7 +29,7 @@ def fault(kind: str = "kill", target: str = "barista", start: float = 5, duratio
 
 def test_every_toxic_and_down_and_process_and_broker_kinds_are_registered() -> None:
     assert set(TOXICS) | {"down", "kill", "pause", "stop", "broker-crash", "broker-stop", "crash-before-ack",
-                          "duplicate-publish", "silent", "join", "unbind", "queue-delete"} == set(FAULT_KINDS)
+                          "duplicate-publish", "silent", "join", "unbind", "queue-delete", "broker-alarm"} == set(FAULT_KINDS)
 
 
 @pytest.mark.parametrize("spec", [
@@ -40,6 +40,7 @@ def test_every_toxic_and_down_and_process_and_broker_kinds_are_registered() -> N
     fault("reset_peer", "barista->broker", replica=2, params={"timeout": 0, "toxicity": 1}),
     fault("crash-before-ack", "barista", params={"rate": 0.2, "seed": 3}), fault("silent", "barista"),
     fault("duplicate-publish", "orders", params={"rate": 1}), fault("join", "bell"),
+    fault("broker-alarm", "broker"), fault("broker-alarm", "broker", params={"resource": "disk"}),
 ])
 def test_valid_faults(spec: dict) -> None:
     (window,) = experiment(spec).windows()
@@ -64,6 +65,9 @@ def test_valid_faults(spec: dict) -> None:
     (fault("join", "orders"), "unknown target 'orders' for 'join'"),
     (fault("unbind", "cafe.dead-letters"), "unknown target 'cafe.dead-letters' for 'unbind'"),
     (fault("unbind", "barista.orders", params={"routing_key": "#"}), "'unbind' takes no parameters"),
+    (fault("broker-alarm", "broker", params={"resource": "cpu"}), "resource: 'cpu' is not one of ('memory', 'disk')"),
+    (fault("broker-alarm", "broker", params={"level": 1}), "level: not a parameter of 'broker-alarm'"),
+    (fault("broker-alarm", "barista"), "unknown target 'barista' for 'broker-alarm'"),
 ])
 def test_invalid_faults_give_one_clean_line(spec: dict, words: str) -> None:
     with pytest.raises(ExperimentError) as info:
@@ -198,10 +202,14 @@ def test_a_fault_records_what_its_target_held_and_can_wait_for_work(recorder: An
     assert hits["waits"]["held"] == 2 and shop.looks > 3      # it looked until the replica held work
 
 
-def test_fault_hit_metrics_validate_and_read_from_the_fault_list() -> None:
-    from harness.experiment.metrics import is_fault_hit, lookup
+def test_fault_metrics_validate_and_read_from_the_fault_list() -> None:
+    from harness.experiment.metrics import is_fault_metric, lookup
 
-    assert is_fault_hit("faults.kill-barista.hit") and not is_fault_hit("faults.hit")
-    results = {"faults": [{"name": "kill-barista", "hit": {"held": 3}}, {"name": "other"}]}
+    assert is_fault_metric("faults.kill-barista.hit") and not is_fault_metric("faults.hit")
+    assert is_fault_metric("faults.alarm.blocked_connections") and not is_fault_metric("faults..hit")
+    results = {"faults": [{"name": "kill-barista", "hit": {"held": 3}},
+                          {"name": "alarm", "details": {"blocked_connections": 2}}, {"name": "other"}]}
     assert lookup(results, "faults.kill-barista.hit") == 3
+    assert lookup(results, "faults.alarm.blocked_connections") == 2   # what the fault reported at its end
     assert lookup(results, "faults.other.hit") is None and lookup(results, "faults.missing.hit") is None
+    assert lookup(results, "faults.other.blocked_connections") is None
