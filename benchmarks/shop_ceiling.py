@@ -74,7 +74,7 @@ def raw_broker(shop: Shop, infra: Infrastructure, windows: tuple[int, ...], seco
     import pika
 
     from cafe.amqp import Link
-    from cafe.topology import EXCHANGE, queue_arguments
+    from cafe.topology import EXCHANGE
 
     broker = infra.broker
     assert broker is not None
@@ -83,7 +83,7 @@ def raw_broker(shop: Shop, infra: Infrastructure, windows: tuple[int, ...], seco
     try:
         channel = connection.channel()
         channel.queue_declare(RAW_QUEUE, durable=True,
-                              arguments=queue_arguments(settings.queue_type, settings.delivery_limit))
+                              arguments=settings.queues.arguments(limited=False))
         channel.queue_bind(RAW_QUEUE, EXCHANGE, routing_key=RAW_ROUTING_KEY)
     finally:
         connection.close()

@@ -51,6 +51,7 @@ WINDOW = 256              # publishes in flight (unconfirmed) per connection; se
 CONFIRM_TIMEOUT_S = 30.0  # a publish not confirmed by then: the connection is blocked or dead
 CONNECT_TIMEOUT_S = 5.0
 BACKOFF_S = (0.2, 2.0)    # first and longest wait between connection attempts
+NACK_BACKOFF_S = (0.05, 2.0)  # first and longest wait before publishing a nacked follow-up event again
 STOP_GRACE_S = 10.0       # how long stop() waits for the deliveries in hand to be settled
 PERSISTENT = 2
 
@@ -158,16 +159,17 @@ class Link:
     `on_connect(channel)` runs after each (re)connect, once confirms are on and the topology is
     declared; `connected` is set while up. Subclasses add `begin_stop` and `ready_to_close`."""
 
-    def __init__(self, name: str, url: str, *, heartbeat_s: int = 10, queue_type: str = "quorum",
-                 delivery_limit: int = 5, window: int = WINDOW) -> None:
+    def __init__(self, name: str, url: str, *, heartbeat_s: int = 10, queues: topology.Queues = topology.DEFAULT_QUEUES,
+                 window: int = WINDOW) -> None:
         self.name, self.url, self.heartbeat_s = name, url, heartbeat_s
-        self.queue_type, self.delivery_limit, self.window = queue_type, delivery_limit, window
+        self.queues, self.window = queues, window
         self.connected = asyncio.Event()
         self.generation = 0
         self.disconnects = 0
         self.published = 0          # publishes confirmed by the broker
         self.in_flight = 0          # publishes sent and not yet confirmed
         self.returned = 0           # mandatory publishes the broker returned (unroutable)
+        self.nacked = 0             # publishes the broker nacked (a full queue that rejects publishes)
         self.redeclared = 0         # times the topology was declared again after a return or a cancel
         self._redeclaring = asyncio.Lock()
         self.channel: Any = None
@@ -244,7 +246,7 @@ class Link:
         await asyncio.wait_for(self._conn.connect(), CONNECT_TIMEOUT_S)
         self.generation += 1
         channel = await self._conn.channel(publisher_confirms=True)
-        await topology.declare_async(channel, self.queue_type, self.delivery_limit)
+        await topology.declare_async(channel, self.queues)
         self._slots = asyncio.Semaphore(self.window)
         self.channel = channel
         await self.on_connect(channel)
@@ -295,6 +297,9 @@ class Link:
                             event_type, event_id)
                 await self.redeclare(channel)
                 raise Unroutable(f"{event_type} {event_id}: no queue bound for it") from exc
+            except aiormq.exceptions.DeliveryError:   # basic.nack
+                self.nacked += 1
+                raise
             finally:
                 self.in_flight -= 1
                 if not confirm.done():   # timed out, or the caller gave up: no one awaits it now
@@ -314,7 +319,7 @@ class Link:
                 return
         async with self._redeclaring:
             try:
-                await topology.declare_async(channel, self.queue_type, self.delivery_limit)
+                await topology.declare_async(channel, self.queues)
                 self.redeclared += 1
             except Exception as exc:
                 log.warning("%s: declaring the topology again failed (%s: %s): reconnecting", self.name,
@@ -428,18 +433,33 @@ class Consumer(Link):
 
     async def ack(self, delivery: Delivery, then_publish: Event | None = None, *, mandatory: bool = False) -> bool:
         """Publish `then_publish` (confirmed; `mandatory`: it must reach a queue), then ack; False
-        when the delivery's connection is gone (the broker will redeliver it). A publish that fails
-        (also an Unroutable one) gives the delivery back (requeued, so it is processed again: at
-        least once) and raises."""
+        when the delivery's connection is gone (the broker will redeliver it). A publish the broker
+        nacks (a full queue with `reject-publish`) is tried again, the delivery held, with backoff
+        (NACK_BACKOFF_S) while its connection lasts. Any other failure (also Unroutable) gives the
+        delivery back (requeued, so it is processed again: at least once) and raises."""
         if not self._current(delivery):
             return False
         if then_publish is not None:
-            try:
-                await self.publish_event(then_publish, mandatory=mandatory)
-            except Exception:
-                with contextlib.suppress(Exception):  # the channel is gone: the broker requeues it anyway
-                    await self.reject(delivery, requeue=True)
-                raise
+            backoff = NACK_BACKOFF_S[0]
+            while True:
+                try:
+                    await self.publish_event(then_publish, mandatory=mandatory)
+                    break
+                except aiormq.exceptions.DeliveryError:
+                    # nacked: the broker did not take it (a full queue that rejects publishes). Hold
+                    # the delivery and try again later: requeued, it would come straight back and
+                    # spend its delivery limit until dead-lettered, brewed and never served.
+                    if self._current(delivery) and not self._stopping.is_set():
+                        await asyncio.sleep(backoff)
+                        backoff = min(backoff * 2, NACK_BACKOFF_S[1])
+                        continue
+                    with contextlib.suppress(Exception):
+                        await self.reject(delivery, requeue=True)
+                    raise
+                except Exception:
+                    with contextlib.suppress(Exception):  # the channel is gone: the broker requeues it anyway
+                        await self.reject(delivery, requeue=True)
+                    raise
             if not self._current(delivery):
                 return False
         await delivery.channel.basic_ack(delivery.tag, wait=False)

@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from cafe.brewing import BrewTime
+from cafe.topology import Queues
 
 PUBLISH_MODES = ("outbox", "direct")
-QUEUE_TYPES = ("quorum", "classic")
 SOURCES = ("", "replay", "feed", "pages")
 
 
@@ -41,6 +41,8 @@ class ServiceConfig:
     idempotency: bool = True
     queue_type: str = "quorum"
     delivery_limit: int = 5        # deliveries before a message is dead-lettered
+    max_length: int | None = None  # messages a work queue holds (None: no limit) ...
+    overflow: str = "drop-head"    # ... and what a full one does: drop-head | reject-publish
     heartbeat_s: int = 10
     # late-comers (loyalty service) and feeds
     source: str = ""               # loyalty catch-up: replay (event-log stream) | feed (Atom-style) | pages
@@ -51,13 +53,17 @@ class ServiceConfig:
     def __post_init__(self) -> None:
         if self.publish_mode not in PUBLISH_MODES:
             raise ValueError(f"publish_mode: {self.publish_mode!r} is not one of {PUBLISH_MODES}")
-        if self.queue_type not in QUEUE_TYPES:
-            raise ValueError(f"queue_type: {self.queue_type!r} is not one of {QUEUE_TYPES}")
+        self.queues   # noqa: B018  # ValueError naming a bad queue_type, max_length or overflow
         if self.source not in SOURCES:
             raise ValueError(f"source: {self.source!r} is not one of {SOURCES}")
         for name in ("brewers", "capacity", "prefetch", "delivery_limit", "relay_batch", "page_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}: must be >= 1, got {getattr(self, name)}")
+
+    @property
+    def queues(self) -> Queues:
+        """How the async shop's work queues are declared (cafe.topology.Queues)."""
+        return Queues(self.queue_type, self.delivery_limit, self.max_length, self.overflow)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

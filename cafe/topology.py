@@ -9,13 +9,15 @@
         kept for late-comers that replay it from the first offset
 
 Work queues are quorum queues by default (durable, `x-delivery-limit` dead-letters poison
-messages after N deliveries); `classic` durable queues are the alternative.
+messages after N deliveries); `classic` durable queues are the alternative. `Queues` says how they
+are declared, with an optional length limit (`x-max-length`, `x-overflow`).
 
 The declarations are data (`declarations`), declared by two small drivers: `declare` on a pika
 channel (the harness) and `declare_async` on an aiormq channel (the services, cafe/amqp.py).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 EXCHANGE = "cafe.events"
@@ -30,17 +32,44 @@ ROUTED = frozenset(BINDINGS.values())
 EVENT_LOG = "cafe.event-log"
 
 
-def queue_arguments(queue_type: str, delivery_limit: int) -> dict[str, Any]:
-    args: dict[str, Any] = {"x-dead-letter-exchange": DLX}
-    if queue_type == "quorum":
-        args.update({"x-queue-type": "quorum", "x-delivery-limit": delivery_limit})
-    return args
+OVERFLOWS = ("drop-head", "reject-publish")   # what a full work queue does (RabbitMQ's x-overflow)
 
 
+@dataclass(frozen=True)
+class Queues:
+    """How the work queues are declared: `type` ("quorum" or "classic"), `delivery_limit`
+    (quorum: deliveries before a message is dead-lettered), `max_length` (messages; None for no
+    limit) and `overflow` when full: "drop-head" dead-letters the oldest message, "reject-publish"
+    nacks the publish (the publisher must retry). ValueError naming a bad field."""
+
+    type: str = "quorum"
+    delivery_limit: int = 5
+    max_length: int | None = None
+    overflow: str = "drop-head"
+
+    def __post_init__(self) -> None:
+        if self.type not in ("quorum", "classic"):
+            raise ValueError(f"queue_type: {self.type!r} is not one of ('quorum', 'classic')")
+        if self.overflow not in OVERFLOWS:
+            raise ValueError(f"overflow: {self.overflow!r} is not one of {OVERFLOWS}")
+        if self.max_length is not None and self.max_length < 1:
+            raise ValueError(f"max_length: must be >= 1, got {self.max_length}")
+
+    def arguments(self, *, limited: bool = True) -> dict[str, Any]:
+        """The queue arguments; `limited=False` leaves the length limit out (a newcomer's own queue)."""
+        args: dict[str, Any] = {"x-dead-letter-exchange": DLX}
+        if self.type == "quorum":
+            args.update({"x-queue-type": "quorum", "x-delivery-limit": self.delivery_limit})
+        if limited and self.max_length is not None:
+            args.update({"x-max-length": self.max_length, "x-overflow": self.overflow})
+        return args
+
+
+DEFAULT_QUEUES = Queues()
 Declaration = tuple[str, dict[str, Any]]   # ("exchange" | "queue" | "bind", keyword arguments)
 
 
-def declarations(queue_type: str = "quorum", delivery_limit: int = 5) -> list[Declaration]:
+def declarations(queues: Queues = DEFAULT_QUEUES) -> list[Declaration]:
     """Exchanges, work queues, bindings and the dead-letter queue, in the order they are declared."""
     steps: list[Declaration] = [
         ("exchange", {"exchange": EXCHANGE, "exchange_type": "topic"}),
@@ -49,14 +78,14 @@ def declarations(queue_type: str = "quorum", delivery_limit: int = 5) -> list[De
         ("bind", {"queue": DEAD_LETTERS, "exchange": DLX, "routing_key": ""}),
     ]
     for queue, routing_key in BINDINGS.items():
-        steps.append(("queue", {"queue": queue, "arguments": queue_arguments(queue_type, delivery_limit)}))
+        steps.append(("queue", {"queue": queue, "arguments": queues.arguments()}))
         steps.append(("bind", {"queue": queue, "exchange": EXCHANGE, "routing_key": routing_key}))
     return steps
 
 
-def declare(channel: Any, queue_type: str = "quorum", delivery_limit: int = 5) -> None:
+def declare(channel: Any, queues: Queues = DEFAULT_QUEUES) -> None:
     """Declare the topology (`declarations`) on a pika channel."""
-    for kind, args in declarations(queue_type, delivery_limit):
+    for kind, args in declarations(queues):
         if kind == "exchange":
             channel.exchange_declare(args["exchange"], exchange_type=args["exchange_type"], durable=True)
         elif kind == "queue":
@@ -65,9 +94,9 @@ def declare(channel: Any, queue_type: str = "quorum", delivery_limit: int = 5) -
             channel.queue_bind(args["queue"], args["exchange"], routing_key=args["routing_key"] or None)
 
 
-async def declare_async(channel: Any, queue_type: str = "quorum", delivery_limit: int = 5) -> None:
+async def declare_async(channel: Any, queues: Queues = DEFAULT_QUEUES) -> None:
     """Declare the topology (`declarations`) on an aiormq channel."""
-    for kind, args in declarations(queue_type, delivery_limit):
+    for kind, args in declarations(queues):
         if kind == "exchange":
             await channel.exchange_declare(exchange=args["exchange"], exchange_type=args["exchange_type"],
                                            durable=True)

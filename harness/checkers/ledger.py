@@ -3,7 +3,9 @@
 Every invoked ref has one outcome (ok / fail / info; no completion at all counts as info).
 Brewed and served records are matched to invoked refs; records without a ref are keyed
 "order:<order_id>" and so are always unexpected. `redelivered` counts the orders the broker
-delivered again ("redelivered" records: the barista saw the redelivered flag);
+delivered again ("redelivered" records: the barista saw the redelivered flag); `dead_lettered` the
+messages the broker dead-lettered by the end ("dead_letters" record: rejected, over the delivery
+limit or dropped from a full queue; a lost order there was lost loudly);
 `unknown_unresolved` the orders whose outcome the customer never learnt that were brewed and
 yet never served (a coffee made for nobody). Valid iff nothing accepted was lost, nothing
 unexpected was brewed or served, and nothing was served that no barista recorded brewing
@@ -72,6 +74,7 @@ class Ledger:
             "unknown_brewed": len(unknown & brews.keys()),
             "unknown_unresolved": len((unknown & brews.keys()) - servings.keys()),
             "redelivered": len({shop_key(r) for r in history if r.get("type") == "redelivered"}),
+            "dead_lettered": max((int(r["count"]) for r in history if r.get("type") == "dead_letters"), default=0),
             "samples": {
                 "lost": sample(lost, SAMPLE_LIMIT),
                 "duplicated": sample(duplicated, SAMPLE_LIMIT),

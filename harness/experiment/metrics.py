@@ -6,7 +6,7 @@ from typing import Any
 LEDGER = ("attempted", "accepted", "rejected", "unknown", "dropped", "brewed", "served", "lost", "duplicated",
           "duplicate_brews", "duplicate_servings", "unexpected", "recovered", "rejected_but_brewed",
           "unknown_brewed", "unknown_unresolved", "redelivered", "unknown_taken", "unknown_not_taken",
-          "unknown_unsettled", "served_not_brewed")
+          "unknown_unsettled", "served_not_brewed", "dead_lettered")
 PERCENTILES = ("count", "mean", "p50", "p90", "p99", "p999", "max")
 
 METRICS: frozenset[str] = frozenset(

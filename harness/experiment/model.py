@@ -128,6 +128,10 @@ class ShopSpec(Strict):
     publish_mode: Literal["outbox", "direct"] = "outbox"
     queue_type: Literal["quorum", "classic"] = "quorum"
     delivery_limit: int = Field(5, ge=1, le=100)
+    max_length: int | None = Field(None, ge=1, le=10_000_000,
+                                   description="async work queues: messages held at most (x-max-length)")
+    overflow: Literal["drop-head", "reject-publish"] = Field(
+        "drop-head", description="what a full work queue does: dead-letter its oldest message, or nack the publish")
     slow_replica: int | None = Field(None, ge=1, le=16, description="this barista replica brews slow_factor x slower")
     slow_factor: float = Field(1.0, ge=1, le=100)
     menu_mix: dict[str, float] = Field(default_factory=lambda: {"Flat White": 3.0, "Latte": 2.0, "Cappuccino": 2.0,
@@ -153,7 +157,8 @@ class ShopSpec(Strict):
                             capacity=self.capacity, barista_timeout_s=self.barista_timeout_s,
                             prefetch=self.prefetch, idempotency=self.idempotency,
                             publish_mode=self.publish_mode, queue_type=self.queue_type,
-                            delivery_limit=self.delivery_limit, slow_replica=self.slow_replica,
+                            delivery_limit=self.delivery_limit, max_length=self.max_length,
+                            overflow=self.overflow, slow_replica=self.slow_replica,
                             slow_factor=self.slow_factor)
 
 

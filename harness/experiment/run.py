@@ -8,6 +8,7 @@ incomplete, heals the faults and stops every process.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
@@ -114,8 +115,8 @@ class BacklogSampler(threading.Thread):
 
 def observations(shop: Shop, history: list[Record] | None = None) -> list[Record]:
     """What the shop says it brewed, served and redelivered, its own record of the orders it took
-    (to settle unknown outcomes), and what a newcomer that joined (the brewed bell) did, as
-    history records."""
+    (to settle unknown outcomes), how many messages its broker dead-lettered, and what a newcomer
+    that joined (the brewed bell) did, as history records."""
     records: list[Record] = []
     for row in shop.brewed():
         records.append({"type": "brewed", "ref": row.get("ref"), "order_id": row["order_id"],
@@ -128,6 +129,8 @@ def observations(shop: Shop, history: list[Record] | None = None) -> list[Record
     for row in taken:
         records.append({"type": "order_record", "ref": row.get("ref"), "order_id": row["order_id"],
                         "status": row["status"], "taken": bool(row["taken"])})
+    with contextlib.suppress(Exception):   # a broker that cannot say: no record (the ledger says 0)
+        records.append({"type": "dead_letters", "count": shop.dead_letters(), "time": time.time()})
     for row in shop.redeliveries():
         records.append({"type": "redelivered", "ref": row.get("ref"), "order_id": row["order_id"],
                         "time": row["seen_at"], "barista": row["barista"], "count": row["delivery_count"]})

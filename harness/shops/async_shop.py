@@ -57,7 +57,7 @@ class AsyncShop(Shop):
     def declare_topology(self) -> None:
         connection = pika.BlockingConnection(pika.URLParameters(self.broker.amqp_url))
         try:
-            topology.declare(connection.channel(), self.settings.queue_type, self.settings.delivery_limit)
+            topology.declare(connection.channel(), self.settings.queues)
         finally:
             connection.close()
 

@@ -119,7 +119,7 @@ class Shop(ABC):
                              barista_timeout_s=s.barista_timeout_s, prefetch=s.prefetch,
                              idempotency=s.idempotency, publish_mode=s.publish_mode,
                              queue_type=s.queue_type, delivery_limit=s.delivery_limit,
-                             heartbeat_s=s.heartbeat_s)
+                             max_length=s.max_length, overflow=s.overflow, heartbeat_s=s.heartbeat_s)
 
     def url(self, replica_name: str) -> str:
         """Direct URL of a replica (for reading observations; orders go through `entry_url`)."""
@@ -189,6 +189,11 @@ class Shop(ABC):
         """The shop's own record of the orders it took, to settle outcomes the customer never
         learnt (Jepsen's info): one row per order with `ref`, `status` (the shop's word) and
         `taken` (True: the shop kept the order and will or did make it)."""
+
+    def dead_letters(self) -> int:
+        """Messages the shop's broker dead-lettered (rejected, over their delivery limit, or dropped
+        from a full queue); 0 in a shop without a broker."""
+        return 0
 
     def redeliveries(self) -> list[dict[str, Any]]:
         """Every delivery the broker made again (order_id, ref, barista, delivery_count, seen_at);

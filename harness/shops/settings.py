@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from cafe.brewing import BrewTime
+from cafe.topology import Queues
 
 # Network edges, named the same in both shops where they mean the same thing (docs/architecture.md)
 EDGES = ("customer->orders", "orders->barista", "barista-link", "cashier->barista", "barista->waiter",
@@ -29,10 +30,17 @@ class ShopSettings:
     publish_mode: str = "outbox"      # async order service: outbox | direct
     queue_type: str = "quorum"
     delivery_limit: int = 5
+    max_length: int | None = None     # async work queues: messages held at most (None: no limit) ...
+    overflow: str = "drop-head"       # ... and what a full one does: drop-head | reject-publish
     heartbeat_s: int = 10             # AMQP heartbeat of the async services
     menu: str | None = None
     slow_replica: int | None = None   # this barista replica (1-based) brews `slow_factor` times slower
     slow_factor: float = 1.0
+
+    @property
+    def queues(self) -> Queues:
+        """How the async shop's work queues are declared (cafe.topology.Queues)."""
+        return Queues(self.queue_type, self.delivery_limit, self.max_length, self.overflow)
 
     def brew_of(self, replica: int) -> BrewTime:
         """The brew-time model of barista replica `replica` (the slow one's times are scaled)."""

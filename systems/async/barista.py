@@ -85,7 +85,7 @@ class Barista:
         self.hands = asyncio.Semaphore(config.brewers)
         self.consumer = Consumer(f"{config.name}-consumer", config.amqp_url, ORDERS_QUEUE, self.on_delivery,
                                  prefetch=config.prefetch, heartbeat_s=config.heartbeat_s,
-                                 queue_type=config.queue_type, delivery_limit=config.delivery_limit)
+                                 queues=config.queues)
         self.stats = {"brewing": 0, "brewed": 0, "duplicates_skipped": 0, "dead_lettered": 0, "failed": 0,
                       "held_silently": 0, "started": 0, "waited_for_claims": 0}
         self.hooks = fault_hooks.Hooks()
@@ -248,6 +248,7 @@ def build_app(config: ServiceConfig) -> web.Application:
                 "prefetch": config.prefetch, "idempotency": config.idempotency, "held": barista.consumer.pending,
                 "disconnects": barista.consumer.disconnects, "subscribed": barista.consumer.subscribed,
                 "resubscribed": barista.consumer.resubscribed, "returned": barista.consumer.returned,
+                "nacked": barista.consumer.nacked,
                 "hooks": barista.hooks.state(), **barista.stats}
 
     def beat() -> object:   # on the database's thread, as every use of the claims

@@ -40,6 +40,7 @@ from cafe.web import MAX_BODY, application, health, serve
 log = logging.getLogger("cafe.orders")
 DIRECT_TIMEOUT_S = 5.0
 RELAY_IDLE_S = 0.2      # the relay looks at the outbox this often without a nudge (rows left by a restart)
+RELAY_BACKOFF_MAX_S = 2.0   # after failed batches it waits RELAY_IDLE_S, doubling up to this
 RELAY_LINGER_S = 0.01   # a nudged relay waits this long for more orders: events leave in batches, and the
                         # batches travel on (baristas, waiter: one database call, one write, one confirm
                         # for several), for 10 ms more between acceptance and brewing
@@ -149,7 +150,7 @@ class Relay:
 
     def __init__(self, config: ServiceConfig, book: OrderBook, hooks: fault_hooks.Hooks) -> None:
         self.link = Link(f"{config.name}-relay", config.amqp_url, heartbeat_s=config.heartbeat_s,
-                         queue_type=config.queue_type, delivery_limit=config.delivery_limit)
+                         queues=config.queues)
         self.config, self.book, self.hooks = config, book, hooks
         self.published = 0
         self.batches = 0
@@ -182,6 +183,7 @@ class Relay:
         await self.link.stop()
 
     async def _run(self) -> None:
+        backoff = RELAY_IDLE_S
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), RELAY_IDLE_S)
@@ -189,10 +191,12 @@ class Relay:
             self._wake.clear()
             try:
                 sent = await self.flush()
-            except Exception as exc:  # not connected, nacked, connection lost: the rows stay pending
+            except Exception as exc:  # not connected, nacked (a full queue), connection lost: the rows stay pending
                 log.warning("relay: %s: %s", exc.__class__.__name__, exc)
-                await asyncio.sleep(RELAY_IDLE_S)
+                await asyncio.sleep(backoff)   # doubling while it keeps failing: a full queue needs time
+                backoff = min(backoff * 2, RELAY_BACKOFF_MAX_S)
                 continue
+            backoff = RELAY_IDLE_S
             if sent >= self.config.relay_batch:
                 self._wake.set()  # a full batch: there may be more
 
@@ -285,7 +289,8 @@ def build_app(config: ServiceConfig) -> web.Application:
         return {"broker": relay.broker, "blocked": relay.blocked, "publish_mode": config.publish_mode,
                 "outbox_pending": await db.call(book.pending_count), "published": relay.published,
                 "relay_batches": relay.batches, "disconnects": relay.link.disconnects,
-                "returned": relay.link.returned, "redeclared": relay.link.redeclared, "hooks": hooks.state()}
+                "returned": relay.link.returned, "nacked": relay.link.nacked,
+                "redeclared": relay.link.redeclared, "hooks": hooks.state()}
 
     async def find(order_id: str) -> dict[str, Any] | None:
         return await db.call(book.get, order_id)

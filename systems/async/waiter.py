@@ -64,7 +64,7 @@ class Waiter:
         self.stats = {"served": 0, "duplicates_skipped": 0, "dead_lettered": 0}
         self.consumer = Consumer(f"{config.name}-consumer", config.amqp_url, BREWED_QUEUE, batch=self.on_deliveries,
                                  prefetch=config.prefetch, heartbeat_s=config.heartbeat_s,
-                                 queue_type=config.queue_type, delivery_limit=config.delivery_limit)
+                                 queues=config.queues)
 
     async def on_deliveries(self, deliveries: list[Delivery]) -> None:
         """Deliveries that arrived together: the invalid ones dead-lettered, the others served in

@@ -18,7 +18,7 @@ from cafe.amqp import Consumer, Delivery
 from cafe.config import ServiceConfig
 from cafe.events import InvalidEvent, decode
 from cafe.store import Database, now
-from cafe.topology import EXCHANGE, queue_arguments
+from cafe.topology import EXCHANGE
 from cafe.web import application, health, pages, serve
 
 log = logging.getLogger("cafe.bell")
@@ -40,14 +40,14 @@ class Bell(Consumer):
     def __init__(self, config: ServiceConfig, db: Database) -> None:
         super().__init__(f"{config.name}-consumer", config.amqp_url, BELL_QUEUE, self.on_delivery,
                          prefetch=config.prefetch, heartbeat_s=config.heartbeat_s,
-                         queue_type=config.queue_type, delivery_limit=config.delivery_limit, ordered=True)
+                         queues=config.queues, ordered=True)
         self.db = db
         self.joined_at: float | None = None
         self.stats = {"rings": 0, "duplicates_skipped": 0, "invalid": 0}
 
     async def on_connect(self, channel: Any) -> None:
         await channel.queue_declare(BELL_QUEUE, durable=True,
-                                    arguments=queue_arguments(self.queue_type, self.delivery_limit))
+                                    arguments=self.queues.arguments(limited=False))
         await channel.queue_bind(BELL_QUEUE, EXCHANGE, routing_key="CoffeeBrewed")
         if self.joined_at is None:
             self.joined_at = now()

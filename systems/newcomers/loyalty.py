@@ -191,8 +191,7 @@ class Replayer(Consumer):
     def __init__(self, config: ServiceConfig, ledger: Ledger) -> None:
         super().__init__(f"{config.name}-replay", config.amqp_url, EVENT_LOG, self.on_delivery,
                          prefetch=max(config.prefetch, 500), arguments=self.offset,
-                         heartbeat_s=config.heartbeat_s, queue_type=config.queue_type,
-                         delivery_limit=config.delivery_limit, ordered=True)
+                         heartbeat_s=config.heartbeat_s, queues=config.queues, ordered=True)
         self.ledger = ledger
         self.caught_up = threading.Event()
         self.errors = 0

@@ -143,6 +143,31 @@ def test_an_unblocked_connection_without_a_confirm_is_dropped(monkeypatch: pytes
     assert asyncio.run(scenario()) == (True, True)   # dropped, and the confirm no one awaits is cancelled
 
 
+def test_a_nacked_follow_up_event_is_published_again_with_the_delivery_held(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A full queue with overflow reject-publish nacks: the delivery is neither acked nor requeued
+    (it would come straight back and spend its delivery limit) until the event gets in."""
+    monkeypatch.setattr(amqp, "NACK_BACKOFF_S", (0.01, 0.02))
+    brewed = new_event("CoffeeBrewed", "o-1", {"product": "Latte", "size": "small", "brewId": "b",
+                                               "barista": "barista-1", "brewMs": 1.0})
+
+    async def scenario() -> tuple[list[tuple[str, Any]], int]:
+        consumer = Consumer("t", "amqp://127.0.0.1:1", "q", batch=lambda ds: asyncio.sleep(0))
+        channel = connected(consumer, FakeChannel())
+        consumer.pending = 1
+        ack = asyncio.ensure_future(consumer.ack(Delivery(5, 1, False, b"", 0, channel=channel), then_publish=brewed))
+        for _ in range(2):   # the queue is full twice
+            await turns()
+            channel.confirm_all(aiormq.exceptions.DeliveryError(None, None))
+            await asyncio.sleep(0.03)
+        await turns()
+        channel.confirm_all()
+        assert await ack is True and consumer.pending == 0
+        return channel.wire, consumer.nacked
+
+    wire, nacked = asyncio.run(scenario())
+    assert wire == [("publish", brewed.event_id)] * 3 + [("ack", 5)] and nacked == 2
+
+
 def test_publishing_without_a_connection_raises_connection_error() -> None:
     with pytest.raises(ConnectionError):
         asyncio.run(Link("t", "amqp://127.0.0.1:1").publish("CoffeeOrdered", "e", b"{}"))

@@ -23,6 +23,9 @@ def test_round_trip(tmp_path: Path) -> None:
     ({"name": "x", "port": 1, "db": "d", "colour": "red"}, "unknown config field 'colour'"),
     ({"name": "x", "port": 1, "db": "d", "publish_mode": "carrier-pigeon"}, "publish_mode"),
     ({"name": "x", "port": 1, "db": "d", "brewers": 0}, "brewers: must be >= 1"),
+    ({"name": "x", "port": 1, "db": "d", "queue_type": "lazy"}, "queue_type: 'lazy' is not one of"),
+    ({"name": "x", "port": 1, "db": "d", "max_length": 0}, "max_length: must be >= 1, got 0"),
+    ({"name": "x", "port": 1, "db": "d", "overflow": "reject-publish-dlx"}, "overflow: 'reject-publish-dlx'"),
 ])
 def test_bad_config_is_refused(data: dict, words: str) -> None:
     with pytest.raises(ValueError, match=words):
@@ -36,3 +39,15 @@ def test_service_exits_2_with_one_line_on_a_bad_config(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert "brewers" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_the_work_queues_carry_a_length_limit_only_when_one_is_set() -> None:
+    from cafe import topology
+    plain = ServiceConfig(name="x", port=1, db="d").queues.arguments()
+    assert plain == {"x-dead-letter-exchange": topology.DLX, "x-queue-type": "quorum", "x-delivery-limit": 5}
+    capped = ServiceConfig(name="x", port=1, db="d", max_length=5, overflow="reject-publish").queues
+    assert capped.arguments()["x-max-length"] == 5 and capped.arguments()["x-overflow"] == "reject-publish"
+    assert "x-max-length" not in capped.arguments(limited=False)   # a newcomer's own queue: no limit
+    queues = [args for kind, args in topology.declarations(capped) if kind == "queue"]
+    assert {a["queue"]: "x-max-length" in (a["arguments"] or {}) for a in queues} == {
+        topology.DEAD_LETTERS: False, topology.ORDERS_QUEUE: True, topology.BREWED_QUEUE: True}
