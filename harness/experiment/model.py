@@ -132,6 +132,7 @@ class ShopSpec(Strict):
                                    description="async work queues: messages held at most (x-max-length)")
     overflow: Literal["drop-head", "reject-publish"] = Field(
         "drop-head", description="what a full work queue does: dead-letter its oldest message, or nack the publish")
+    heartbeat_s: int = Field(10, ge=0, le=3600, description="async services' AMQP heartbeat (s, whole; 0 = off)")
     slow_replica: int | None = Field(None, ge=1, le=16, description="this barista replica brews slow_factor x slower")
     slow_factor: float = Field(1.0, ge=1, le=100)
     menu_mix: dict[str, float] = Field(default_factory=lambda: {"Flat White": 3.0, "Latte": 2.0, "Cappuccino": 2.0,
@@ -158,7 +159,7 @@ class ShopSpec(Strict):
                             prefetch=self.prefetch, idempotency=self.idempotency,
                             publish_mode=self.publish_mode, queue_type=self.queue_type,
                             delivery_limit=self.delivery_limit, max_length=self.max_length,
-                            overflow=self.overflow, slow_replica=self.slow_replica,
+                            overflow=self.overflow, heartbeat_s=self.heartbeat_s, slow_replica=self.slow_replica,
                             slow_factor=self.slow_factor)
 
 
