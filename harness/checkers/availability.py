@@ -1,7 +1,10 @@
 """Availability: the share of attempted orders (invoked + dropped) that the shop accepted.
 
 An order belongs to a fault window when its *intended* time is in [start, end). Reported overall,
-outside every window, inside each window and inside their union. A share of 0 attempted is None.
+outside every window, inside each window and inside their union. A window whose heal disturbed the
+shop (a "settled" record: FaultKind.heal_effect) has an aftermath [end, settled): its orders are the
+heal's (`after_heal` of that window, and "in faults"), never another window's or "outside". A share
+of 0 attempted is None.
 Always valid: availability is judged by expectations.
 """
 from __future__ import annotations
@@ -12,7 +15,7 @@ from typing import Any
 
 from harness.checkers.base import CheckerResult, CheckOptions
 from harness.checkers.orders import invoked_orders
-from harness.checkers.timeline import fault_windows, in_any
+from harness.checkers.timeline import FaultSpan, fault_windows, in_any
 from harness.history import OK, Record
 
 
@@ -46,21 +49,30 @@ class Availability:
         def where(keep: Callable[[float], bool]) -> list[Attempt]:
             return [a for a in everything if keep(a.intended)]
 
+        def healing(t: float, but: FaultSpan | None = None) -> bool:   # in another window's aftermath
+            return any(w is not but and w.in_aftermath(t) for w in windows)
+
         per_window = []
         for w in windows:
-            attempted, accepted, ratio = share(where(w.contains))
-            per_window.append({
+            attempted, accepted, ratio = share([a for a in everything
+                                                if w.contains(a.intended) and not healing(a.intended, w)])
+            entry: dict[str, Any] = {
                 "name": w.name, "kind": w.kind, "target": w.target,
                 "start_s": round(w.start_s, 6), "end_s": round(w.end_s, 6),
                 "attempted": attempted, "accepted": accepted, "availability": ratio,
-            })
+            }
+            if w.settled is not None:
+                after = share(where(w.in_aftermath))
+                entry["after_heal"] = {"settled_s": round(w.settled - w.t0, 6), "attempted": after[0],
+                                       "accepted": after[1], "availability": after[2]}
+            per_window.append(entry)
         attempted, accepted, overall = share(everything)
         data: dict[str, Any] = {
             "attempted": attempted,
             "accepted": accepted,
             "overall": overall,
-            "outside_faults": share(where(lambda t: not in_any(windows, t)))[2],
-            "in_faults": share(where(lambda t: in_any(windows, t)))[2],
+            "outside_faults": share(where(lambda t: not in_any(windows, t) and not healing(t)))[2],
+            "in_faults": share(where(lambda t: in_any(windows, t) or healing(t)))[2],
             "windows": per_window,
         }
         return CheckerResult(self.name, True, data)

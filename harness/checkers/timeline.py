@@ -43,6 +43,16 @@ class FaultSpan:
     start: float
     end: float
     t0: float
+    settled: float | None = None   # a heal with a side effect: when the shop had settled after it
+
+    @property
+    def aftermath_end(self) -> float:
+        """The end of what the heal itself disturbed: `settled`, or `end` when it has no aftermath."""
+        return self.end if self.settled is None else max(self.end, self.settled)
+
+    def in_aftermath(self, time: float) -> bool:
+        """True for `end <= time < settled`: after the fault, while its heal's side effect lasted."""
+        return self.end <= time < self.aftermath_end
 
     @property
     def start_s(self) -> float:
@@ -61,16 +71,21 @@ def fault_windows(history: Sequence[Record]) -> list[FaultSpan]:
     """Fault windows sorted by start, pairing "fault" start/end records by `name` in time order.
 
     A window with no end closes at the run end; an end with no open start is ignored; a second
-    start while the same name is open is ignored (the window keeps its first start).
+    start while the same name is open is ignored (the window keeps its first start). A "settled"
+    record after the end gives the window's aftermath (`settled`).
     """
     origin, finish = t0(history), run_end(history)
     faults = sorted((r for r in history if r.get("type") == "fault"), key=lambda r: float(r["time"]))
     open_starts: dict[str, Record] = {}
     windows: list[FaultSpan] = []
 
+    settled = {str(r["name"]): float(r["time"]) for r in faults if r.get("phase") == "settled"}
+
     def close(start: Record, end_time: float) -> None:
-        windows.append(FaultSpan(str(start["name"]), start.get("kind"), start.get("target"),
-                                 float(start["time"]), end_time, origin))
+        name = str(start["name"])
+        after = settled.get(name)
+        windows.append(FaultSpan(name, start.get("kind"), start.get("target"), float(start["time"]), end_time,
+                                 origin, after if after is not None and after >= end_time else None))
 
     for record in faults:
         name = str(record["name"])

@@ -58,6 +58,8 @@ TOXICS: dict[str, dict[str, float]] = {
     "limit_data": {"bytes": 1024},
 }
 STREAMS = ("upstream", "downstream")
+# toxics whose removal does more than undo them (Toxiproxy: a timeout toxic's connections are closed)
+HEAL_EFFECTS = {"timeout": "closes every connection through the proxy"}
 TIME_PARAMS = ("latency", "jitter", "timeout", "delay")   # ms: divided by a profile's speed
 RATE_PARAMS = ("rate",)                                   # KB/s: multiplied by it
 
@@ -107,7 +109,10 @@ class FaultKind:
     """A fault kind's metadata. `check(kind, params)` raises ValueError naming a bad parameter;
     `defaults` are the values of omitted parameters; `time_params` (ms or s) divide and `rate_params`
     multiply by a profile's speed; `private_broker` kinds stop the broker node itself, so a run with
-    one gets a RabbitMQ node of its own instead of a vhost on the shared one."""
+    one gets a RabbitMQ node of its own instead of a vhost on the shared one. `heal_effect` says
+    what the heal itself does to the shop (removing a `timeout` toxic closes every connection
+    through the proxy): the nemesis records when the shop has settled after such a heal, and the
+    failures in between are the heal's, not the next window's."""
 
     name: str
     description: str
@@ -117,6 +122,7 @@ class FaultKind:
     time_params: tuple[str, ...] = ()
     rate_params: tuple[str, ...] = ()
     private_broker: bool = False
+    heal_effect: str = ""   # what healing it does beyond undoing it (the nemesis then records when the shop settled)
 
     def check_params(self, params: Mapping[str, Any]) -> None:
         self.check(self.name, params)
@@ -131,14 +137,17 @@ def _kinds() -> dict[str, FaultKind]:
     network = {
         "latency": "adds `latency` ms (+/- `jitter`) to data on the edge",
         "bandwidth": "limits the edge to `rate` KB/s",
-        "timeout": "a blackhole: data is dropped; the connection closes after `timeout` ms (0: never)",
+        "timeout": "a blackhole: data is dropped; the connection closes after `timeout` ms (0: never). Removing "
+                   "it closes every connection through the proxy: the reconnects and redeliveries that follow "
+                   "are the heal's (recorded as the window's aftermath)",
         "reset_peer": "resets connections (TCP RST) after `timeout` ms",
         "slow_close": "delays the close of connections by `delay` ms",
         "slicer": "slices data into small packets of `average_size` bytes, `delay` us apart",
         "limit_data": "closes connections after `bytes` bytes",
     }
     kinds = [FaultKind(name, text, PROCESS_TARGETS) for name, text in process.items()]
-    kinds += [FaultKind(name, text, EDGES, check_network_params, TOXICS[name], TIME_PARAMS, RATE_PARAMS)
+    kinds += [FaultKind(name, text, EDGES, check_network_params, TOXICS[name], TIME_PARAMS, RATE_PARAMS,
+                        heal_effect=HEAL_EFFECTS.get(name, ""))
               for name, text in network.items()]
     kinds += [
         FaultKind("down", "the edge is cut: its proxies are disabled (listeners closed, open connections dropped)",

@@ -13,6 +13,8 @@ from harness.shops.base import Shop
 
 log = logging.getLogger("harness.nemesis")
 WORK_POLL_S = 0.005   # how often a fault waiting for work looks at its target
+SETTLE_GRACE_S = 0.5  # after a heal with a side effect: time for the closed connections to be noticed ...
+SETTLE_LIMIT_S = 30.0  # ... then at most this long for the shop to settle (Shop.settled)
 Record = dict[str, Any]
 
 
@@ -22,8 +24,11 @@ class Nemesis:
     Every transition is recorded through `record` as {"type": "fault", "phase": "start"|"end"|
     "not-applicable"|"error", "name", "kind", "target", "time"}, with the time at which the
     transition took effect; a "start" record has `hit`, what the target held just before
-    (harness.nemesis.base.work_held), and `began`, when applying it began; an "end" record has `details` when the fault reports what it did. `heal()` stops the thread and heals every active fault; call it in a
-    `finally` so that a failed or interrupted run leaves no fault behind.
+    (harness.nemesis.base.work_held), and `began`, when applying it began; an "end" record has
+    `details` when the fault reports what it did. A kind whose heal has a side effect
+    (FaultKind.heal_effect) gets a "settled" record once the shop has settled after it (`after_s`
+    since the end). `heal()` stops the thread and heals every active fault; call it in a `finally`
+    so that a failed or interrupted run leaves no fault behind.
     """
 
     def __init__(self, windows: list[FaultWindow], shop: Shop, record: Callable[[Record], None], t0: float) -> None:
@@ -33,6 +38,7 @@ class Nemesis:
         self.active: dict[str, tuple[FaultWindow, Any]] = {}
         self._lock = threading.Lock()
         self._halt = threading.Event()
+        self._settling: list[threading.Thread] = []
         self._thread = threading.Thread(target=self._run, name="nemesis", daemon=True)
         for window in windows:
             fault = FAULT_KINDS[window.kind](window)
@@ -94,6 +100,29 @@ class Nemesis:
             self.active.pop(window.name, None)
             report = getattr(fault, "report", None)   # what the fault did, for kinds that count it
             self._note(window, "end", **({"details": report()} if report else {}))
+            effect = getattr(getattr(fault, "spec", None), "heal_effect", "")
+            if effect:   # the heal disturbed the shop itself: record when it has settled, in the background
+                settle = threading.Thread(target=self._settle, args=(window, effect, time.time()),
+                                          name=f"settle-{window.name}", daemon=True)
+                self._settling.append(settle)
+                settle.start()
+
+    def _settle(self, window: FaultWindow, effect: str, ended: float) -> None:
+        """Record {"phase": "settled", "effect", "after_s", "settled"} once the shop has settled after
+        the heal of `window` (or SETTLE_LIMIT_S passed: settled False); what fails in between is
+        the heal's doing (the window's aftermath), not a later window's."""
+        time.sleep(SETTLE_GRACE_S)
+        deadline = ended + SETTLE_LIMIT_S
+        settled = False
+        while time.time() < deadline:
+            try:
+                settled = self.shop.settled()
+            except Exception:   # a replica going away: not settled yet
+                settled = False
+            if settled:
+                break
+            time.sleep(0.1)
+        self._note(window, "settled", effect=effect, after_s=round(time.time() - ended, 3), settled=settled)
 
     def heal(self) -> None:
         """Stop scheduling, heal every active fault (recording its end), tear everything down."""
@@ -108,3 +137,5 @@ class Nemesis:
                     fault.teardown(self.shop)
                 except Exception:
                     log.exception("teardown of %s failed", fault)
+        for settle in self._settling:   # every aftermath recorded before the history is read
+            settle.join(timeout=SETTLE_LIMIT_S + 5)

@@ -48,7 +48,15 @@ def x_range(shops: Sequence[ShopRun], timelines: Sequence[pd.DataFrame], bucket_
 
 
 def bands(shop: ShopRun) -> list[Band]:
-    return [Band(w.start_s, w.end_s, f"{w.kind} {w.target}" if w.kind else w.name) for w in shop.windows()]
+    """A band per fault window, and one per heal aftermath (a heal that closed the shop's
+    connections, until the shop had them back): what fails there is the heal's doing."""
+    out = []
+    for w in shop.windows():
+        label = f"{w.kind} {w.target}" if w.kind else w.name
+        out.append(Band(w.start_s, w.end_s, label))
+        if w.aftermath_end > w.end:
+            out.append(Band(w.end_s, w.aftermath_end - w.t0, f"after the heal of {label}"))
+    return out
 
 
 def _value(v: object) -> float | None:

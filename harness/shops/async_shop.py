@@ -84,6 +84,10 @@ class AsyncShop(Shop):
 
     link_timeout_s = 30.0   # how long a starting shop may take to connect and subscribe
 
+    def settled(self) -> bool:
+        """Every running replica holds its broker link again (consumers subscribed, orders connected)."""
+        return not self.unsubscribed(linked=True)
+
     def wait_linked(self, timeout: float) -> None:
         """Block until every running replica holds its broker link: the consumers subscribed to
         their queue, the order service connected. A service answers /health before its link is up

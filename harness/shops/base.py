@@ -219,6 +219,11 @@ class Shop(ABC):
             raise NotApplicable(f"the {self.kind} shop has no {target!r} (it has {', '.join(sorted(self.roles))})")
         return self.roles[target]
 
+    def settled(self) -> bool:
+        """True when the shop's long-lived connections are up again after a heal that closed them
+        (see FaultKind.heal_effect). A shop whose connections are made per call has none to wait for."""
+        return True
+
     def heal_report(self) -> dict[str, Any]:
         """What is still broken: toxics left on this shop's proxies, disabled proxies, replicas not
         running (and, for a shop with a broker, whether it runs). All empty after a healed run."""

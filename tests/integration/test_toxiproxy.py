@@ -127,6 +127,27 @@ def test_disable_drops_connections_and_enable_heals(tp: Toxiproxy, echo: str) ->
     assert roundtrip(p.listen)[0] == b"hello"
 
 
+def test_removing_a_timeout_toxic_closes_the_connections_it_held(tp: Toxiproxy, echo: str) -> None:
+    """Why `timeout` has a heal effect (harness.experiment.faults.HEAL_EFFECTS): the connection that
+    lived through the toxic is closed when it is removed; a new one works."""
+    p = tp.create_proxy("blackhole", echo)
+    s = socket.create_connection(("127.0.0.1", p.listen_port), timeout=5)
+    try:
+        s.sendall(b"a")
+        assert s.recv(10) == b"a"
+        name = tp.add_toxic("blackhole", "timeout", attributes={"timeout": 0})
+        s.sendall(b"b")          # dropped
+        time.sleep(0.3)
+        tp.remove_toxic("blackhole", name)
+        try:
+            assert s.recv(10) == b""   # closed by the heal: EOF ...
+        except ConnectionError:
+            pass                       # ... or reset
+    finally:
+        s.close()
+    assert roundtrip(p.listen)[0] == b"hello"
+
+
 def test_dead_upstream_looks_like_accept_then_eof(tp: Toxiproxy) -> None:
     p = tp.create_proxy("dead", f"127.0.0.1:{free_port()}")
     assert accepted_then_closed(p.listen)

@@ -339,6 +339,24 @@ def test_availability_inside_and_outside_a_fault_window() -> None:
                                 "end_s": 4.0, "attempted": 4, "accepted": 1, "availability": 0.25}]
 
 
+def test_the_aftermath_of_a_heal_is_that_windows_not_the_next_ones_nor_outside() -> None:
+    """A timeout toxic removed at 4 s closes every connection; the shop settled at 5 s. The orders
+    refused in between are the heal's: in the first window's `after_heal`, never the next window's
+    (it starts at 4.5 s) nor "outside"."""
+    history = History().fault("timeout-1", 2.0, 4.0).fault("timeout-2", 4.5, 7.0)
+    history.add("fault", phase="settled", name="timeout-1", kind="timeout", target="x", time=T0 + 5.0,
+                effect="closes every connection through the proxy", after_s=1.0, settled=True)
+    history.order(0, 1.0).order(1, 3.0)                                       # before; in the first
+    history.order(2, 4.2, outcome="fail").order(3, 4.7, outcome="info")        # the heal's
+    history.order(4, 6.0).order(5, 8.0)                                        # the second's; outside
+    data = check(Availability(), history.end(9.0)).data
+    first, second = data["windows"]
+    assert (first["attempted"], first["after_heal"]) == (1, {"settled_s": 5.0, "attempted": 2, "accepted": 0,
+                                                             "availability": 0.0})
+    assert (second["attempted"], second["accepted"]) == (1, 1) and "after_heal" not in second
+    assert data["outside_faults"] == 1.0 and data["in_faults"] == pytest.approx(2 / 4)
+
+
 def test_availability_with_nothing_attempted_is_none() -> None:
     data = check(Availability(), History().fault("f", 1.0, 2.0).order(0, 3.0).end(4.0)).data
     assert (data["overall"], data["outside_faults"], data["in_faults"]) == (1.0, 1.0, None)

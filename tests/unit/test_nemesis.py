@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 import pytest
 
 from harness.experiment import ExperimentError, from_dict
+from harness.experiment.faults import KINDS
 from harness.nemesis import FAULT_KINDS, FaultWindow, Nemesis, NotApplicable
 from harness.nemesis.network import TOXICS
 from harness.shops.settings import EDGES
@@ -175,6 +176,38 @@ def test_a_fault_that_fails_to_start_is_recorded_as_an_error(recorder: Any) -> N
     nemesis.heal()
     assert [r["phase"] for r in records] == ["error"]
     assert records[0]["error"] == "RuntimeError: boom"
+
+
+class SettlesLater:
+    """A shop whose connections are back on the third look after a heal."""
+
+    def __init__(self) -> None:
+        self.looks = 0
+
+    def held(self) -> dict[str, int]:
+        return {}
+
+    def settled(self) -> bool:
+        self.looks += 1
+        return self.looks >= 3
+
+
+def test_a_heal_with_a_side_effect_records_when_the_shop_settled(recorder: Any,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Removing a timeout toxic closes every connection through the proxy: the runner records, in
+    the background, when the shop had its connections back (the window's aftermath)."""
+    from harness.nemesis import runner
+    monkeypatch.setattr(runner, "SETTLE_GRACE_S", 0.05)
+    monkeypatch.setattr(recorder, "spec", KINDS["timeout"], raising=False)
+    records: list[dict] = []
+    shop = SettlesLater()
+    nemesis = Nemesis([FaultWindow("t", "record", "barista", 0.0, 0.1)], shop, records.append, time.time()).start()
+    time.sleep(0.2)
+    nemesis.heal()   # waits for the aftermath to be recorded
+    assert [r["phase"] for r in records] == ["start", "end", "settled"]
+    settled = records[-1]
+    assert settled["settled"] is True and settled["effect"] == "closes every connection through the proxy"
+    assert 0.05 <= settled["after_s"] < 5 and shop.looks == 3
 
 
 class BusyLater:
