@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 import pytest
+from shopping import orders, served_refs
 
 from cafe.brewing import BrewTime
 from harness.load.batch import place_orders, wait_until
@@ -28,12 +29,6 @@ def settings(overflow: str) -> ShopSettings:
                         max_length=5, overflow=overflow)
 
 
-def orders(n: int) -> list[dict[str, str]]:
-    return [{"product": "Latte", "size": "small", "ref": str(i), "customer": f"c{i % 7}"} for i in range(n)]
-
-
-def served_refs(shop: AsyncShop) -> set[str]:
-    return {str(r["ref"]) for r in shop.served()}
 
 
 def paused_waiter(shop: AsyncShop) -> Any:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from shopping import orders, served_refs
 
 from cafe import topology
 from cafe.brewing import BrewTime
@@ -24,12 +25,6 @@ pytestmark = pytest.mark.integration
 SETTINGS = ShopSettings(baristas=2, brewers=2, brew=BrewTime("fixed", mean_ms=10), prefetch=2, capacity=16)
 
 
-def orders(n: int, start: int) -> list[dict[str, str]]:
-    return [{"product": "Latte", "size": "small", "ref": str(i), "customer": f"c{i % 7}"} for i in range(start, start + n)]
-
-
-def served_refs(shop: AsyncShop) -> set[str]:
-    return {str(r["ref"]) for r in shop.served()}
 
 
 def health(shop: AsyncShop, name: str) -> dict[str, Any]:

@@ -63,6 +63,9 @@ def test_minimal_experiment_has_defaults() -> None:
     ("shop.brew", {"distribution": "normal"}, "shop.brew.distribution", "'fixed'"),
     ("shop.menu_mix", {"Tea": 1}, "shop.menu_mix", "not on the menu"),
     ("shop.baristas", 0, "shop.baristas", "greater than or equal to 1"),
+    ("shop.heartbeat_s", -1, "shop.heartbeat_s", "greater than or equal to 0"),
+    ("shop.max_length", 0, "shop.max_length", "greater than or equal to 1"),
+    ("shop.overflow", "reject-publish-dlx", "shop.overflow", "'drop-head' or 'reject-publish'"),
     ("faults", [{"kind": "meteor", "target": "barista", "start_s": 1, "duration_s": 1}], "faults[0].kind",
      "unknown fault kind 'meteor'"),
     ("faults", [{"kind": "kill", "target": "janitor", "start_s": 1, "duration_s": 1}], "faults[0].target",
@@ -90,6 +93,13 @@ def test_missing_sections_are_named(missing: str) -> None:
     del data[missing]
     with pytest.raises(ExperimentError, match=f"{missing}: missing"):
         from_dict(data, "x.toml")
+
+
+def test_the_brokers_knobs_reach_the_shop_settings() -> None:
+    shop = {"heartbeat_s": 0, "max_length": 5, "overflow": "reject-publish"}
+    settings = from_dict(with_change("shop", shop)).shop.settings(seed=1)
+    assert (settings.heartbeat_s, settings.max_length, settings.overflow) == (0, 5, "reject-publish")
+    assert settings.queues.arguments()["x-max-length"] == 5
 
 
 def test_shape_needs_its_fields() -> None:
