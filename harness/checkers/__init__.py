@@ -11,6 +11,7 @@
     queueing      measured against theory: Little's law, the M/M/c (Erlang C) prediction (section "theory")
     newcomer      a consumer added at runtime: every coffee brewed after it joined handled exactly once
     steady_state  the hypothesis before the method: the shop was serving before the first fault
+    clocks        intervals between different processes' stamps that cannot be negative, and are (skew)
 """
 from harness.checkers.availability import Availability
 from harness.checkers.backlog import Backlog
@@ -21,6 +22,7 @@ from harness.checkers.base import (
     compose,
     run_checkers,
 )
+from harness.checkers.clocks import Clocks
 from harness.checkers.generator import GeneratorHealth
 from harness.checkers.latency import Latency
 from harness.checkers.ledger import Ledger
@@ -36,7 +38,7 @@ from harness.checkers.timeline import FaultSpan, fault_windows, run_end, t0
 def default_checkers() -> list[Checker]:
     """The registry: one of each checker in this package, ledger first (the order of results.json)."""
     return [Ledger(), Latency(), Throughput(), Availability(), BusinessProbe(), GeneratorHealth(), Backlog(),
-            Scaling(), Queueing(), Newcomer(), SteadyState()]
+            Scaling(), Queueing(), Newcomer(), SteadyState(), Clocks()]
 
 
 __all__ = [
@@ -44,6 +46,7 @@ __all__ = [
     "Backlog",
     "BusinessProbe",
     "CheckOptions",
+    "Clocks",
     "Checker",
     "CheckerResult",
     "FaultSpan",

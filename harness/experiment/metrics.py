@@ -18,6 +18,8 @@ METRICS: frozenset[str] = frozenset(
                               "placed_within_slo", "first_error_s")]
     + [f"generator.{k}" for k in ("lag_p50_ms", "lag_p99_ms", "lag_max_ms", "late", "dropped")]
     + [f"backlog.{k}" for k in ("max", "mean", "time_to_drain_s")]
+    + [f"clocks.{k}" for k in ("brewed_before_sent", "served_before_sent", "served_before_brewed", "worst_s",
+                               "implausible")]
     + [f"scaling.{k}" for k in ("scale_ups", "scale_downs", "errors", "initial_replicas", "max_replicas",
                                 "min_replicas", "final_replicas", "replica_seconds", "max_share",
                                 "backlog_per_replica", "slow_share", "slow_held_max")]

@@ -114,6 +114,7 @@ def assemble(header: dict[str, Any], checked: dict[str, CheckerResult], expectat
         "theory": data.get("theory", {}),
         "newcomer": data.get("newcomer", {}),
         "steady_state": data.get("steady_state", {}),
+        "clocks": data.get("clocks", {}),
         "checkers": {name: {"valid": r.valid, "error": r.error} for name, r in checked.items()},
         "provenance": provenance,
     }

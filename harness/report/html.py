@@ -39,7 +39,7 @@ LEDGER_WORDS = (
     ("served_not_brewed", "served, yet no barista recorded brewing it"),
 )
 METRIC_SECTIONS = ("orders", "latency_ms", "throughput", "availability", "probe", "generator", "backlog",
-                   "scaling", "theory", "newcomer")
+                   "scaling", "theory", "newcomer", "clocks")
 
 
 def h(value: object) -> str:
@@ -289,7 +289,26 @@ def _ledger_table(shops: Sequence[ShopRun]) -> str:
                for s in shops if s.results.get("observed_from")]
     origin = f'<p class="note">Where each number comes from:</p><ul class="note">{"".join(sources)}</ul>' \
         if sources else ""
-    return table(["", "ledger", *(s.system for s in shops)], rows) + note + origin
+    return table(["", "ledger", *(s.system for s in shops)], rows) + note + origin + _clock_warnings(shops)
+
+
+def _clock_warnings(shops: Sequence[ShopRun]) -> str:
+    """A warning per shop whose records put stamps of different processes in an impossible order
+    (harness.checkers.clocks): the numbers that compare the harness's clock with a service's are
+    off there by the skew."""
+    out = []
+    for shop in shops:
+        c = shop.results.get("clocks") or {}
+        if c.get("implausible"):
+            out.append(f'<p class="note warn">{h(shop.system)}: {h(fmt(c["implausible"]))} orders carry stamps '
+                       f"of different clocks in an impossible order (served before sent "
+                       f"{h(fmt(c.get('served_before_sent')))}, brewed before sent "
+                       f"{h(fmt(c.get('brewed_before_sent')))}, served before brewed "
+                       f"{h(fmt(c.get('served_before_brewed')))}; worst {h(fmt(c.get('worst_s'), ' s'))}): "
+                       "a skewed clock. Fulfilment latencies and the business probe compare the harness's clock "
+                       "with the services' and are off by the skew; acceptance and response use the harness's "
+                       "clock only.</p>")
+    return "".join(out)
 
 
 def _check_badge(check: dict[str, Any]) -> str:

@@ -115,7 +115,7 @@ def test_a_raising_checker_is_unknown_and_the_others_still_run() -> None:
 def test_without_a_run_record_the_checkers_needing_t0_are_unknown_and_the_rest_still_decide() -> None:
     history = History().order(0, 1.0).end(5.0)[1:]
     results = run_checkers(default_checkers(), history, OPTS)
-    assert {name for name, r in results.items() if r.valid is not None} == {"ledger", "generator"}
+    assert {name for name, r in results.items() if r.valid is not None} == {"ledger", "generator", "clocks"}
     unknown = [r for r in results.values() if r.valid is None and r.name != "newcomer"]
     assert all(r.error == "ValueError: history has no run record" for r in unknown)
     assert results["newcomer"].data == {} and results["newcomer"].error is None   # no consumer joined
@@ -141,7 +141,7 @@ def test_compose_reports_a_raising_member_as_unknown_with_its_error() -> None:
 def test_default_checkers_has_one_of_each_and_the_package_exports_what_it_claims() -> None:
     names = [c.name for c in default_checkers()]
     assert names == ["ledger", "latency", "throughput", "availability", "probe", "generator", "backlog",
-                     "scaling", "theory", "newcomer", "steady_state"]
+                     "scaling", "theory", "newcomer", "steady_state", "clocks"]
     assert all(hasattr(checkers, name) for name in checkers.__all__)
 
 
@@ -355,6 +355,22 @@ def test_the_aftermath_of_a_heal_is_that_windows_not_the_next_ones_nor_outside()
                                                              "availability": 0.0})
     assert (second["attempted"], second["accepted"]) == (1, 1) and "after_heal" not in second
     assert data["outside_faults"] == 1.0 and data["in_faults"] == pytest.approx(2 / 4)
+
+
+def test_clocks_count_stamps_of_different_processes_in_an_impossible_order() -> None:
+    """A waiter whose clock runs 2 s behind: its servings precede the sends and the brews. Before
+    this checker the negative fulfilment was clamped to 1 us without a word."""
+    from harness.checkers import Clocks
+    history = History().order(0, 1.0)                               # plausible
+    history.invoke(1, 2.0).complete(1, "ok", 2.01).brewed(1, 2.5).served(1, 0.6)    # served 1.4 s before sent
+    history.invoke(2, 3.0).complete(2, "ok", 3.01).brewed(2, 2.9995).served(2, 3.2)  # within the tolerance
+    data = check(Clocks(), history.end(5.0)).data
+    assert {k: data[k] for k in ("brewed_before_sent", "served_before_sent", "served_before_brewed",
+                                 "implausible")} == {"brewed_before_sent": 0, "served_before_sent": 1,
+                                                     "served_before_brewed": 1, "implausible": 1}
+    assert data["worst_s"] == pytest.approx(-1.9) and data["samples"] == ["1"]
+    clean = check(Clocks(), History().order(0, 1.0).end(3.0)).data
+    assert clean["implausible"] == 0 and clean["worst_s"] is None
 
 
 def test_availability_with_nothing_attempted_is_none() -> None:
