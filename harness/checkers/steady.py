@@ -7,7 +7,9 @@ share accepted (ok), and the largest backlog sampled in that time. Valid is None
 fault (nothing to gate), else True iff at least `opts.steady_min_orders` orders were attempted
 before the first fault, their share accepted is at least `opts.steady_min_availability`, and (when
 `opts.steady_max_backlog` is set) no backlog sample before the fault exceeds it. A False here makes
-the run inconclusive, not failed (harness.experiment.results).
+the run inconclusive, not failed (harness.experiment.results). A condition set before the load
+(a start record with `from_start`, e.g. a clock skew) is not a fault to gate: no steady state
+exists before it, and the hypothesis is checked before the first other fault.
 """
 from __future__ import annotations
 
@@ -26,13 +28,15 @@ class SteadyState:
     name: str = "steady_state"
 
     def check(self, history: Sequence[Record], opts: CheckOptions) -> CheckerResult:
-        windows = fault_windows(history)
+        conditions = {str(r["name"]) for r in history
+                      if r.get("type") == "fault" and r.get("phase") == "start" and r.get("from_start")}
+        windows = [w for w in fault_windows(history) if w.name not in conditions]
         if not windows:
             return CheckerResult(self.name, None, {"first_fault_s": None})
         # the first fault began to act when it was being applied ("began"), a little before its
         # start record's time (written once it had taken effect)
-        began = [float(r["began"]) for r in history
-                 if r.get("type") == "fault" and r.get("phase") == "start" and r.get("began") is not None]
+        began = [float(r["began"]) for r in history if r.get("type") == "fault" and r.get("phase") == "start"
+                 and r.get("began") is not None and str(r["name"]) not in conditions]
         first = min([w.start for w in windows] + began)
         before = [o for o in invoked_orders(history).values()
                   if o.intended < first and o.completed is not None and o.completed < first]

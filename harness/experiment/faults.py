@@ -104,6 +104,19 @@ def check_alarm_params(kind: str, params: Mapping[str, Any]) -> None:
             raise ValueError(f"resource: {value!r} is not one of {ALARM_RESOURCES}")
 
 
+def check_clock_params(kind: str, params: Mapping[str, Any]) -> None:
+    """ValueError naming a bad `clock-skew` parameter (`offset_s` within a day, `drift` in [0.5, 2])."""
+    for key, value in params.items():
+        if key not in ("offset_s", "drift"):
+            raise ValueError(f"{key}: not a parameter of {kind!r} (allowed: drift, offset_s)")
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"{key}: must be a number, got {value!r}")
+        if key == "offset_s" and abs(value) > 86_400:
+            raise ValueError(f"offset_s: must be within a day (+/- 86400 s), got {value}")
+        if key == "drift" and not 0.5 <= value <= 2:
+            raise ValueError(f"drift: must be in [0.5, 2] (1 = a clock at the right pace), got {value}")
+
+
 @dataclass(frozen=True)
 class FaultKind:
     """A fault kind's metadata. `check(kind, params)` raises ValueError naming a bad parameter;
@@ -123,6 +136,7 @@ class FaultKind:
     rate_params: tuple[str, ...] = ()
     private_broker: bool = False
     heal_effect: str = ""   # what healing it does beyond undoing it (the nemesis then records when the shop settled)
+    from_start: bool = False  # a condition set before the load (start_s 0): no steady state is checked before it
 
     def check_params(self, params: Mapping[str, Any]) -> None:
         self.check(self.name, params)
@@ -165,6 +179,10 @@ def _kinds() -> dict[str, FaultKind]:
         FaultKind("queue-delete", "a topology accident: the target work queue is deleted with the messages in it "
                   "(its consumers are cancelled); the window's end declares the topology again",
                   QUEUE_TARGETS),
+        FaultKind("clock-skew", "the target's clock is off by `offset_s` (+/- s) and runs at `drift` x the right pace "
+                  "(libfaketime in its processes, restarted with it before the load starts; start_s must be 0): "
+                  "the stamps it writes are skewed", PROCESS_TARGETS, check_clock_params,
+                  {"offset_s": 0.0, "drift": 1.0}, ("offset_s",), from_start=True),
         FaultKind("crash-before-ack",
                   "async barista: SIGKILL after recording a first delivery's brew, before its ack, for a share "
                   "`rate` of orders (seeded by `seed`); crashed replicas restart at once",

@@ -336,6 +336,9 @@ class Experiment(Strict):
         on the same target and replica (the first heal would end the second early)."""
         end = self.run.duration_s + self.run.drain_s
         for i, fault in enumerate(self.faults):
+            if KINDS[fault.kind].from_start and fault.start_s != 0:
+                raise ValueError(f"faults[{i}].start_s = {fault.start_s}: a {fault.kind} is set when the shop starts "
+                                 "(its processes run under it from the first order): start_s must be 0")
             if fault.start_s + fault.duration_s > end:
                 raise ValueError(f"faults[{i}] ends at {fault.start_s + fault.duration_s}s, after the run "
                                  f"(duration_s + drain_s = {end}s)")
@@ -522,7 +525,7 @@ def _compressed_params(kind: str, params: dict[str, Any], k: float) -> dict[str,
 
     def scaled(value: Any, factor: float) -> Any:   # an integer stays an integer (Toxiproxy wants int64)
         if isinstance(value, int) and not isinstance(value, bool):
-            return max(1, round(value * factor)) if value > 0 else value
+            return max(1, round(value * factor)) if value > 0 else min(-1, round(value * factor)) if value < 0 else 0
         return value * factor
 
     return {key: scaled(value, 1 / k) if key in times else scaled(value, k) if key in rates else value

@@ -1,4 +1,5 @@
-"""Find, or install, the RabbitMQ and Toxiproxy binaries the harness runs.
+"""Find, or install, the RabbitMQ and Toxiproxy binaries the harness runs, and libfaketime (for
+the clock-skew fault only: missing, it is a warning, not an error).
 
 `python -m harness.infra.provision [--check]` prints one line per component and
 exits 0, or prints one error line naming what to install and how, and exits 1.
@@ -23,6 +24,8 @@ TOXIPROXY_VERSION = "2.12.0"
 TOXIPROXY_PKG = f"github.com/Shopify/toxiproxy/v2/cmd/server@v{TOXIPROXY_VERSION}"
 RABBITMQ_BIN = Path("/usr/lib/rabbitmq/bin")
 
+LIBFAKETIME = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1")   # Debian's faketime package
+_FAKETIME_HINT = "install libfaketime: `sudo apt-get install -y faketime` (Debian/Ubuntu)"
 _RABBIT_HINT = "install RabbitMQ: `sudo apt-get install -y rabbitmq-server` (Debian/Ubuntu), then rerun"
 _TOXI_HINT = (
     f"install Toxiproxy: `go install {TOXIPROXY_PKG}` (Go >= 1.23) and copy the `server` binary "
@@ -81,20 +84,24 @@ def _last_line(text: str) -> str:
     return lines[-1] if lines else "no output"
 
 
-def _install_rabbitmq(log: Callable[[str], None]) -> None:
-    """apt-get install rabbitmq-server (root only); `apt-get update` only if the first try fails."""
+def _apt_install(package: str, what: str, hint: str, log: Callable[[str], None]) -> None:
+    """apt-get install `package` (root only); `apt-get update` only if the first try fails."""
     if os.geteuid() != 0 or shutil.which("apt-get") is None:
-        raise ProvisionError(f"RabbitMQ not found and cannot install it here (needs root and apt-get): {_RABBIT_HINT}")
+        raise ProvisionError(f"{what} not found and cannot install it here (needs root and apt-get): {hint}")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    cmd = ["apt-get", "install", "-y", "--no-install-recommends", "rabbitmq-server"]
-    log("provision: installing rabbitmq-server with apt-get")
+    cmd = ["apt-get", "install", "-y", "--no-install-recommends", package]
+    log(f"provision: installing {package} with apt-get")
     res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
     if res.returncode != 0:
         log("provision: apt-get install failed; running apt-get update and retrying")
         subprocess.run(["apt-get", "update"], env=env, capture_output=True, text=True, timeout=900)
         res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
     if res.returncode != 0:
-        raise ProvisionError(f"apt-get install rabbitmq-server failed: {_last_line(res.stderr)}; {_RABBIT_HINT}")
+        raise ProvisionError(f"apt-get install {package} failed: {_last_line(res.stderr)}; {hint}")
+
+
+def _install_rabbitmq(log: Callable[[str], None]) -> None:
+    _apt_install("rabbitmq-server", "RabbitMQ", _RABBIT_HINT, log)
 
 
 def _install_toxiproxy(log: Callable[[str], None]) -> Path:
@@ -142,11 +149,20 @@ def ensure(*, install: bool = True, log: Callable[[str], None] = print) -> dict[
             raise ProvisionError(f"toxiproxy-server not found: {_TOXI_HINT}")
         toxi = _install_toxiproxy(log)
 
+    faketime = str(LIBFAKETIME) if LIBFAKETIME.exists() else "missing"
+    if faketime == "missing" and install:
+        try:   # only the clock-skew fault needs it: a machine without it runs everything else
+            _apt_install("faketime", "libfaketime", _FAKETIME_HINT, log)
+            faketime = str(LIBFAKETIME) if LIBFAKETIME.exists() else "missing"
+        except ProvisionError as exc:
+            log(f"provision: warning: {exc}")
+
     return {
         "rabbitmq": str(rabbit),
         "rabbitmq_version": rabbitmq_version(rabbit),
         "toxiproxy": str(toxi),
         "toxiproxy_version": toxiproxy_version(toxi),
+        "faketime": faketime,
     }
 
 
@@ -162,6 +178,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     print(f"rabbitmq: {info['rabbitmq_version']} ({info['rabbitmq']})")
     print(f"toxiproxy: {info['toxiproxy_version']} ({info['toxiproxy']})")
+    print(f"faketime: {info['faketime']}" + ("" if info["faketime"] != "missing" else f" (clock-skew needs it: {_FAKETIME_HINT})"))
     return 0
 
 

@@ -16,7 +16,7 @@ import urllib.parse
 import urllib.request
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Generic, Self, TypeVar, cast
@@ -57,6 +57,7 @@ class ReplicaSupervisor(ABC, Generic[R]):
         self._log_dir = self.run_dir / "logs"
         self._lock = threading.RLock()
         self._specs: dict[str, ServiceSpec] = {}
+        self._base_env: dict[str, dict[str, str]] = {}   # a spec's own env, once set_extra_env changed it
         self._members: dict[str, list[R]] = {}       # index order, indexes 1..len
         self._retired: dict[str, dict[int, R]] = {}  # scaled away, reusable
         self._closed = False
@@ -101,6 +102,14 @@ class ReplicaSupervisor(ABC, Generic[R]):
             self._members[spec.name] = []
             self._retired[spec.name] = {}
         return self.scale(spec.name, replicas, wait=wait)
+
+    def set_extra_env(self, service: str, extra: Mapping[str, str]) -> None:
+        """The replicas of `service` started from now on get `extra` on top of the spec's own
+        environment (an empty mapping takes it away again); running ones keep theirs until restarted."""
+        with self._lock:
+            spec = self._specs[service]
+            base = self._base_env.setdefault(service, dict(spec.env))
+            self._specs[service] = replace(spec, env={**base, **extra})
 
     def stop(self, service: str, index: int | None = None, timeout: float = 10.0) -> list[Replica]:
         """SIGTERM (resumed first if paused), SIGKILL after `timeout`; state "stopped"."""

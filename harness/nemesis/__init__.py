@@ -5,12 +5,13 @@
     network.py  Toxiproxy toxics and `down` on named edges (targets: harness.shops.base.EDGES)
     broker.py   broker-crash, broker-stop (target: broker)
     delivery.py crash-before-ack, duplicate-publish, silent: hooks inside the services
+    clock.py    clock-skew: a service's clock off and drifting (libfaketime), set before the load
     join.py     join: a new consumer (target: bell) joins the running shop (an action, not a fault)
     runner.py   Nemesis: applies windows at their times, heals everything at the end
 """
 from harness.errors import NotApplicable
 from harness.experiment.faults import TARGETS
-from harness.nemesis import broker, delivery, join, network, process  # noqa: F401  (register the fault kinds)
+from harness.nemesis import broker, clock, delivery, join, network, process  # noqa: F401  (register the fault kinds)
 from harness.nemesis.base import FAULT_KINDS, Fault, FaultWindow, register
 from harness.nemesis.runner import Nemesis
 

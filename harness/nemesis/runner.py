@@ -95,7 +95,8 @@ class Nemesis:
                 return
         if action == "start":
             self.active[window.name] = (window, fault)
-            self._note(window, "start", hit=hit, began=began)
+            condition = {"from_start": True} if getattr(getattr(fault, "spec", None), "from_start", False) else {}
+            self._note(window, "start", hit=hit, began=began, **condition)
         else:
             self.active.pop(window.name, None)
             report = getattr(fault, "report", None)   # what the fault did, for kinds that count it

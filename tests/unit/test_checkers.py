@@ -373,6 +373,20 @@ def test_clocks_count_stamps_of_different_processes_in_an_impossible_order() -> 
     assert clean["implausible"] == 0 and clean["worst_s"] is None
 
 
+def test_the_steady_state_is_checked_before_the_first_fault_that_is_not_a_condition() -> None:
+    """A clock skew is set before the load (a start record with from_start): there is no steady
+    state before it; the hypothesis is judged before the next fault, or not at all."""
+    history = History()
+    history.add("fault", phase="start", name="skew", kind="clock-skew", target="waiter", time=T0, from_start=True)
+    for ref in range(6):
+        history.order(ref, 0.5 + ref * 0.2)
+    data = check(checkers.SteadyState(), history.fault("kill", 3.0, 4.0).end(5.0))
+    assert data.valid is True and data.data["first_fault_s"] == 3.0 and data.data["attempted_before"] == 6
+    only = History()
+    only.add("fault", phase="start", name="skew", kind="clock-skew", target="waiter", time=T0, from_start=True)
+    assert check(checkers.SteadyState(), only.order(0, 0.5).end(2.0)).valid is None   # nothing to gate
+
+
 def test_availability_with_nothing_attempted_is_none() -> None:
     data = check(Availability(), History().fault("f", 1.0, 2.0).order(0, 3.0).end(4.0)).data
     assert (data["overall"], data["outside_faults"], data["in_faults"]) == (1.0, 1.0, None)

@@ -30,7 +30,8 @@ def fault(kind: str = "kill", target: str = "barista", start: float = 5, duratio
 
 def test_every_toxic_and_down_and_process_and_broker_kinds_are_registered() -> None:
     assert set(TOXICS) | {"down", "kill", "pause", "stop", "broker-crash", "broker-stop", "crash-before-ack",
-                          "duplicate-publish", "silent", "join", "unbind", "queue-delete", "broker-alarm"} == set(FAULT_KINDS)
+                          "duplicate-publish", "silent", "join", "unbind", "queue-delete", "broker-alarm",
+                          "clock-skew"} == set(FAULT_KINDS)
 
 
 @pytest.mark.parametrize("spec", [
@@ -42,6 +43,7 @@ def test_every_toxic_and_down_and_process_and_broker_kinds_are_registered() -> N
     fault("crash-before-ack", "barista", params={"rate": 0.2, "seed": 3}), fault("silent", "barista"),
     fault("duplicate-publish", "orders", params={"rate": 1}), fault("join", "bell"),
     fault("broker-alarm", "broker"), fault("broker-alarm", "broker", params={"resource": "disk"}),
+    fault("clock-skew", "waiter", start=0, params={"offset_s": -2.5, "drift": 1.001}),
 ])
 def test_valid_faults(spec: dict) -> None:
     (window,) = experiment(spec).windows()
@@ -69,6 +71,10 @@ def test_valid_faults(spec: dict) -> None:
     (fault("broker-alarm", "broker", params={"resource": "cpu"}), "resource: 'cpu' is not one of ('memory', 'disk')"),
     (fault("broker-alarm", "broker", params={"level": 1}), "level: not a parameter of 'broker-alarm'"),
     (fault("broker-alarm", "barista"), "unknown target 'barista' for 'broker-alarm'"),
+    (fault("clock-skew", "waiter", start=5), "a clock-skew is set when the shop starts"),
+    (fault("clock-skew", "waiter", start=0, params={"drift": 3}), "drift: must be in [0.5, 2]"),
+    (fault("clock-skew", "waiter", start=0, params={"offset_s": "soon"}), "offset_s: must be a number"),
+    (fault("clock-skew", "broker", start=0), "unknown target 'broker' for 'clock-skew'"),
 ])
 def test_invalid_faults_give_one_clean_line(spec: dict, words: str) -> None:
     with pytest.raises(ExperimentError) as info:
@@ -246,3 +252,14 @@ def test_fault_metrics_validate_and_read_from_the_fault_list() -> None:
     assert lookup(results, "faults.alarm.blocked_connections") == 2   # what the fault reported at its end
     assert lookup(results, "faults.other.hit") is None and lookup(results, "faults.missing.hit") is None
     assert lookup(results, "faults.other.blocked_connections") is None
+
+
+def test_a_clock_skew_runs_its_processes_under_libfaketime_and_compresses_its_offset() -> None:
+    from harness.nemesis.clock import faketime_env
+    env = faketime_env(-2.5, 1.001)
+    assert env["FAKETIME"] == "-2.500000s x1.001" and env["LD_PRELOAD"].endswith("libfaketimeMT.so.1")
+    assert env["FAKETIME_DONT_FAKE_MONOTONIC"] == "0"   # sleeps fail with EINVAL when only the wall clock is faked
+    exp = from_dict({**BASE, "faults": [fault("clock-skew", "waiter", start=0, params={"offset_s": -2})],
+                     "profiles": {"fast": {"speed": 2}}}, "f.toml")
+    (window,) = exp.for_profile("fast").windows()
+    assert window.params == {"offset_s": -1}   # a time: divided by the speed (drift, a ratio, is not)
