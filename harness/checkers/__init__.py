@@ -11,6 +11,7 @@
     queueing      measured against theory: Little's law, the M/M/c (Erlang C) prediction (section "theory")
     newcomer      a consumer added at runtime: every coffee brewed after it joined handled exactly once
     steady_state  the hypothesis before the method: the shop was serving before the first fault
+    retries       the customers' attempts and how much retries amplified the load
     clocks        intervals between different processes' stamps that cannot be negative, and are (skew)
 """
 from harness.checkers.availability import Availability
@@ -29,6 +30,7 @@ from harness.checkers.ledger import Ledger
 from harness.checkers.newcomer import Newcomer
 from harness.checkers.probe import BusinessProbe
 from harness.checkers.queueing import Queueing
+from harness.checkers.retries import Retries
 from harness.checkers.scaling import Scaling
 from harness.checkers.steady import SteadyState
 from harness.checkers.throughput import Throughput
@@ -38,7 +40,7 @@ from harness.checkers.timeline import FaultSpan, fault_windows, run_end, t0
 def default_checkers() -> list[Checker]:
     """The registry: one of each checker in this package, ledger first (the order of results.json)."""
     return [Ledger(), Latency(), Throughput(), Availability(), BusinessProbe(), GeneratorHealth(), Backlog(),
-            Scaling(), Queueing(), Newcomer(), SteadyState(), Clocks()]
+            Scaling(), Queueing(), Newcomer(), SteadyState(), Clocks(), Retries()]
 
 
 __all__ = [
@@ -55,6 +57,7 @@ __all__ = [
     "Ledger",
     "Newcomer",
     "Queueing",
+    "Retries",
     "Scaling",
     "SteadyState",
     "Throughput",

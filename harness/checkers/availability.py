@@ -4,7 +4,8 @@ An order belongs to a fault window when its *intended* time is in [start, end). 
 outside every window, inside each window and inside their union. A window whose heal disturbed the
 shop (a "settled" record: FaultKind.heal_effect) has an aftermath [end, settled): its orders are the
 heal's (`after_heal` of that window, and "in faults"), never another window's or "outside". A share
-of 0 attempted is None.
+of 0 attempted is None. `recovery_s`: how long after the last fault the shop was back (see
+`recovery_s`), the measure of a retry storm that outlives its trigger.
 Always valid: availability is judged by expectations.
 """
 from __future__ import annotations
@@ -74,5 +75,32 @@ class Availability:
             "outside_faults": share(where(lambda t: not in_any(windows, t) and not healing(t)))[2],
             "in_faults": share(where(lambda t: in_any(windows, t) or healing(t)))[2],
             "windows": per_window,
+            "recovery_s": recovery_s(everything, windows, opts.bucket_s),
         }
         return CheckerResult(self.name, True, data)
+
+
+RECOVERED = 0.9   # a bucket's share accepted at which the shop counts as back
+
+
+def recovery_s(everything: list[Attempt], windows: Sequence[FaultSpan], bucket_s: float) -> float | None:
+    """Seconds from the end of the last fault (its aftermath included) until the shop is back: the
+    start of the first bucket of intended time from which every later bucket with attempts has at
+    least RECOVERED of them accepted (0.0 when it never dipped after the end). None without faults
+    or without attempts after the end; the end of the arrivals when it never came back (so a shop
+    stuck after its trigger is gone, a metastable state, shows the whole rest of the run)."""
+    if not windows:
+        return None
+    end = max(w.aftermath_end for w in windows)
+    after = [a for a in everything if a.intended >= end]
+    if not after:
+        return None
+    buckets: dict[int, list[Attempt]] = {}
+    for a in after:
+        buckets.setdefault(int((a.intended - end) // bucket_s), []).append(a)
+    back = 0
+    for index in sorted(buckets):
+        if share(buckets[index])[2] is not None and (share(buckets[index])[2] or 0.0) < RECOVERED:
+            back = index + 1
+    last = max(a.intended for a in after) - end
+    return round(min(back * bucket_s, last), 6)

@@ -18,6 +18,9 @@ METRICS: frozenset[str] = frozenset(
                               "placed_within_slo", "first_error_s")]
     + [f"generator.{k}" for k in ("lag_p50_ms", "lag_p99_ms", "lag_max_ms", "late", "dropped")]
     + [f"backlog.{k}" for k in ("max", "mean", "time_to_drain_s")]
+    + [f"retries.{k}" for k in ("attempts", "retries", "orders_retried", "max_attempts", "budget_denied",
+                                "amplification", "peak_attempts_per_s", "amplification_peak")]
+    + [f"availability.{k}" for k in ("recovery_s",)]
     + [f"clocks.{k}" for k in ("brewed_before_sent", "served_before_sent", "served_before_brewed", "worst_s",
                                "implausible")]
     + [f"scaling.{k}" for k in ("scale_ups", "scale_downs", "errors", "initial_replicas", "max_replicas",

@@ -15,6 +15,7 @@ from harness.checkers.base import CheckOptions
 from harness.elasticity.autoscaler import Policy
 from harness.experiment.faults import KINDS, FaultWindow
 from harness.experiment.metrics import METRICS, is_fault_metric, time_dimension
+from harness.load.retry import RetryPolicy
 from harness.load.shapes import Constant, MorningRush, Ramp, Shape, Step
 from harness.shops import SHOP_NAMES
 from harness.shops.settings import ShopSettings
@@ -57,8 +58,19 @@ class LoadSpec(Strict):
     client_timeout_s: float = Field(10.0, gt=0, le=600, description="a customer gives up after this")
     max_in_flight: int = Field(10_000, ge=1, le=15_000, description="beyond this many open requests, arrivals are dropped")
     retries: int = Field(0, ge=0, le=10, description="a customer whose attempt ends unknown tries again this often")
-    retry_after_s: float = Field(1.0, ge=0, le=600, description="pause before a retry")
+    retry_after_s: float = Field(1.0, ge=0, le=600, description="pause before a retry (exponential: the first)")
+    retry_backoff: Literal["fixed", "exponential"] = Field(
+        "fixed", description="fixed: retry_after_s every time; exponential: doubling from it up to retry_max_s")
+    retry_max_s: float = Field(30.0, gt=0, le=3600, description="exponential backoff: the longest pause")
+    retry_jitter: Literal["none", "full"] = Field("none", description="full: each pause drawn in [0, pause]")
+    retry_budget: float | None = Field(None, ge=0, le=10,
+                                       description="retries allowed per first attempt (a token bucket); none: no cap")
     idempotency_key: bool = Field(False, description="every attempt of an order carries the same Idempotency-Key")
+
+    def retry_policy(self) -> RetryPolicy:
+        """The customers' retry policy (harness.load.retry)."""
+        return RetryPolicy(self.retries, self.retry_after_s, self.retry_backoff, self.retry_max_s,
+                           self.retry_jitter, self.retry_budget)
 
     @model_validator(mode="after")
     def _shape_fields(self) -> "LoadSpec":
@@ -466,7 +478,7 @@ class Experiment(Strict):
             run_update["backlog_interval_s"] = max(min(MIN_BACKLOG_INTERVAL_S, self.run.backlog_interval_s),
                                                    self.run.backlog_interval_s / k)
             load_update.update(client_timeout_s=self.load.client_timeout_s / k,
-                               retry_after_s=self.load.retry_after_s / k)
+                               retry_after_s=self.load.retry_after_s / k, retry_max_s=self.load.retry_max_s / k)
             b = self.shop.brew
             brew = b.model_copy(update={"mean_ms": b.mean_ms / k, "min_ms": b.min_ms / k,
                                         "max_ms": None if b.max_ms is None else b.max_ms / k})

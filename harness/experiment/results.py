@@ -115,6 +115,7 @@ def assemble(header: dict[str, Any], checked: dict[str, CheckerResult], expectat
         "newcomer": data.get("newcomer", {}),
         "steady_state": data.get("steady_state", {}),
         "clocks": data.get("clocks", {}),
+        "retries": data.get("retries", {}),
         "checkers": {name: {"valid": r.valid, "error": r.error} for name, r in checked.items()},
         "provenance": provenance,
     }

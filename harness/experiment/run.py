@@ -292,8 +292,8 @@ def _run_shop(name: str, experiment: Experiment, system: str, *, profile: str, s
         # handed their shards before t0 is chosen, so their start-up is not lag
         driver = ShardedDriver(shop.entry_url, schedule, workers=workers, shard_dir=out_dir,
                                accepted_status=shop.accepted_status, client_timeout_s=exp.load.client_timeout_s,
-                               max_in_flight=exp.load.max_in_flight, retries=exp.load.retries,
-                               retry_after_s=exp.load.retry_after_s, idempotency_key=exp.load.idempotency_key)
+                               max_in_flight=exp.load.max_in_flight, retry=exp.load.retry_policy(),
+                               idempotency_key=exp.load.idempotency_key)
         try:
             driver.start()
             t0 = time.time() + LEAD_S

@@ -14,12 +14,13 @@ process over the arrivals `ref % N == k`, each writing its own file, and merges 
 history (`HistoryWriter.absorb`). Live counters and HdrHistograms of lag and accepted latency
 (`DriverStats`) are kept instead of the records: the records go to `record` as they happen.
 
-Retries (off by default): a customer whose attempt ends in `info` (a timeout, a reset, a 5xx:
-the shop may have taken the order) tries again after `retry_after_s`, up to `retries` times, with
-the same order. With `idempotency_key` every attempt of an order carries the same
+Retries (off by default; `harness.load.retry.RetryPolicy`): a customer whose attempt ends in
+`info` (a timeout, a reset, a 5xx: the shop may have taken the order) tries again, up to `retries`
+times, with the same order, after the policy's delay (fixed, or exponential with full jitter) and
+while its retry budget has a token (else the attempt's outcome stands, `budget_denied`). With `idempotency_key` every attempt of an order carries the same
 `Idempotency-Key` header, so a shop that honours it answers a retry with the first attempt's
 order instead of taking a second one. Every attempt but the last is recorded as a `retry`
-record; the order's one completion record is its last attempt's, and its latency still runs
+record (with the `delay_s` before the next); the order's one completion record is its last attempt's, and its latency still runs
 from the first intended time.
 """
 from __future__ import annotations
@@ -37,6 +38,7 @@ from hdrh.histogram import HdrHistogram
 
 from harness.history import OTHER, REFUSED, RESET, TIMEOUT, classify
 from harness.load.http import OriginClient, TransportError
+from harness.load.retry import RetryBudget, RetryPolicy
 from harness.load.schedule import Arrival, ArrivalSchedule
 
 Record = dict[str, Any]
@@ -116,13 +118,16 @@ class DriverStats:
         return {**self.counters(), "lag_ms": ms(self.lag), "latency_ms": ms(self.latency)}
 
 
+NO_RETRY = RetryPolicy()
+
+
 class OpenLoopDriver:
     """Sends `schedule` (or a shard of one: its arrivals in time order) to `{entry_url}/orders`
     starting at wall-clock `t0`; records through `record`."""
 
     def __init__(self, entry_url: str, schedule: ArrivalSchedule | Sequence[Arrival], t0: float, *,
                  accepted_status: int, client_timeout_s: float, max_in_flight: int, record: Callable[[Record], None],
-                 retries: int = 0, retry_after_s: float = 1.0, idempotency_key: bool = False) -> None:
+                 retry: RetryPolicy = NO_RETRY, idempotency_key: bool = False) -> None:
         self.entry_url = entry_url
         self.arrivals: tuple[Arrival, ...] = tuple(schedule.arrivals if isinstance(schedule, ArrivalSchedule)
                                                    else schedule)
@@ -131,7 +136,8 @@ class OpenLoopDriver:
         self.client_timeout_s = client_timeout_s
         self.max_in_flight = max_in_flight
         self.record = record
-        self.retries, self.retry_after_s, self.idempotency_key = retries, retry_after_s, idempotency_key
+        self.retry, self.idempotency_key = retry, idempotency_key
+        self.budget = RetryBudget(retry.budget)
         self.stats = DriverStats(scheduled=len(self.arrivals))
 
     def run(self) -> DriverStats:
@@ -189,16 +195,23 @@ class OpenLoopDriver:
         self.stats.sent += 1
         self.stats.lag.record_value(_us(sent - intended))
         attempt = 0
+        denied = False
+        self.budget.first_attempt()
         while True:
             attempt += 1
             outcome, fields = await self._attempt(client, body, headers)
-            if outcome != "info" or attempt > self.retries:
+            if outcome != "info" or attempt > self.retry.retries:
                 break
-            self.record({"type": "retry", "ref": ref, "time": time.time(), "attempt": attempt, **fields})
-            await asyncio.sleep(self.retry_after_s)
+            if not self.budget.allow_retry():
+                denied = True
+                break
+            delay = self.retry.delay_s(ref, attempt)
+            self.record({"type": "retry", "ref": ref, "time": time.time(), "attempt": attempt,
+                         "delay_s": round(delay, 6), **fields})
+            await asyncio.sleep(delay)
         done = time.time()
         self.record({"type": outcome, "ref": ref, "time": done, **fields,
-                     **({"attempts": attempt} if attempt > 1 else {})})
+                     **({"attempts": attempt} if attempt > 1 else {}), **({"budget_denied": True} if denied else {})})
         self.stats.in_flight -= 1
         self.stats.completed += 1
         self.stats.outcomes[outcome] += 1

@@ -36,7 +36,8 @@ from typing import Any
 
 from hdrh.histogram import HdrHistogram
 
-from harness.load.driver import DriverStats, OpenLoopDriver
+from harness.load.driver import NO_RETRY, DriverStats, OpenLoopDriver
+from harness.load.retry import RetryPolicy
 from harness.load.schedule import Arrival, ArrivalSchedule
 from harness.load.shards import ShardFile, check_workers, shard_arrivals, shard_path
 
@@ -57,8 +58,7 @@ class WorkerConfig:
     accepted_status: int
     client_timeout_s: float
     max_in_flight: int
-    retries: int
-    retry_after_s: float
+    retry: RetryPolicy
     idempotency_key: bool
     path: Path
 
@@ -71,15 +71,15 @@ class ShardedDriver:
     """The open-loop driver over `workers` shards (see the module docstring)."""
 
     def __init__(self, entry_url: str, schedule: ArrivalSchedule, *, workers: int, shard_dir: Path,
-                 accepted_status: int, client_timeout_s: float, max_in_flight: int, retries: int = 0,
-                 retry_after_s: float = 1.0, idempotency_key: bool = False) -> None:
+                 accepted_status: int, client_timeout_s: float, max_in_flight: int,
+                 retry: RetryPolicy = NO_RETRY, idempotency_key: bool = False) -> None:
         self.workers = check_workers(workers)
         self.shard_dir = Path(shard_dir)
         self.shard_files = [shard_path(self.shard_dir, k) for k in range(self.workers)]
         # the bound on open requests is the run's; each shard gets its share of it
         per_shard = max(1, math.ceil(max_in_flight / self.workers))
         self.configs = [WorkerConfig(k, self.workers, entry_url, shard_arrivals(schedule, k, self.workers),
-                                     accepted_status, client_timeout_s, per_shard, retries, retry_after_s,
+                                     accepted_status, client_timeout_s, per_shard, retry,
                                      idempotency_key, self.shard_files[k]) for k in range(self.workers)]
         self.stats = DriverStats(scheduled=len(schedule))
         self._procs: list[BaseProcess] = []
@@ -220,8 +220,7 @@ class ShardedDriver:
 def _driver(config: WorkerConfig, t0: float, sink: ShardFile) -> OpenLoopDriver:
     return OpenLoopDriver(config.entry_url, config.arrivals, t0, accepted_status=config.accepted_status,
                           client_timeout_s=config.client_timeout_s, max_in_flight=config.max_in_flight,
-                          record=sink.write, retries=config.retries, retry_after_s=config.retry_after_s,
-                          idempotency_key=config.idempotency_key)
+                          record=sink.write, retry=config.retry, idempotency_key=config.idempotency_key)
 
 
 def _die_with_parent() -> None:

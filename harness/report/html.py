@@ -39,7 +39,7 @@ LEDGER_WORDS = (
     ("served_not_brewed", "served, yet no barista recorded brewing it"),
 )
 METRIC_SECTIONS = ("orders", "latency_ms", "throughput", "availability", "probe", "generator", "backlog",
-                   "scaling", "theory", "newcomer", "clocks")
+                   "scaling", "theory", "newcomer", "clocks", "retries")
 
 
 def h(value: object) -> str:
