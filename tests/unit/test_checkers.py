@@ -141,7 +141,7 @@ def test_compose_reports_a_raising_member_as_unknown_with_its_error() -> None:
 def test_default_checkers_has_one_of_each_and_the_package_exports_what_it_claims() -> None:
     names = [c.name for c in default_checkers()]
     assert names == ["ledger", "latency", "throughput", "availability", "probe", "generator", "backlog",
-                     "scaling", "theory", "newcomer", "steady_state", "clocks"]
+                     "scaling", "theory", "newcomer", "steady_state", "clocks", "retries"]
     assert all(hasattr(checkers, name) for name in checkers.__all__)
 
 
