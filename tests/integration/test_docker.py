@@ -74,7 +74,10 @@ def labelled(key: str = RUN_LABEL, value: str | None = None) -> list[str]:
     client = connect(10)
     try:
         selector = {"label": key if value is None else f"{key}={value}"}
-        return ([c.name for c in client.containers.list(all=True, filters=selector)]
+        # sparse: the list call's own rows, no inspect per container (one removed between the list
+        # and its inspect made the helper raise NotFound while a run was starting or stopping)
+        rows = client.containers.list(all=True, filters=selector, sparse=True)
+        return ([str(c.attrs["Names"][0]).lstrip("/") for c in rows]
                 + [v.name for v in client.volumes.list(filters=selector)])
     finally:
         client.close()
