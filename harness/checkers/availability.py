@@ -100,7 +100,8 @@ def recovery_s(everything: list[Attempt], windows: Sequence[FaultSpan], bucket_s
         buckets.setdefault(int((a.intended - end) // bucket_s), []).append(a)
     back = 0
     for index in sorted(buckets):
-        if share(buckets[index])[2] is not None and (share(buckets[index])[2] or 0.0) < RECOVERED:
+        ratio = share(buckets[index])[2]
+        if ratio is not None and ratio < RECOVERED:
             back = index + 1
     last = max(a.intended for a in after) - end
     return round(min(back * bucket_s, last), 6)
