@@ -1,5 +1,6 @@
 """Find, or install, the RabbitMQ and Toxiproxy binaries the harness runs, and libfaketime (for
-the clock-skew fault only: missing, it is a warning, not an error).
+the clock-skew fault only) and iptables (for network faults between loopback addresses; installed
+only as root): missing, these two are a warning, not an error.
 
 `python -m harness.infra.provision [--check]` prints one line per component and
 exits 0, or prints one error line naming what to install and how, and exits 1.
@@ -26,6 +27,7 @@ RABBITMQ_BIN = Path("/usr/lib/rabbitmq/bin")
 
 LIBFAKETIME = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1")   # Debian's faketime package
 _FAKETIME_HINT = "install libfaketime: `sudo apt-get install -y faketime` (Debian/Ubuntu)"
+_IPTABLES_HINT = "install iptables: `sudo apt-get install -y iptables` (Debian/Ubuntu)"
 _RABBIT_HINT = "install RabbitMQ: `sudo apt-get install -y rabbitmq-server` (Debian/Ubuntu), then rerun"
 _TOXI_HINT = (
     f"install Toxiproxy: `go install {TOXIPROXY_PKG}` (Go >= 1.23) and copy the `server` binary "
@@ -157,12 +159,21 @@ def ensure(*, install: bool = True, log: Callable[[str], None] = print) -> dict[
         except ProvisionError as exc:
             log(f"provision: warning: {exc}")
 
+    iptables = shutil.which("iptables") or shutil.which("iptables", path="/usr/sbin:/sbin") or "missing"
+    if iptables == "missing" and install and os.geteuid() == 0:
+        try:   # only the network faults need it
+            _apt_install("iptables", "iptables", _IPTABLES_HINT, log)
+            iptables = shutil.which("iptables", path="/usr/sbin:/sbin") or "missing"
+        except ProvisionError as exc:
+            log(f"provision: warning: {exc}")
+
     return {
         "rabbitmq": str(rabbit),
         "rabbitmq_version": rabbitmq_version(rabbit),
         "toxiproxy": str(toxi),
         "toxiproxy_version": toxiproxy_version(toxi),
         "faketime": faketime,
+        "iptables": iptables,
     }
 
 
@@ -179,6 +190,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"rabbitmq: {info['rabbitmq_version']} ({info['rabbitmq']})")
     print(f"toxiproxy: {info['toxiproxy_version']} ({info['toxiproxy']})")
     print(f"faketime: {info['faketime']}" + ("" if info["faketime"] != "missing" else f" (clock-skew needs it: {_FAKETIME_HINT})"))
+    print(f"iptables: {info['iptables']}" + ("" if info["iptables"] != "missing" else f" (network faults need it: {_IPTABLES_HINT})"))
     return 0
 
 
