@@ -2,7 +2,9 @@
 
     Link        one connection and channel, publisher confirms on, the topology declared, kept up
                 until `stop()`: reconnect with backoff (0.2 s doubling to 2 s), `generation` counts
-                the connections, `disconnects` the losses, `broker` says "connected" or not (/health)
+                the connections, `disconnects` the losses, `broker` says "connected" or not (/health).
+                Given several URLs (the nodes of a cluster, its own first), a lost or refused
+                connection moves to the next one (`failovers`)
     publish     persistent, to the events exchange; awaits the broker's confirm. Up to `window`
                 publishes are in flight at once (unconfirmed), settled as the broker's (multiple)
                 acks arrive: callers that publish concurrently share the round trips instead of
@@ -33,7 +35,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -159,9 +161,13 @@ class Link:
     `on_connect(channel)` runs after each (re)connect, once confirms are on and the topology is
     declared; `connected` is set while up. Subclasses add `begin_stop` and `ready_to_close`."""
 
-    def __init__(self, name: str, url: str, *, heartbeat_s: int = 10, queues: topology.Queues = topology.DEFAULT_QUEUES,
-                 window: int = WINDOW) -> None:
-        self.name, self.url, self.heartbeat_s = name, url, heartbeat_s
+    def __init__(self, name: str, url: str | Sequence[str], *, heartbeat_s: int = 10,
+                 queues: topology.Queues = topology.DEFAULT_QUEUES, window: int = WINDOW) -> None:
+        self.urls = (url,) if isinstance(url, str) else tuple(url)
+        if not self.urls:
+            raise ValueError(f"{name}: no broker URL")
+        self.name, self.url, self.heartbeat_s = name, self.urls[0], heartbeat_s
+        self.failovers = 0          # times a failed session moved the link to the next node's URL
         self.queues, self.window = queues, window
         self.connected = asyncio.Event()
         self.generation = 0
@@ -230,6 +236,7 @@ class Link:
             except Exception as exc:  # refused, reset, closed by the broker, timed out: reconnect
                 log.warning("%s: broker connection lost or refused: %s: %s", self.name,
                             exc.__class__.__name__, exc)
+                self._fail_over()
             finally:
                 self.connected.clear()
                 self.channel = None
@@ -239,6 +246,15 @@ class Link:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), backoff)
                 backoff = min(backoff * 2, BACKOFF_S[1])
+
+    def _fail_over(self) -> None:
+        """Move to the next node's URL (a cluster: a node that refused, paused or dropped the
+        connection is tried again only after the others)."""
+        if len(self.urls) > 1:
+            self.url = self.urls[(self.urls.index(self.url) + 1) % len(self.urls)]
+            self.failovers += 1
+            log.info("%s: failing over to the next broker node (URL %d of %d)", self.name, self.urls.index(self.url) + 1,
+                     len(self.urls))
 
     async def _session(self) -> None:
         url = URL(self.url).update_query(heartbeat=str(self.heartbeat_s), name=self.name)

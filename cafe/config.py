@@ -35,6 +35,7 @@ class ServiceConfig:
     barista_timeout_s: float = 10.0
     # async shop
     amqp_url: str = ""
+    amqp_fallbacks: tuple[str, ...] = ()   # other broker nodes, tried in turn when amqp_url fails (a cluster)
     publish_mode: str = "outbox"   # outbox: transactional outbox + relay; direct: publish in the request
     relay_batch: int = 100
     prefetch: int = 1
@@ -65,9 +66,15 @@ class ServiceConfig:
         """How the async shop's work queues are declared (cafe.topology.Queues)."""
         return Queues(self.queue_type, self.delivery_limit, self.max_length, self.overflow)
 
+    @property
+    def amqp_urls(self) -> tuple[str, ...]:
+        """The broker URLs a link tries, in order: its own node first, then the fallbacks."""
+        return (self.amqp_url, *self.amqp_fallbacks)
+
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["barista_urls"] = list(self.barista_urls)
+        data["amqp_fallbacks"] = list(self.amqp_fallbacks)
         return data
 
     @classmethod
@@ -79,8 +86,9 @@ class ServiceConfig:
         values = dict(data)
         if isinstance(values.get("brew"), dict):
             values["brew"] = BrewTime.from_dict(values["brew"])
-        if "barista_urls" in values:
-            values["barista_urls"] = tuple(values["barista_urls"])
+        for name in ("barista_urls", "amqp_fallbacks"):
+            if name in values:
+                values[name] = tuple(values[name])
         return cls(**values)
 
     def write(self, path: Path) -> Path:

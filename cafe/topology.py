@@ -74,7 +74,10 @@ def declarations(queues: Queues = DEFAULT_QUEUES) -> list[Declaration]:
     steps: list[Declaration] = [
         ("exchange", {"exchange": EXCHANGE, "exchange_type": "topic"}),
         ("exchange", {"exchange": DLX, "exchange_type": "fanout"}),
-        ("queue", {"queue": DEAD_LETTERS, "arguments": None}),
+        # the same type as the work queues: a classic dead-letter queue lives on one node, and on a
+        # cluster its node going down would fail every participant's declaration (seen: NOT_FOUND,
+        # "home node ... of durable queue 'cafe.dead-letters' is down")
+        ("queue", {"queue": DEAD_LETTERS, "arguments": {"x-queue-type": "quorum"} if queues.type == "quorum" else None}),
         ("bind", {"queue": DEAD_LETTERS, "exchange": DLX, "routing_key": ""}),
     ]
     for queue, routing_key in BINDINGS.items():

@@ -117,6 +117,35 @@ def check_clock_params(kind: str, params: Mapping[str, Any]) -> None:
             raise ValueError(f"drift: must be in [0.5, 2] (1 = a clock at the right pace), got {value}")
 
 
+NODE_CHOICES = ("leader", "follower", "minority", "majority")   # or "node-K": which cluster members
+PARTITION_MODES = ("isolate-leader", "isolate-follower", "halves", "bridge", "one-way")
+
+
+def check_node_params(kind: str, params: Mapping[str, Any]) -> None:
+    """ValueError naming a bad `broker-node-*` parameter (`node`: leader, follower, minority,
+    majority or node-K)."""
+    for key, value in params.items():
+        if key != "node":
+            raise ValueError(f"{key}: not a parameter of {kind!r} (allowed: node)")
+        if value not in NODE_CHOICES and not (isinstance(value, str) and value.startswith("node-")
+                                              and value[5:].isdigit() and 1 <= int(value[5:]) <= 5):
+            raise ValueError(f"node: {value!r} is not one of {NODE_CHOICES} or node-K (K = 1..5)")
+
+
+def check_partition_params(kind: str, params: Mapping[str, Any]) -> None:
+    """ValueError naming a bad `broker-partition` parameter (`mode`, see PARTITION_MODES; `loss`:
+    the share of packets dropped on the cut links, (0, 1], default 1 = a clean cut)."""
+    for key, value in params.items():
+        if key == "mode":
+            if value not in PARTITION_MODES:
+                raise ValueError(f"mode: {value!r} is not one of {PARTITION_MODES}")
+        elif key == "loss":
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
+                raise ValueError(f"loss: must be a number in (0, 1], got {value!r}")
+        else:
+            raise ValueError(f"{key}: not a parameter of {kind!r} (allowed: loss, mode)")
+
+
 @dataclass(frozen=True)
 class FaultKind:
     """A fault kind's metadata. `check(kind, params)` raises ValueError naming a bad parameter;
@@ -137,6 +166,7 @@ class FaultKind:
     private_broker: bool = False
     heal_effect: str = ""   # what healing it does beyond undoing it (the nemesis then records when the shop settled)
     from_start: bool = False  # a condition set before the load (start_s 0): no steady state is checked before it
+    cluster: bool = False     # acts on members of a RabbitMQ cluster ([broker] nodes >= 3)
 
     def check_params(self, params: Mapping[str, Any]) -> None:
         self.check(self.name, params)
@@ -170,6 +200,20 @@ def _kinds() -> dict[str, FaultKind]:
                   ("broker",), private_broker=True),
         FaultKind("broker-stop", "stop the RabbitMQ node gracefully; start it again when the window ends",
                   ("broker",), private_broker=True),
+        FaultKind("broker-node-kill", "SIGKILL the cluster member(s) `node` names (default the leader of "
+                  "barista.orders, resolved when the window starts); restart them with their data at its end",
+                  ("broker",), check_node_params, private_broker=True, cluster=True),
+        FaultKind("broker-node-pause", "freeze the cluster member(s) `node` names (SIGSTOP of the Erlang VM: sockets "
+                  "stay open, nothing answers); resume them at the window's end", ("broker",), check_node_params,
+                  private_broker=True, cluster=True),
+        FaultKind("broker-node-stop", "stop the cluster member(s) `node` names gracefully; start them at the "
+                  "window's end", ("broker",), check_node_params, private_broker=True, cluster=True),
+        FaultKind("broker-partition", "split the cluster's network (iptables on the members' Erlang distribution "
+                  "links, tagged with the run): `mode` isolate-leader (default), isolate-follower, halves (the "
+                  "leader in the minority), bridge (two sides that both see one member) or one-way (the leader's "
+                  "packets to the others are lost); `loss` < 1 drops only that share of packets; the window's end "
+                  "removes every rule and waits for the cluster to heal", ("broker",), check_partition_params,
+                  private_broker=True, cluster=True),
         FaultKind("broker-alarm", "RabbitMQ's memory or disk alarm (`resource`, default memory) is raised by putting "
                   "the limit out of reach: the broker blocks every connection that publishes; the window's end "
                   "restores the limit", ("broker",), check_alarm_params),

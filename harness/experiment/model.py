@@ -175,6 +175,16 @@ class ShopSpec(Strict):
                             slow_factor=self.slow_factor)
 
 
+class BrokerSpec(Strict):
+    """The async shop's RabbitMQ: one node (a vhost on the set's shared node) or a private cluster."""
+
+    nodes: Literal[1, 3, 5] = Field(1, description="RabbitMQ nodes; > 1 starts a private cluster for the run")
+    partition_handling: Literal["pause_minority", "autoheal", "ignore"] = Field(
+        "pause_minority", description="RabbitMQ's cluster_partition_handling")
+    net_ticktime_s: int = Field(60, ge=2, le=120, description=(
+        "Erlang's net_ticktime: a silent peer is declared down after 1-1.25 x it (whole seconds, not compressed)"))
+
+
 class FaultSpec(Strict):
     kind: str
     target: str
@@ -321,6 +331,7 @@ class Experiment(Strict):
     run: RunSpec
     load: LoadSpec
     shop: ShopSpec = ShopSpec()
+    broker: BrokerSpec = BrokerSpec()
     faults: list[FaultSpec] = Field(default_factory=list)
     scale: list[ScaleSpec] = Field(default_factory=list, description="scheduled barista pool changes")
     autoscaler: AutoscalerSpec | None = None
@@ -341,6 +352,14 @@ class Experiment(Strict):
                     raise ValueError(f"{system}: unknown metric {metric!r}"
                                      + (f" (e.g. {', '.join(close[:6])})" if close else ""))
         return expect
+
+    @model_validator(mode="after")
+    def _cluster_faults_have_a_cluster(self) -> "Experiment":
+        for i, fault in enumerate(self.faults):
+            if KINDS[fault.kind].cluster and self.broker.nodes < 3:
+                raise ValueError(f"faults[{i}].kind = {fault.kind!r} acts on a member of a RabbitMQ cluster: "
+                                 f"set [broker] nodes = 3 or 5 (it is {self.broker.nodes})")
+        return self
 
     @model_validator(mode="after")
     def _faults_fit_the_run(self) -> "Experiment":
@@ -495,7 +514,7 @@ class Experiment(Strict):
         """True when a fault of this experiment stops or crashes the broker itself (its kind says
         `private_broker`): such a run gets a RabbitMQ node of its own, every other async run a vhost
         on the node its set shares (harness.infra.stack.SharedBroker)."""
-        return any(KINDS[f.kind].private_broker for f in self.faults)
+        return self.broker.nodes > 1 or any(KINDS[f.kind].private_broker for f in self.faults)
 
     def windows(self) -> list[FaultWindow]:
         return [FaultWindow(f.name or f"{f.kind}-{f.target}-{i + 1}", f.kind, f.target, f.start_s, f.duration_s,

@@ -27,7 +27,7 @@ from harness.experiment import results as results_mod
 from harness.experiment.provenance import provenance
 from harness.history import HistoryWriter, Record
 from harness.history import load as load_history
-from harness.infra.stack import Infrastructure, SharedBroker
+from harness.infra.stack import ClusterSpec, Infrastructure, SharedBroker
 from harness.load.schedule import ArrivalSchedule, build_schedule
 from harness.load.shards import configured_workers
 from harness.load.workers import ShardedDriver
@@ -279,7 +279,8 @@ def _run_shop(name: str, experiment: Experiment, system: str, *, profile: str, s
     complete = False
     healed: dict[str, Any] = {}
     with HistoryWriter(out_dir / "history.jsonl") as history, \
-            Infrastructure(out_dir / "infra", broker=needs_broker, shared_broker=shared) as infra, \
+            Infrastructure(out_dir / "infra", broker=needs_broker, shared_broker=shared,
+                           cluster=ClusterSpec(**exp.broker.model_dump())) as infra, \
             SHOPS[system](infra, exp.shop.settings(seed)) as shop:
         def tick() -> None:  # called by the sampler thread and the drain loop, after all three exist
             stats = driver.stats

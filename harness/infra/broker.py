@@ -135,11 +135,13 @@ class RabbitNode:
     shared = False   # a private node: its faults (crash, stop, restart) are the run's to inject
 
     def __init__(
-        self, base_dir: Path, *, name: str = "cafe", management: bool = True, rabbit_bin: Path | None = None
+        self, base_dir: Path, *, name: str = "cafe", management: bool = True, rabbit_bin: Path | None = None,
+        address: str = _HOST,
     ) -> None:
         self.base_dir = Path(base_dir).resolve()
         self.rabbit_bin = Path(rabbit_bin) if rabbit_bin else DEFAULT_RABBIT_BIN
         self.management = management
+        self.address = address   # the loopback address its AMQP and management listeners bind
         self.nodename = f"{name}-{secrets.token_hex(4)}@localhost"
         self.amqp_port = free_port(_HOST)
         self.management_port = free_port(_HOST)
@@ -157,17 +159,21 @@ class RabbitNode:
     @property
     def amqp_url(self) -> str:
         """AMQP URL for the default vhost, credentials included."""
-        return self.amqp_url_at(self.amqp_port)
+        return _url(self.username, self.password, self.amqp_port, self.vhost, self.address)
 
     def amqp_url_at(self, port: int) -> str:
-        """AMQP URL of this node's vhost and credentials at loopback `port` (a proxy in front of
-        the node, or the node's own port)."""
+        """AMQP URL of this node's vhost and credentials at 127.0.0.1:`port` (a proxy in front of
+        the node)."""
         return _url(self.username, self.password, port, self.vhost)
+
+    def endpoints(self) -> list[tuple[str, int]]:
+        """Where clients reach the broker: (address, AMQP port) per node, this one only."""
+        return [(self.address, self.amqp_port)]
 
     @property
     def management_url(self) -> str:
         """Base URL of the management HTTP API (no trailing slash)."""
-        return f"http://{_HOST}:{self.management_port}"
+        return f"http://{self.address}:{self.management_port}"
 
     @property
     def log_file(self) -> Path:
@@ -186,7 +192,7 @@ class RabbitNode:
         cookie.write_text(secrets.token_hex(20).upper())
         cookie.chmod(0o400)
         lines = [
-            f"listeners.tcp.default = {_HOST}:{self.amqp_port}",
+            f"listeners.tcp.default = {self.address}:{self.amqp_port}",
             f"default_user = {self.username}",
             f"default_pass = {self.password}",
             "loopback_users = none",
@@ -194,12 +200,20 @@ class RabbitNode:
             "collect_statistics_interval = 500",
         ]
         if self.management:
-            lines += [f"management.tcp.ip = {_HOST}", f"management.tcp.port = {self.management_port}"]
-        (self.base_dir / "rabbitmq.conf").write_text("\n".join(lines) + "\n")
+            lines += [f"management.tcp.ip = {self.address}", f"management.tcp.port = {self.management_port}"]
+        (self.base_dir / "rabbitmq.conf").write_text("\n".join(lines + self._extra_conf()) + "\n")
         plugins = "[rabbitmq_management]." if self.management else "[]."
         (self.base_dir / "enabled_plugins").write_text(plugins + "\n")
         (self.base_dir / "rabbitmq-env.conf").write_text("")
         self._prepared = True
+
+    def _extra_conf(self) -> list[str]:
+        """More rabbitmq.conf lines (a cluster member's peer discovery and partition handling)."""
+        return []
+
+    def _erl_args(self) -> str:
+        """The node's extra VM arguments."""
+        return NODE_ERL_ARGS
 
     def _env(self, *, server: bool) -> dict[str, str]:
         """Environment for the node (server=True) or for a CLI call (no DIST_PORT)."""
@@ -218,19 +232,20 @@ class RabbitNode:
         )
         if server:
             env.update(
-                RABBITMQ_NODE_IP_ADDRESS=_HOST,
+                RABBITMQ_NODE_IP_ADDRESS=self.address,
                 RABBITMQ_NODE_PORT=str(self.amqp_port),
                 RABBITMQ_DIST_PORT=str(self.dist_port),
-                RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS=NODE_ERL_ARGS,
+                RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS=self._erl_args(),
                 # exec erl directly so the child we start *is* beam.smp: PDEATHSIG and the
                 # stdin pipe (EOF halts the VM) then protect the node if the harness dies.
                 RABBITMQ_ALLOW_INPUT="true",
             )
         return env
 
-    def ctl(self, *args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
-        """Run `rabbitmqctl -n <node> args...` against this node (never raises on exit code)."""
-        argv = [str(self.rabbit_bin / "rabbitmqctl"), "-n", self.nodename, *args]
+    def ctl(self, *args: str, timeout: float = 30, tool: str = "rabbitmqctl") -> subprocess.CompletedProcess[str]:
+        """Run `<tool> -n <node> args...` against this node (rabbitmqctl, or another CLI tool such as
+        rabbitmq-queues; never raises on exit code)."""
+        argv = [str(self.rabbit_bin / tool), "-n", self.nodename, *args]
         try:
             return subprocess.run(argv, env=self._env(server=False), capture_output=True, text=True,
                                   timeout=timeout, stdin=subprocess.DEVNULL, cwd=self.base_dir)
@@ -289,7 +304,7 @@ class RabbitNode:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise BrokerError(f"{self.nodename} not ready after {timeout:.0f}s: {last}\n{self._tail()}")
-            if not _port_open(self.amqp_port):
+            if not _port_open(self.amqp_port, self.address):
                 time.sleep(0.1)
                 continue
             res = self.ctl("await_startup", "--timeout", str(max(1, int(left))), timeout=left + 5)
@@ -532,10 +547,10 @@ class RabbitNode:
         self.cleanup()
 
 
-def _url(user: str, password: str, port: int, vhost: str) -> str:
-    """amqp://user:password@127.0.0.1:port/vhost, every part percent-encoded."""
+def _url(user: str, password: str, port: int, vhost: str, host: str = _HOST) -> str:
+    """amqp://user:password@host:port/vhost, every part percent-encoded."""
     user, password, vhost = (urllib.parse.quote(s, safe="") for s in (user, password, vhost))
-    return f"amqp://{user}:{password}@{_HOST}:{port}/{vhost}"
+    return f"amqp://{user}:{password}@{host}:{port}/{vhost}"
 
 
 class Vhost:
@@ -574,7 +589,10 @@ class Vhost:
     @property
     def amqp_url(self) -> str:
         """AMQP URL of this vhost at the node's own port, this tenant's credentials included."""
-        return self.amqp_url_at(self.node.amqp_port)
+        return _url(self.username, self.password, self.node.amqp_port, self.vhost, self.node.address)
+
+    def endpoints(self) -> list[tuple[str, int]]:
+        return self.node.endpoints()
 
     def amqp_url_at(self, port: int) -> str:
         """AMQP URL of this vhost at loopback `port` (a proxy in front of the node)."""

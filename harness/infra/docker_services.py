@@ -93,9 +93,9 @@ class RabbitContainer(RabbitNode):
             "RABBITMQ_LOGS": "-",
         }
 
-    def ctl(self, *args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
-        """`rabbitmqctl -n <node> args...` inside the container (never raises on exit code)."""
-        argv = ["rabbitmqctl", "-n", self.nodename, *args]
+    def ctl(self, *args: str, timeout: float = 30, tool: str = "rabbitmqctl") -> subprocess.CompletedProcess[str]:
+        """`<tool> -n <node> args...` inside the container (never raises on exit code)."""
+        argv = [tool, "-n", self.nodename, *args]
         if not _running(self.container):
             return subprocess.CompletedProcess(argv, 1, "", "container not running")
         res = self.container.exec_run(argv, demux=True)

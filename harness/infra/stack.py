@@ -4,10 +4,13 @@ together (also on errors and Ctrl-C), and the supervisors the shops run their se
 from one runtime, local processes or Docker containers (harness/infra/runtime.py)."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
+from harness.errors import InputError
 from harness.infra.broker import RabbitNode, Vhost
+from harness.infra.cluster import RabbitCluster
 from harness.infra.docker_runtime import DockerRuntime
 from harness.infra.paths import systems_dir
 from harness.infra.processes import Supervisor
@@ -22,17 +25,18 @@ class Infrastructure:
     node, see `SharedBroker`) the run gets its own vhost and user on that node instead of a private
     node: starting costs a few management calls instead of a node boot, and the run cannot stop
     the broker. `runtime` is "local", "docker" or "auto" (None: $CHAOSCAFE_RUNTIME, else "local");
-    `self.runtime` is the one chosen.
+    `self.runtime` is the one chosen. `cluster` (a `ClusterSpec`) starts a private cluster of
+    `cluster.nodes` members instead of one node (local runtime only; never shared).
     """
 
     def __init__(self, run_dir: Path, *, broker: bool = True, runtime: str | None = None,
-                 shared_broker: RabbitNode | None = None) -> None:
+                 shared_broker: RabbitNode | None = None, cluster: ClusterSpec | None = None) -> None:
         self.run_dir = Path(run_dir).resolve()   # absolute: handed to children with another cwd
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.runtime = resolve_runtime(runtime)
         self.docker: DockerRuntime | None = None
         self.toxiproxy_server: ToxiproxyServer
-        self.broker: RabbitNode | Vhost | None
+        self.broker: RabbitNode | Vhost | RabbitCluster | None
         if self.runtime == "docker":
             self.docker = DockerRuntime(self.run_dir)
             self.toxiproxy_server = self.docker.toxiproxy(self.run_dir / "toxiproxy")
@@ -40,6 +44,12 @@ class Infrastructure:
             self.toxiproxy_server = ToxiproxyServer(self.run_dir / "toxiproxy")
         if not broker:
             self.broker = None
+        elif cluster is not None and cluster.nodes > 1:
+            if self.docker is not None:
+                raise InputError("[broker] nodes > 1 needs the local runtime (--runtime local)")
+            self.broker = RabbitCluster(self.run_dir / "cluster", size=cluster.nodes,
+                                        partition_handling=cluster.partition_handling,
+                                        net_ticktime_s=cluster.net_ticktime_s)
         elif shared_broker is not None:
             self.broker = Vhost(shared_broker)
         elif self.docker is not None:
@@ -92,6 +102,8 @@ class Infrastructure:
             info.update(amqp=self.broker.amqp_url, management=self.broker.management_url,
                         broker_node=self.broker.nodename, vhost=self.broker.vhost,
                         broker_shared="yes" if self.broker.shared else "no")
+            if isinstance(self.broker, RabbitCluster):
+                info["broker_nodes"] = ", ".join(self.broker.names())
         return info
 
     def __enter__(self) -> "Infrastructure":
@@ -100,6 +112,17 @@ class Infrastructure:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.close()
+
+
+@dataclass(frozen=True)
+class ClusterSpec:
+    """A private RabbitMQ cluster for one run (harness/infra/cluster.py): `nodes` members, RabbitMQ's
+    `cluster_partition_handling`, and Erlang's `net_ticktime` (s: a silent peer is declared down
+    after 1-1.25 x it)."""
+
+    nodes: int = 1
+    partition_handling: str = "pause_minority"
+    net_ticktime_s: int = 60
 
 
 class SharedBroker:

@@ -19,6 +19,7 @@ import pika
 
 from cafe import topology
 from harness.errors import ProcessError
+from harness.infra.cluster import RabbitCluster
 from harness.shops.base import Shop, http_json, read_all
 from harness.shops.traits import ASYNC
 
@@ -39,6 +40,7 @@ class AsyncShop(Shop):
         super().__init__(*args, **kwargs)
         self._amqp = threading.local()
         self._connections: list[Any] = []
+        self._homes: dict[str, int] = {}   # broker link (proxy name) -> index of its own node
 
     @property
     def broker(self) -> Any:
@@ -50,9 +52,21 @@ class AsyncShop(Shop):
     def entry_url(self) -> str:
         return self.proxy_url(self.proxies["entry"])
 
-    def amqp_url_via(self, proxy_name: str, edge: str, replica: int | None = None) -> str:
-        proxy = self.proxy(proxy_name, edge, self.broker.amqp_port, replica)
-        return str(self.broker.amqp_url_at(proxy.listen_port))
+    def amqp_urls_via(self, proxy_name: str, edge: str, replica: int | None = None) -> tuple[str, tuple[str, ...]]:
+        """(URL, fallbacks) of one service replica's broker link: a proxy per broker node on `edge`.
+        On a cluster the replica's own node is the next one in turn (the links spread over the
+        nodes) and the other nodes, each through a proxy of its own on the same edge, are its
+        fallbacks; a single node gives no fallbacks."""
+        endpoints = self.broker.endpoints()
+        home = self._homes.setdefault(proxy_name, len(self._homes) % len(endpoints))
+        urls = []
+        for k in range(len(endpoints)):
+            index = (home + k) % len(endpoints)
+            host, port = endpoints[index]
+            name = proxy_name if len(endpoints) == 1 else f"{proxy_name}-n{index + 1}"
+            proxy = self.proxy(name, edge, port, replica, upstream_host=host)
+            urls.append(str(self.broker.amqp_url_at(proxy.listen_port)))
+        return urls[0], tuple(urls[1:])
 
     def declare_topology(self) -> None:
         connection = pika.BlockingConnection(pika.URLParameters(self.broker.amqp_url))
@@ -67,13 +81,13 @@ class AsyncShop(Shop):
         def config(service: str, db: str) -> Any:
             def for_index(index: int) -> Any:
                 name = f"{service}-{index}"
-                amqp = self.amqp_url_via(f"{service}-broker", f"{service}->broker")
-                return replace(self.base_config(name, db), amqp_url=amqp)
+                amqp, fallbacks = self.amqp_urls_via(f"{service}-broker", f"{service}->broker")
+                return replace(self.base_config(name, db), amqp_url=amqp, amqp_fallbacks=fallbacks)
             return for_index
 
         def barista_config(index: int) -> Any:   # one broker proxy per replica, also for scaled-in ones
-            amqp = self.amqp_url_via(f"barista-{index}-broker", "barista->broker", index)
-            return self.barista_config(index, amqp_url=amqp)
+            amqp, fallbacks = self.amqp_urls_via(f"barista-{index}-broker", "barista->broker", index)
+            return self.barista_config(index, amqp_url=amqp, amqp_fallbacks=fallbacks)
 
         self.supervisor.add(self.service("barista", "barista.py", barista_config), self.settings.baristas)
         self.supervisor.add(self.service("waiter", "waiter.py", config("waiter", "waiter.db")), 1)
@@ -208,6 +222,11 @@ class AsyncShop(Shop):
             time.sleep(0.2)
         report["unsubscribed"] = missing
         report["healed"] = bool(report["healed"]) and not missing
+        if isinstance(self.broker, RabbitCluster):   # every member running, no partition, no rule left
+            cluster = self.broker.health()
+            rules = self.broker.rules_left()
+            report["cluster"] = {**cluster, "iptables_rules_left": len(rules)}
+            report["healed"] = bool(report["healed"]) and cluster["healed"] and not rules
         return report
 
     def dead_letters(self) -> int:

@@ -67,12 +67,14 @@ class Shop(ABC):
             self.ports[replica_name] = free_port()
         return self.ports[replica_name]
 
-    def proxy(self, name: str, edge: str, upstream_port: int, replica: int | None = None) -> Proxy:
-        """The Toxiproxy proxy `name` (created once) in front of 127.0.0.1:upstream_port, on `edge`;
-        `replica` marks a proxy that serves one replica only (e.g. one barista's broker connection)."""
+    def proxy(self, name: str, edge: str, upstream_port: int, replica: int | None = None,
+              upstream_host: str = "127.0.0.1") -> Proxy:
+        """The Toxiproxy proxy `name` (created once) in front of upstream_host:upstream_port, on
+        `edge`; `replica` marks a proxy that serves one replica only (e.g. one barista's broker
+        connection)."""
         if name not in self.proxies:
             self.proxies[name] = self.infra.toxiproxy.create_proxy(f"{self.kind}-{name}",
-                                                                   f"127.0.0.1:{upstream_port}")
+                                                                   f"{upstream_host}:{upstream_port}")
             self.edges.setdefault(edge, []).append(self.proxies[name].name)
             self.proxy_replica[self.proxies[name].name] = replica
         return self.proxies[name]

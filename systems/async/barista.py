@@ -83,7 +83,7 @@ class Barista:
         self.db = Database(config.db, SCHEMA)
         self.claims = claims_mod.Claims(self.db, config.name)
         self.hands = asyncio.Semaphore(config.brewers)
-        self.consumer = Consumer(f"{config.name}-consumer", config.amqp_url, ORDERS_QUEUE, self.on_delivery,
+        self.consumer = Consumer(f"{config.name}-consumer", config.amqp_urls, ORDERS_QUEUE, self.on_delivery,
                                  prefetch=config.prefetch, heartbeat_s=config.heartbeat_s,
                                  queues=config.queues)
         self.stats = {"brewing": 0, "brewed": 0, "duplicates_skipped": 0, "dead_lettered": 0, "failed": 0,
@@ -246,7 +246,7 @@ def build_app(config: ServiceConfig) -> web.Application:
     def counts() -> dict[str, Any]:
         return {"broker": barista.consumer.broker, "blocked": barista.consumer.blocked, "brewers": config.brewers,
                 "prefetch": config.prefetch, "idempotency": config.idempotency, "held": barista.consumer.pending,
-                "disconnects": barista.consumer.disconnects, "subscribed": barista.consumer.subscribed,
+                "disconnects": barista.consumer.disconnects, "failovers": barista.consumer.failovers, "subscribed": barista.consumer.subscribed,
                 "resubscribed": barista.consumer.resubscribed, "returned": barista.consumer.returned,
                 "nacked": barista.consumer.nacked,
                 "hooks": barista.hooks.state(), **barista.stats}

@@ -149,7 +149,7 @@ class Relay:
     over one broker `link` in the service's event loop."""
 
     def __init__(self, config: ServiceConfig, book: OrderBook, hooks: fault_hooks.Hooks) -> None:
-        self.link = Link(f"{config.name}-relay", config.amqp_url, heartbeat_s=config.heartbeat_s,
+        self.link = Link(f"{config.name}-relay", config.amqp_urls, heartbeat_s=config.heartbeat_s,
                          queues=config.queues)
         self.config, self.book, self.hooks = config, book, hooks
         self.published = 0
@@ -288,7 +288,7 @@ def build_app(config: ServiceConfig) -> web.Application:
     async def counts() -> dict[str, Any]:
         return {"broker": relay.broker, "blocked": relay.blocked, "publish_mode": config.publish_mode,
                 "outbox_pending": await db.call(book.pending_count), "published": relay.published,
-                "relay_batches": relay.batches, "disconnects": relay.link.disconnects,
+                "relay_batches": relay.batches, "disconnects": relay.link.disconnects, "failovers": relay.link.failovers,
                 "returned": relay.link.returned, "nacked": relay.link.nacked,
                 "redeclared": relay.link.redeclared, "hooks": hooks.state()}
 

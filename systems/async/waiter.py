@@ -62,7 +62,7 @@ class Waiter:
     def __init__(self, config: ServiceConfig, db: Database) -> None:
         self.config, self.db = config, db
         self.stats = {"served": 0, "duplicates_skipped": 0, "dead_lettered": 0}
-        self.consumer = Consumer(f"{config.name}-consumer", config.amqp_url, BREWED_QUEUE, batch=self.on_deliveries,
+        self.consumer = Consumer(f"{config.name}-consumer", config.amqp_urls, BREWED_QUEUE, batch=self.on_deliveries,
                                  prefetch=config.prefetch, heartbeat_s=config.heartbeat_s,
                                  queues=config.queues)
 
@@ -152,7 +152,7 @@ def build_app(config: ServiceConfig) -> web.Application:
 
     def counts() -> dict[str, Any]:
         return {"broker": waiter.consumer.broker, "blocked": waiter.consumer.blocked, "idempotency": config.idempotency,
-                "disconnects": waiter.consumer.disconnects, "subscribed": waiter.consumer.subscribed,
+                "disconnects": waiter.consumer.disconnects, "failovers": waiter.consumer.failovers, "subscribed": waiter.consumer.subscribed,
                 "resubscribed": waiter.consumer.resubscribed, **waiter.stats}
 
     return application([pages("/served", db, "served"), web.get("/feed", feed_current),

@@ -218,9 +218,44 @@ def test_a_fault_hit_bound_must_name_a_fault_of_the_file_and_is_scaled_with_it()
     assert checks[0]["kind"] == "validity" and checks[0]["passed"] is False
 
 
-def test_only_experiments_that_stop_the_broker_need_a_private_node() -> None:
+def test_only_experiments_that_stop_the_broker_or_run_a_cluster_need_a_private_broker() -> None:
     private = {name for name, exp in ((p.stem, load_experiment(p)) for p in EXPERIMENTS) if exp.needs_private_broker()}
-    assert private == {"broker-outage", "broker-outage-direct"}
+    assert private == {"broker-outage", "broker-outage-direct", "broker-node-outage", "broker-partition"}
+
+
+@pytest.mark.parametrize(("broker", "kind", "params", "error"), [
+    ("", "broker-node-kill", "", "set [broker] nodes = 3 or 5 (it is 1)"),
+    ("nodes = 3", "broker-node-kill", 'node = "somebody"', "node: 'somebody' is not one of"),
+    ("nodes = 3", "broker-partition", 'mode = "sideways"', "mode: 'sideways' is not one of"),
+    ("nodes = 3", "broker-partition", "loss = 0", "loss: must be a number in (0, 1]"),
+    ("nodes = 2", "broker-partition", "", "nodes"),
+    ('nodes = 3\npartition_handling = "pause_all"', "broker-partition", "", "partition_handling"),
+])
+def test_cluster_faults_and_the_broker_table_are_validated(tmp_path: Path, broker: str, kind: str, params: str,
+                                                           error: str) -> None:
+    """A cluster fault on one node, an unknown member choice or partition mode, a node count
+    RabbitMQ's quorum cannot use: each a one-line error naming the field."""
+    path = tmp_path / "cluster.toml"
+    path.write_text(f"""title = "t"
+claim = "c"
+time_scale = "s"
+[run]
+duration_s = 10
+[load]
+shape = "constant"
+rate = 1
+[broker]
+{broker}
+[[faults]]
+kind = "{kind}"
+target = "broker"
+start_s = 1
+duration_s = 2
+params = {{ {params} }}
+""")
+    with pytest.raises(ExperimentError) as info:
+        load_experiment(path)
+    assert error in str(info.value) and "\n" not in str(info.value)
 
 
 def test_the_cli_offers_the_schema_profiles() -> None:

@@ -31,7 +31,8 @@ def fault(kind: str = "kill", target: str = "barista", start: float = 5, duratio
 def test_every_toxic_and_down_and_process_and_broker_kinds_are_registered() -> None:
     assert set(TOXICS) | {"down", "kill", "pause", "stop", "broker-crash", "broker-stop", "crash-before-ack",
                           "duplicate-publish", "silent", "join", "unbind", "queue-delete", "broker-alarm",
-                          "clock-skew"} == set(FAULT_KINDS)
+                          "clock-skew", "broker-node-kill", "broker-node-pause", "broker-node-stop",
+                          "broker-partition"} == set(FAULT_KINDS)
 
 
 @pytest.mark.parametrize("spec", [

@@ -1,0 +1,247 @@
+"""Faults on the members of a RabbitMQ cluster (issue 17): node kill / pause / stop, and network
+partitions between members the way Jepsen makes them (iptables, harness/infra/netfilter.py).
+
+Which members a fault acts on is resolved when its window starts, from the cluster as it is then
+(the leader of `barista.orders`, read from the management API), and recorded in the fault's report
+with the leader at the start and just before the heal. A partition's rules carry the cluster's tag
+(`chaoscafe-<token>`); the heal removes every rule with that tag and waits until every member runs
+and none reports a partition. None applies to the sync shop (no broker) or to a single node.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from cafe import topology
+from harness.errors import BrokerError, NotApplicable
+from harness.infra.cluster import ClusterNode, RabbitCluster
+from harness.infra.netfilter import Netfilter
+from harness.nemesis.base import FaultWindow, Kind, register
+from harness.shops.base import Shop
+
+HEAL_S = 60.0   # how long a heal waits for the cluster to run whole again (a restarted member boots)
+
+
+def cluster_of(shop: Shop, kind: str) -> RabbitCluster:
+    """The shop's broker cluster; NotApplicable for a shop without a broker, RuntimeError for one
+    node (the experiment model refuses that already: [broker] nodes >= 3)."""
+    broker = shop.infra.broker
+    if broker is None:
+        raise NotApplicable(f"the {shop.kind} shop has no broker")
+    if not isinstance(broker, RabbitCluster):
+        raise RuntimeError(f"{kind} needs a RabbitMQ cluster: set [broker] nodes = 3 or 5")
+    return broker
+
+
+def leader_of(cluster: RabbitCluster) -> str | None:
+    """The member leading the barista queue now, or None when no member can say."""
+    try:
+        return cluster.leader(topology.ORDERS_QUEUE)
+    except BrokerError:
+        return None
+
+
+def resolve(cluster: RabbitCluster, choice: str) -> list[ClusterNode]:
+    """The members `choice` names: the queue's leader, one follower, a minority of followers, a
+    majority (the leader and followers), or node-K."""
+    if choice.startswith("node-"):
+        index = int(choice[5:])
+        if index > cluster.size:
+            raise BrokerError(f"node {choice!r}: the cluster has {cluster.size} members")
+        return [cluster.members[index - 1]]
+    leader = leader_of(cluster)
+    lead = [m for m in cluster.members if m.nodename == leader] or cluster.members[:1]
+    followers = [m for m in cluster.members if m not in lead]
+    n = cluster.size
+    return {"leader": lead, "follower": followers[:1], "minority": followers[:(n - 1) // 2],
+            "majority": lead + followers[:n // 2]}[choice]
+
+
+WORK_QUEUES = tuple(topology.BINDINGS)   # the quorum queues whose members must all be back
+
+
+def wait_healed(cluster: RabbitCluster, timeout: float = HEAL_S) -> float | None:
+    """Seconds until every member runs, none reports a partition and every member of each work
+    queue is a Raft leader or follower again (a restarted node's queue members recover after its
+    boot: until they do, one more failure would leave a queue without a majority); None if not
+    within `timeout`."""
+    began = time.monotonic()
+    while time.monotonic() - began < timeout:
+        if cluster.health()["healed"] and all(_whole(cluster, q) for q in WORK_QUEUES):
+            return round(time.monotonic() - began, 2)
+        time.sleep(0.3)
+    return None
+
+
+def _whole(cluster: RabbitCluster, queue: str) -> bool:
+    try:
+        states = cluster.raft_states(queue)
+    except BrokerError:
+        return False
+    return not states or (len(states) == cluster.size and set(states.values()) <= {"leader", "follower"})
+
+
+class ClusterFault(Kind):
+    """Base: resolves its members at `start`, heals at `stop` (idempotent), reports both."""
+
+    def __init__(self, window: FaultWindow) -> None:
+        self.window = window
+        self.cluster: RabbitCluster | None = None
+        self.details: dict[str, Any] = {}
+        self.active = False
+
+    def setup(self, shop: Shop) -> None:
+        self.cluster = cluster_of(shop, self.kind)
+
+    def start(self, shop: Shop) -> None: ...
+
+    def stop(self, shop: Shop) -> None: ...
+
+    def teardown(self, shop: Shop) -> None:
+        self.stop(shop)
+
+    def report(self) -> dict[str, Any]:
+        return dict(self.details)
+
+    def _before_heal(self) -> None:
+        assert self.cluster is not None
+        leader = self.details["leader_before_heal"] = leader_of(self.cluster)
+        running = self.cluster.running()
+        self.details["running_before_heal"] = running
+        # numbers an experiment can expect (`faults.<name>.<key>`): the fault's effect, seen by the cluster
+        self.details["members_down"] = self.cluster.size - len(running)
+        self.details["leader_changed"] = int(leader is not None and leader != self.details.get("leader_at_start"))
+
+    def _after_heal(self) -> None:
+        assert self.cluster is not None
+        self.details["healed_after_s"] = wait_healed(self.cluster)
+        self.details["leader_after_heal"] = leader_of(self.cluster)
+
+
+class NodeFault(ClusterFault):
+    """Kill, pause or stop the members `node` names (default: the leader)."""
+
+    def __init__(self, window: FaultWindow) -> None:
+        super().__init__(window)
+        self.choice = str(window.params.get("node", "leader"))
+        self.targets_hit: list[ClusterNode] = []
+
+    def start(self, shop: Shop) -> None:
+        assert self.cluster is not None
+        leader = leader_of(self.cluster)
+        self.targets_hit = resolve(self.cluster, self.choice)
+        self.details.update(node=self.choice, leader_at_start=leader,
+                            members=[m.nodename for m in self.targets_hit])
+        self.active = True
+        for member in self.targets_hit:
+            self.act(member)
+
+    def stop(self, shop: Shop) -> None:
+        if not self.active or self.cluster is None:
+            return
+        self._before_heal()
+        self.active = False
+        for member in self.targets_hit:
+            self.undo(member)
+        self._after_heal()
+
+    def act(self, member: ClusterNode) -> None: ...
+
+    def undo(self, member: ClusterNode) -> None:
+        if not member.is_running():
+            member.start()
+
+
+@register
+class NodeKill(NodeFault):
+    kind = "broker-node-kill"
+
+    def act(self, member: ClusterNode) -> None:
+        member.crash()
+
+
+@register
+class NodeStop(NodeFault):
+    kind = "broker-node-stop"
+
+    def act(self, member: ClusterNode) -> None:
+        member.stop()
+
+
+@register
+class NodePause(NodeFault):
+    kind = "broker-node-pause"
+
+    def act(self, member: ClusterNode) -> None:
+        member.pause()
+
+    def undo(self, member: ClusterNode) -> None:
+        member.resume()
+
+
+def cut(net: Netfilter, a: ClusterNode, b: ClusterNode, *, loss: float | None, one_way: bool = False) -> int:
+    """Drop what `a` sends to `b` over Erlang distribution (and, unless `one_way`, what `b` sends to
+    `a`): both the connection `a` opened to b's distribution port and the one `b` opened to a's.
+    Member addresses are their own, distribution ports unique to the run. Returns the rules added."""
+    rules = [dict(src=a.address, dport=b.dist_port),      # a -> b on the connection a opened
+             dict(dst=b.address, sport=a.dist_port)]      # a -> b on the connection b opened
+    if not one_way:
+        rules += [dict(src=b.address, dport=a.dist_port), dict(dst=a.address, sport=b.dist_port)]
+    for rule in rules:
+        net.drop(**rule, probability=loss)   # type: ignore[arg-type]
+    return len(rules)
+
+
+@register
+class Partition(ClusterFault):
+    """Cut the cluster's distribution links as `mode` says (see harness.experiment.faults)."""
+
+    kind = "broker-partition"
+
+    def __init__(self, window: FaultWindow) -> None:
+        super().__init__(window)
+        self.mode = str(window.params.get("mode", "isolate-leader"))
+        loss = float(window.params.get("loss", 1.0))
+        self.loss = None if loss >= 1 else loss
+        self.net: Netfilter | None = None
+
+    def setup(self, shop: Shop) -> None:
+        super().setup(shop)
+        assert self.cluster is not None
+        self.net = Netfilter(self.cluster.tag)
+
+    def start(self, shop: Shop) -> None:
+        assert self.cluster is not None and self.net is not None
+        leader = leader_of(self.cluster)
+        lead = next((m for m in self.cluster.members if m.nodename == leader), self.cluster.members[0])
+        order = [lead] + [m for m in self.cluster.members if m is not lead]
+        n = len(order)
+        pairs: list[tuple[ClusterNode, ClusterNode]]
+        one_way = self.mode == "one-way"
+        if self.mode in ("isolate-leader", "isolate-follower", "halves", "one-way"):
+            alone = {"isolate-leader": order[:1], "isolate-follower": order[1:2], "one-way": order[:1],
+                     "halves": order[:(n - 1) // 2]}[self.mode]
+            pairs = [(a, b) for a in alone for b in order if b not in alone]
+        else:   # bridge: the members but one in two sides; the one left (a follower) sees both
+            middle = order[1]
+            rest = [m for m in order if m is not middle]
+            left, right = rest[:len(rest) // 2], rest[len(rest) // 2:]
+            pairs = [(a, b) for a in left for b in right]
+        self.details.update(mode=self.mode, loss=self.loss or 1.0, leader_at_start=leader,
+                            cut=[[a.nodename, b.nodename] for a, b in pairs], one_way=one_way)
+        self.active = True
+        self.details["rules"] = sum(cut(self.net, a, b, loss=self.loss, one_way=one_way) for a, b in pairs)
+
+    def stop(self, shop: Shop) -> None:
+        if not self.active or self.net is None:
+            return
+        self._before_heal()
+        self.active = False
+        self.net.heal()
+        self.details["rules_left"] = len(self.net.rules())
+        self._after_heal()
+
+    def teardown(self, shop: Shop) -> None:
+        self.stop(shop)
+        if self.net is not None:
+            self.net.heal()   # also what a crash half-way through `start` left
