@@ -54,6 +54,11 @@ CONFIRM_TIMEOUT_S = 30.0  # a publish not confirmed by then: the connection is b
 CONNECT_TIMEOUT_S = 5.0
 BACKOFF_S = (0.2, 2.0)    # first and longest wait between connection attempts
 NACK_BACKOFF_S = (0.05, 2.0)  # first and longest wait before publishing a nacked follow-up event again
+# On a cluster, a link whose publishes were nacked this many times in a row reopens its connection:
+# seen with RabbitMQ 3.10, a channel nacked while a quorum queue elected a new leader went on being
+# nacked for 10-30 s after the election, while a new connection was confirmed at once
+# (broker-node-outage; docs/architecture.md). On one node a nack means a full queue: no reconnect.
+NACKS_BEFORE_RECONNECT = 3
 STOP_GRACE_S = 10.0       # how long stop() waits for the deliveries in hand to be settled
 PERSISTENT = 2
 
@@ -176,6 +181,7 @@ class Link:
         self.in_flight = 0          # publishes sent and not yet confirmed
         self.returned = 0           # mandatory publishes the broker returned (unroutable)
         self.nacked = 0             # publishes the broker nacked (a full queue that rejects publishes)
+        self.nack_streak = 0        # nacks since the last confirmed publish
         self.redeclared = 0         # times the topology was declared again after a return or a cancel
         self._redeclaring = asyncio.Lock()
         self.channel: Any = None
@@ -315,11 +321,18 @@ class Link:
                 raise Unroutable(f"{event_type} {event_id}: no queue bound for it") from exc
             except aiormq.exceptions.DeliveryError:   # basic.nack
                 self.nacked += 1
+                self.nack_streak += 1
+                if self.nack_streak >= NACKS_BEFORE_RECONNECT and len(self.urls) > 1 and self._conn is not None:
+                    log.warning("%s: %d nacks in a row on a cluster: reopening the connection", self.name,
+                                self.nack_streak)
+                    self.nack_streak = 0
+                    await self._close()
                 raise
             finally:
                 self.in_flight -= 1
                 if not confirm.done():   # timed out, or the caller gave up: no one awaits it now
                     confirm.cancel()
+        self.nack_streak = 0
         self.published += 1
 
     async def publish_event(self, event: Event, *, mandatory: bool = False) -> None:
