@@ -239,6 +239,14 @@ class RabbitCluster:
                 continue
         raise BrokerError(f"no member of the cluster answers ({', '.join(self.names())})")
 
+    def _majority(self) -> ClusterNode:
+        """A member that sees a majority of the cluster running (during a partition, one on the side
+        that goes on: the minority's view of its queues is stale); else any member that answers."""
+        for m, nodes in self._each():
+            if sum(1 for n in nodes if n.get("running")) * 2 > self.size:
+                return m
+        return self._live()
+
     def _each(self) -> list[tuple[ClusterNode, Any]]:
         """(member, its /api/nodes answer) for every member whose API answers now."""
         out = []
@@ -272,8 +280,8 @@ class RabbitCluster:
 
     def leader(self, queue: str, vhost: str = "/") -> str | None:
         """The member leading quorum queue `queue` now, from its Raft members' own state
-        (`rabbitmq-queues quorum_status`, asked of a live member: the management API's record lags
-        an election by seconds); a classic queue: the node it lives on. None when no member leads."""
+        (`rabbitmq-queues quorum_status`, asked of a member on the majority's side: the management
+        API's record lags an election by seconds); a classic queue: the node it lives on. None when no member leads."""
         states = self.raft_states(queue, vhost)
         if not states:   # not a quorum queue (or no answer): where the management API places it
             return self.queue(queue, vhost).get("node")
@@ -283,8 +291,8 @@ class RabbitCluster:
         """{member: its Raft state} for quorum queue `queue` ("leader", "follower", or what a member
         that is down or still recovering reports), from `rabbitmq-queues quorum_status`; {} when no
         member can say."""
-        res = self._live().ctl("quorum_status", queue, "--vhost", vhost, "--formatter", "json",
-                               tool="rabbitmq-queues", timeout=30)
+        res = self._majority().ctl("quorum_status", queue, "--vhost", vhost, "--formatter", "json",
+                                   tool="rabbitmq-queues", timeout=30)
         try:
             return {str(r["Node Name"]): str(r.get("Raft State")) for r in json.loads(res.stdout)}
         except (ValueError, KeyError, TypeError):

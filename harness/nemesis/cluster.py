@@ -19,7 +19,10 @@ from harness.infra.netfilter import Netfilter
 from harness.nemesis.base import FaultWindow, Kind, register
 from harness.shops.base import Shop
 
-HEAL_S = 60.0   # how long a heal waits for the cluster to run whole again (a restarted member boots)
+# How long a heal waits for the cluster to run whole again: a restarted member boots (~10 s here), and
+# a member still pausing itself when its partition heals can wait ~20 s more in Erlang's `global`
+# sync before it starts again (seen in RabbitMQ 3.10's log: "Global hang workaround").
+HEAL_S = 90.0
 
 
 def cluster_of(shop: Shop, kind: str) -> RabbitCluster:
