@@ -27,6 +27,7 @@ from harness.experiment import results as results_mod
 from harness.experiment.provenance import provenance
 from harness.history import HistoryWriter, Record
 from harness.history import load as load_history
+from harness.infra.cluster import RabbitCluster
 from harness.infra.stack import ClusterSpec, Infrastructure, SharedBroker
 from harness.load.schedule import ArrivalSchedule, build_schedule
 from harness.load.shards import configured_workers
@@ -340,6 +341,8 @@ def _run_shop(name: str, experiment: Experiment, system: str, *, profile: str, s
         describe = shop.describe()
         broker_used = ({"node": infra.broker.nodename, "vhost": infra.broker.vhost, "shared": infra.broker.shared}
                        if infra.broker is not None else None)
+        if broker_used is not None and isinstance(infra.broker, RabbitCluster):
+            broker_used["cluster"] = infra.broker.describe()
         versions = {"rabbitmq": infra.broker.version() if infra.broker else None,
                     "toxiproxy": infra.toxiproxy_server.version(), "runtime": infra.runtime}
     state["phase"] = "checking"

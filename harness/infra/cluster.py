@@ -85,6 +85,18 @@ class ClusterNode(RabbitNode):
             os.kill(beam, signal.SIGCONT)
 
 
+def _running_in(views: list[tuple[ClusterNode, Any]]) -> list[str]:
+    """Members every answering member lists as running, from their /api/nodes answers."""
+    listed = [{n["name"] for n in nodes if n.get("running")} for _, nodes in views]
+    return sorted(set.intersection(*listed)) if listed else []
+
+
+def _partitions_of(nodename: str, nodes: list[dict[str, Any]]) -> list[str]:
+    """The members `nodename` reports partitioned from, in its own /api/nodes answer."""
+    mine: dict[str, Any] = next((n for n in nodes if n.get("name") == nodename), {})
+    return sorted(mine.get("partitions") or [])
+
+
 class RabbitCluster:
     """`size` private RabbitMQ nodes under `base_dir`, clustered at boot; `start()` returns once every
     member runs and sees all the others (BrokerError otherwise), `cleanup()` stops them all.
@@ -186,12 +198,15 @@ class RabbitCluster:
         raise BrokerError(f"cluster not formed within {timeout:g}s: {state}")
 
     def health(self) -> dict[str, Any]:
-        """{"running": members the cluster lists as running, "partitions": {node: [nodes it cannot
-        see]}, "healed": every member running, answering and no partition}."""
-        running = self.running()
-        partitions = self.partitions()
+        """{"running": members the cluster lists as running, "partitions": {node: [nodes it reports
+        partitioned from]} for every member that answers, "healed": every member running and
+        answering (a member still starting its app does not), and no partition}."""
+        views = self._each()
+        running = _running_in(views)
+        partitions = {m.nodename: _partitions_of(m.nodename, nodes) for m, nodes in views}
         return {"running": running, "partitions": partitions,
-                "healed": sorted(running) == sorted(self.names()) and not any(partitions.values())}
+                "healed": len(views) == self.size and running == sorted(self.names())
+                and not any(partitions.values())}
 
     def is_running(self) -> bool:
         return all(m.is_running() for m in self.members)
@@ -260,18 +275,11 @@ class RabbitCluster:
     def running(self) -> list[str]:
         """Members running as the members that answer see them: a member counts when every answering
         member lists it as running (a paused minority node lists nobody, and nobody lists it)."""
-        views = [{n["name"] for n in nodes if n.get("running")} for _, nodes in self._each()]
-        if not views:
-            return []
-        return sorted(set.intersection(*views))
+        return _running_in(self._each())
 
     def partitions(self) -> dict[str, list[str]]:
         """{member: the members it reports partitioned from} for every member that answers."""
-        out: dict[str, list[str]] = {}
-        for m, nodes in self._each():
-            mine: dict[str, Any] = next((n for n in nodes if n.get("name") == m.nodename), {})
-            out[m.nodename] = sorted(mine.get("partitions") or [])
-        return out
+        return {m.nodename: _partitions_of(m.nodename, nodes) for m, nodes in self._each()}
 
     def queue(self, queue: str, vhost: str = "/") -> dict[str, Any]:
         """The management API's record of `queue` (leader, members, online), from a live member."""

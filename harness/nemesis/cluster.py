@@ -9,6 +9,7 @@ and none reports a partition. None applies to the sync shop (no broker) or to a 
 """
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
@@ -20,9 +21,10 @@ from harness.nemesis.base import FaultWindow, Kind, register
 from harness.shops.base import Shop
 
 # How long a heal waits for the cluster to run whole again: a restarted member boots (~10 s here), and
-# a member still pausing itself when its partition heals can wait ~20 s more in Erlang's `global`
-# sync before it starts again (seen in RabbitMQ 3.10's log: "Global hang workaround").
-HEAL_S = 90.0
+# a member that paused itself (pause_minority) can hang in Erlang's `global` sync when it starts
+# again after the heal: 20 s to 2.5 min seen here (RabbitMQ 3.10.8 on Erlang 25.2.3, its log saying
+# "Global hang workaround"). A heal waits that out rather than call a cluster broken that recovers.
+HEAL_S = 180.0
 
 
 def cluster_of(shop: Shop, kind: str) -> RabbitCluster:
@@ -85,13 +87,38 @@ def _whole(cluster: RabbitCluster, queue: str) -> bool:
 
 
 class ClusterFault(Kind):
-    """Base: resolves its members at `start`, heals at `stop` (idempotent), reports both."""
+    """Base: resolves its members at `start`, heals at `stop` (idempotent), reports both. While the
+    window is open a thread watches the cluster every `watch_s` (members the majority lists as
+    running, partitions the members report): a cluster that reacts and recovers within the window
+    (pause_minority flapping under a bridge) is seen, not only the state at the heal."""
+
+    watch_s = 1.0
+    stuck_s = 30.0   # a heal longer than this restarts the members that still do not answer
 
     def __init__(self, window: FaultWindow) -> None:
         self.window = window
         self.cluster: RabbitCluster | None = None
         self.details: dict[str, Any] = {}
         self.active = False
+        self._watching = threading.Event()
+        self._watcher: threading.Thread | None = None
+        self._down_max = 0
+        self._partitions_seen: set[str] = set()
+
+    def _watch(self) -> None:
+        assert self.cluster is not None
+        while not self._watching.wait(self.watch_s):
+            try:
+                health = self.cluster.health()
+            except Exception:   # a member going away mid-read: next time
+                continue
+            self._down_max = max(self._down_max, self.cluster.size - len(health["running"]))
+            self._partitions_seen.update(node for node, cut in health["partitions"].items() if cut)
+
+    def _begin_watch(self) -> None:
+        self._watching.clear()
+        self._watcher = threading.Thread(target=self._watch, name=f"watch-{self.window.name}", daemon=True)
+        self._watcher.start()
 
     def setup(self, shop: Shop) -> None:
         self.cluster = cluster_of(shop, self.kind)
@@ -108,16 +135,37 @@ class ClusterFault(Kind):
 
     def _before_heal(self) -> None:
         assert self.cluster is not None
+        self._watching.set()
+        if self._watcher is not None:
+            self._watcher.join(10)
         leader = self.details["leader_before_heal"] = leader_of(self.cluster)
         running = self.cluster.running()
         self.details["running_before_heal"] = running
         # numbers an experiment can expect (`faults.<name>.<key>`): the fault's effect, seen by the cluster
-        self.details["members_down"] = self.cluster.size - len(running)
-        self.details["leader_changed"] = int(leader is not None and leader != self.details.get("leader_at_start"))
+        down = self.details["members_down"] = self.cluster.size - len(running)
+        changed = self.details["leader_changed"] = int(leader is not None and leader != self.details.get("leader_at_start"))
+        self.details["members_down_max"] = max(self._down_max, down)
+        self.details["partitions_reported_by"] = sorted(self._partitions_seen)
+        # the cluster noticed the fault at some point of the window: a member out, a partition, a new leader
+        self.details["noticed"] = int(bool(self.details["members_down_max"] or self._partitions_seen or changed))
 
     def _after_heal(self) -> None:
+        """Wait for the cluster to be whole; a member still not answering after `stuck_s` gets its
+        VM restarted, as an operator would (`restarted`): a member that paused itself (pause_minority)
+        can hang in Erlang's `global` sync when it starts again, for minutes (seen here: 20 s to
+        3.5 min, "Global hang workaround" in its log), while a fresh VM joins as after a kill."""
         assert self.cluster is not None
-        self.details["healed_after_s"] = wait_healed(self.cluster)
+        began = time.monotonic()
+        healed = wait_healed(self.cluster, self.stuck_s)
+        if healed is None:
+            answering = {m.nodename for m, _ in self.cluster._each()}
+            for member in self.cluster.members:
+                if member.nodename not in answering:
+                    member.restart()
+                    self.details.setdefault("restarted", []).append(member.nodename)
+            if wait_healed(self.cluster) is not None:
+                healed = round(time.monotonic() - began, 2)
+        self.details["healed_after_s"] = healed
         self.details["leader_after_heal"] = leader_of(self.cluster)
 
 
@@ -136,6 +184,7 @@ class NodeFault(ClusterFault):
         self.details.update(node=self.choice, leader_at_start=leader,
                             members=[m.nodename for m in self.targets_hit])
         self.active = True
+        self._begin_watch()
         for member in self.targets_hit:
             self.act(member)
 
@@ -144,11 +193,14 @@ class NodeFault(ClusterFault):
             return
         self._before_heal()
         self.active = False
-        for member in self.targets_hit:
-            self.undo(member)
+        self.undo_all()
         self._after_heal()
 
     def act(self, member: ClusterNode) -> None: ...
+
+    def undo_all(self) -> None:
+        for member in self.targets_hit:
+            self.undo(member)
 
     def undo(self, member: ClusterNode) -> None:
         if not member.is_running():
@@ -173,13 +225,32 @@ class NodeStop(NodeFault):
 
 @register
 class NodePause(NodeFault):
+    """A frozen member the others declared down comes back with its own view of the cluster: Mnesia
+    reports a partition (`running_partitioned_network`), and pause_minority does not resolve it (the
+    thawed member is in the majority). The heal then does what RabbitMQ's docs tell an operator to
+    do: restart the member (`restarted` in the report lists it)."""
+
     kind = "broker-node-pause"
+    thaw_s = 10.0   # how long a thawed member may take to rejoin without a restart
 
     def act(self, member: ClusterNode) -> None:
         member.pause()
 
     def undo(self, member: ClusterNode) -> None:
         member.resume()
+
+    def undo_all(self) -> None:
+        assert self.cluster is not None
+        super().undo_all()
+        began = time.monotonic()
+        while time.monotonic() - began < self.thaw_s and not self.cluster.health()["healed"]:
+            time.sleep(0.3)
+        restarted = []
+        if not self.cluster.health()["healed"]:
+            for member in self.targets_hit:
+                member.restart()
+                restarted.append(member.nodename)
+        self.details["restarted"] = restarted
 
 
 def cut(net: Netfilter, a: ClusterNode, b: ClusterNode, *, loss: float | None, one_way: bool = False) -> int:
@@ -233,6 +304,7 @@ class Partition(ClusterFault):
         self.details.update(mode=self.mode, loss=self.loss or 1.0, leader_at_start=leader,
                             cut=[[a.nodename, b.nodename] for a, b in pairs], one_way=one_way)
         self.active = True
+        self._begin_watch()
         self.details["rules"] = sum(cut(self.net, a, b, loss=self.loss, one_way=one_way) for a, b in pairs)
 
     def stop(self, shop: Shop) -> None:

@@ -386,7 +386,7 @@ def render_experiment(run: RunData, experiment: str, *, assets: str = "../assets
         _pair(("", svg) for svg in figures.distribution_charts(shops)),
         "<h2>The ledger: every order accounted for</h2>", _ledger_table(shops),
         "<h2>Checks: expected vs observed</h2>", _checks_tables(shops),
-        sections.latecomers(shops), sections.pool(shops), sections.theory(shops),
+        sections.latecomers(shops), sections.pool(shops), sections.theory(shops), sections.cluster(shops),
         "<h2>Event flow of sampled orders</h2><p class=\"note\">What happened to a few orders, service by "
         "service. Hover a dot for its exact time.</p>", _flows(shops),
         "<h2>All metrics side by side</h2>", _metrics_table(shops),

@@ -1,5 +1,5 @@
-"""Experiment-page sections that only some experiments have: late-comers, the barista pool and
-queueing theory. Each returns "" when no shop of the experiment has the section, so html.py can
+"""Experiment-page sections that only some experiments have: late-comers, the barista pool,
+queueing theory and the broker cluster. Each returns "" when no shop of the experiment has the section, so html.py can
 place them unconditionally. Pure rendering of results.json; nothing is computed here.
 """
 from __future__ import annotations
@@ -103,3 +103,42 @@ def theory(shops: Sequence[ShopRun]) -> str:
             "Little's law (mean backlog / arrival rate x mean time in the shop); 1 means theory and measurement "
             "agree.</p>" + _table(["shop", "servers", "throughput", "mean wait", "mean backlog", "Little"], rows)
             + ("<ul>" + "".join(f"<li>{escape(n)}</li>" for n in notes) + "</ul>" if notes else ""))
+
+
+def _short(node: Any) -> str:
+    """A cluster member's name without the run's token: "cafe-1a2b3c-n2@localhost" -> "n2"."""
+    return "–" if not node else escape(str(node).split("@")[0].rsplit("-", 1)[-1])
+
+
+def cluster(shops: Sequence[ShopRun]) -> str:
+    """The RabbitMQ cluster under a shop: its members, and per cluster fault which members it hit,
+    who led barista.orders at its start, just before its heal and after, and how long healing took."""
+    parts = []
+    for shop in shops:
+        info = ((shop.results.get("config") or {}).get("broker") or {}).get("cluster")
+        if not info:
+            continue
+        members = _table(["member", "node", "address", "AMQP port", "distribution port"],
+                         [[_short(m.get("node")), escape(str(m.get("node"))), escape(str(m.get("address"))),
+                           _num(m.get("amqp_port")), _num(m.get("dist_port"))] for m in info.get("members") or []])
+        rows = []
+        for fault in shop.results.get("faults") or []:
+            d = fault.get("details") or {}
+            if "leader_at_start" not in d:
+                continue
+            hit = ", ".join(_short(m) for m in d.get("members") or []) or \
+                "; ".join(f"{_short(a)} x {_short(b)}" for a, b in d.get("cut") or [])
+            rows.append([escape(str(fault.get("name"))), escape(str(d.get("mode") or d.get("node") or "")), hit,
+                         _short(d.get("leader_at_start")), _short(d.get("leader_before_heal")),
+                         _short(d.get("leader_after_heal")), _num(d.get("members_down")),
+                         _num(d.get("healed_after_s"))])
+        faults = _table(["fault", "which", "hit (members, or cut links)", "leader at start", "leader before heal",
+                         "leader after", "members down", "healed after s"], rows) if rows else ""
+        parts.append(f"<h3>{escape(shop.system)} shop: {_num(info.get('nodes'))} nodes, "
+                     f"{escape(str(info.get('partition_handling')))}, net_ticktime {_num(info.get('net_ticktime_s'))} s, "
+                     f"booted in {_num(info.get('started_after_s'))} s</h3>" + members + faults)
+    if not parts:
+        return ""
+    return ("<h2>The broker cluster</h2><p class=\"note\">Leaders are those of barista.orders, read from the "
+            "members' Raft state on the majority's side; a member is down when the majority no longer lists "
+            "it as running. Fault windows are shaded in the charts above.</p>" + "".join(parts))

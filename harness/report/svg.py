@@ -194,7 +194,8 @@ def percentile_chart(distributions: dict[str, tuple[Sequence[float], str]], *, t
             for name, (values, color) in distributions.items()}
     counts = [len(v) for v, _ in data.values() if v]
     x_max = max(2.0, math.log10(max(counts, default=100)))
-    positives = [max(v[0], 1e-3) for v, _ in data.values() if v] + [v[-1] for v, _ in data.values() if v]
+    # a log axis: values <= 0 (a skewed clock's fulfilment; a distribution of zeros) sit on its floor
+    positives = [max(v[0], 1e-3) for v, _ in data.values() if v] + [max(v[-1], 1e-3) for v, _ in data.values() if v]
     lo = 10 ** math.floor(math.log10(min(positives))) if positives else 1
     hi = 10 ** math.ceil(math.log10(max(positives))) if positives else 10
     if hi <= lo:
