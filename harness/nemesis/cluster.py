@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, TypeVar
 
 from cafe import topology
 from harness.errors import BrokerError, NotApplicable
@@ -62,6 +63,7 @@ def resolve(cluster: RabbitCluster, choice: str) -> list[ClusterNode]:
             "majority": lead + followers[:n // 2]}[choice]
 
 
+M = TypeVar("M")
 WORK_QUEUES = tuple(topology.BINDINGS)   # the quorum queues whose members must all be back
 
 
@@ -266,6 +268,19 @@ def cut(net: Netfilter, a: ClusterNode, b: ClusterNode, *, loss: float | None, o
     return len(rules)
 
 
+def links_to_cut(mode: str, order: Sequence[M]) -> list[tuple[M, M]]:
+    """The (a, b) links a partition `mode` cuts among members `order`, the leader first: a member
+    (or the minority, with the leader, for "halves") against every other; for "bridge", the members
+    but one follower split in two sides, the follower left seeing both. Pure."""
+    n = len(order)
+    if mode == "bridge":
+        rest = [m for m in order if m is not order[1]]
+        return [(a, b) for a in rest[:len(rest) // 2] for b in rest[len(rest) // 2:]]
+    alone = {"isolate-leader": order[:1], "one-way": order[:1], "isolate-follower": order[1:2],
+             "halves": order[:(n - 1) // 2]}[mode]
+    return [(a, b) for a in alone for b in order if b not in alone]
+
+
 @register
 class Partition(ClusterFault):
     """Cut the cluster's distribution links as `mode` says (see harness.experiment.faults)."""
@@ -289,18 +304,8 @@ class Partition(ClusterFault):
         leader = leader_of(self.cluster)
         lead = next((m for m in self.cluster.members if m.nodename == leader), self.cluster.members[0])
         order = [lead] + [m for m in self.cluster.members if m is not lead]
-        n = len(order)
-        pairs: list[tuple[ClusterNode, ClusterNode]]
+        pairs = links_to_cut(self.mode, order)
         one_way = self.mode == "one-way"
-        if self.mode in ("isolate-leader", "isolate-follower", "halves", "one-way"):
-            alone = {"isolate-leader": order[:1], "isolate-follower": order[1:2], "one-way": order[:1],
-                     "halves": order[:(n - 1) // 2]}[self.mode]
-            pairs = [(a, b) for a in alone for b in order if b not in alone]
-        else:   # bridge: the members but one in two sides; the one left (a follower) sees both
-            middle = order[1]
-            rest = [m for m in order if m is not middle]
-            left, right = rest[:len(rest) // 2], rest[len(rest) // 2:]
-            pairs = [(a, b) for a in left for b in right]
         self.details.update(mode=self.mode, loss=self.loss or 1.0, leader_at_start=leader,
                             cut=[[a.nodename, b.nodename] for a, b in pairs], one_way=one_way)
         self.active = True

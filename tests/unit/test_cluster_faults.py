@@ -1,0 +1,66 @@
+"""The cluster faults' pure parts (issue 17): which links a partition mode cuts, and the iptables rules
+that cut one link (both directions of both possible connections, or one direction for one-way)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from harness.experiment.faults import PARTITION_MODES
+from harness.nemesis.cluster import cut, links_to_cut
+
+THREE = ["L", "F1", "F2"]            # the leader first, as Partition.start orders them
+FIVE = ["L", "F1", "F2", "F3", "F4"]
+
+
+@pytest.mark.parametrize(("mode", "members", "links"), [
+    ("isolate-leader", THREE, {("L", "F1"), ("L", "F2")}),
+    ("isolate-follower", THREE, {("F1", "L"), ("F1", "F2")}),
+    ("one-way", THREE, {("L", "F1"), ("L", "F2")}),
+    ("halves", THREE, {("L", "F1"), ("L", "F2")}),
+    ("halves", FIVE, {(a, b) for a in ("L", "F1") for b in ("F2", "F3", "F4")}),
+    ("bridge", THREE, {("L", "F2")}),                                   # F1 sees both
+    ("bridge", FIVE, {(a, b) for a in ("L", "F2") for b in ("F3", "F4")}),
+])
+def test_each_mode_cuts_the_links_it_names(mode: str, members: list[str], links: set[tuple[str, str]]) -> None:
+    assert set(links_to_cut(mode, members)) == links
+
+
+def test_every_declared_mode_has_a_cut() -> None:
+    assert all(links_to_cut(mode, THREE) for mode in PARTITION_MODES)
+
+
+@dataclass
+class Member:
+    nodename: str
+    address: str
+    dist_port: int
+
+
+class FakeNet:
+    def __init__(self) -> None:
+        self.rules: list[dict[str, Any]] = []
+
+    def drop(self, **rule: Any) -> None:
+        self.rules.append(rule)
+
+
+A, B = Member("a", "127.150.1.1", 30001), Member("b", "127.150.1.2", 30002)
+
+
+def test_a_cut_drops_both_directions_of_both_connections() -> None:
+    net = FakeNet()
+    assert cut(net, A, B, loss=None) == 4   # type: ignore[arg-type]
+    assert [{k: v for k, v in r.items() if k != "probability"} for r in net.rules] == [
+        {"src": A.address, "dport": B.dist_port},   # a -> b on the connection a opened
+        {"dst": B.address, "sport": A.dist_port},   # a -> b on the connection b opened
+        {"src": B.address, "dport": A.dist_port},   # b -> a on the connection b opened
+        {"dst": A.address, "sport": B.dist_port}]   # b -> a on the connection a opened
+
+
+def test_one_way_drops_only_what_a_sends_and_loss_is_passed_on() -> None:
+    net = FakeNet()
+    assert cut(net, A, B, loss=0.3, one_way=True) == 2   # type: ignore[arg-type]
+    assert all(r["probability"] == 0.3 for r in net.rules)
+    assert {(r.get("src"), r.get("dst")) for r in net.rules} == {(A.address, None), (None, B.address)}
