@@ -120,7 +120,8 @@ def cluster(shops: Sequence[ShopRun]) -> str:
             continue
         members = _table(["member", "node", "address", "AMQP port", "distribution port"],
                          [[_short(m.get("node")), escape(str(m.get("node"))), escape(str(m.get("address"))),
-                           _num(m.get("amqp_port")), _num(m.get("dist_port"))] for m in info.get("members") or []])
+                           escape(str(m.get("amqp_port"))), escape(str(m.get("dist_port")))]   # ports: no separators
+                          for m in info.get("members") or []])
         rows = []
         for fault in shop.results.get("faults") or []:
             d = fault.get("details") or {}

@@ -33,6 +33,7 @@ def test_the_cluster_section_names_members_hits_and_leaders() -> None:
                              shop({"config": {"broker": None}})])
     assert "<h2>The broker cluster</h2>" in html and "3 nodes, pause_minority" in html
     assert html.count("127.150.7.") == 3
+    assert "<td>20001</td><td>30001</td>" in html   # ports as they are, no thousands separators
     assert "<td>isolate-leader</td><td>isolate-leader</td><td>n1 x n2; n1 x n3</td><td>n1</td><td>n3</td><td>n3</td>" in html
     assert "<td>kill-follower</td><td>follower</td><td>n2</td><td>n1</td><td>n1</td><td>–</td><td>1</td><td>–</td>" in html
     assert "latency-x" not in html
