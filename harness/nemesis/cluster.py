@@ -26,6 +26,7 @@ from harness.shops.base import Shop
 # again after the heal: 20 s to 2.5 min seen here (RabbitMQ 3.10.8 on Erlang 25.2.3, its log saying
 # "Global hang workaround"). A heal waits that out rather than call a cluster broken that recovers.
 HEAL_S = 180.0
+LEADER_WAIT_S = 10.0   # how long the reads around a heal wait for a member to name the queue's leader
 
 
 def cluster_of(shop: Shop, kind: str) -> RabbitCluster:
@@ -39,23 +40,30 @@ def cluster_of(shop: Shop, kind: str) -> RabbitCluster:
     return broker
 
 
-def leader_of(cluster: RabbitCluster) -> str | None:
-    """The member leading the barista queue now, or None when no member can say."""
-    try:
-        return cluster.leader(topology.ORDERS_QUEUE)
-    except BrokerError:
-        return None
+def leader_of(cluster: RabbitCluster, wait_s: float = 0.0) -> str | None:
+    """The member leading the barista queue now, or None when no member can say; with `wait_s`,
+    ask again (every second) until a member leads or that many seconds have passed (an election
+    under way, or a `quorum_status` that timed out on a loaded machine)."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            leader = cluster.leader(topology.ORDERS_QUEUE)
+        except BrokerError:
+            leader = None
+        if leader is not None or time.monotonic() >= deadline:
+            return leader
+        time.sleep(1.0)
 
 
-def resolve(cluster: RabbitCluster, choice: str) -> list[ClusterNode]:
+def resolve(cluster: RabbitCluster, choice: str, leader: str | None) -> list[ClusterNode]:
     """The members `choice` names: the queue's leader, one follower, a minority of followers, a
-    majority (the leader and followers), or node-K."""
+    majority (the leader and followers), or node-K; `leader` is the queue's leader as just read
+    (None: nobody could say, and the first member stands in for it)."""
     if choice.startswith("node-"):
         index = int(choice[5:])
         if index > cluster.size:
             raise BrokerError(f"node {choice!r}: the cluster has {cluster.size} members")
         return [cluster.members[index - 1]]
-    leader = leader_of(cluster)
     lead = [m for m in cluster.members if m.nodename == leader] or cluster.members[:1]
     followers = [m for m in cluster.members if m not in lead]
     n = cluster.size
@@ -140,7 +148,7 @@ class ClusterFault(Kind):
         self._watching.set()
         if self._watcher is not None:
             self._watcher.join(10)
-        leader = self.details["leader_before_heal"] = leader_of(self.cluster)
+        leader = self.details["leader_before_heal"] = leader_of(self.cluster, wait_s=LEADER_WAIT_S)
         running = self.cluster.running()
         self.details["running_before_heal"] = running
         # numbers an experiment can expect (`faults.<name>.<key>`): the fault's effect, seen by the cluster
@@ -168,7 +176,12 @@ class ClusterFault(Kind):
             if wait_healed(self.cluster) is not None:
                 healed = round(time.monotonic() - began, 2)
         self.details["healed_after_s"] = healed
-        self.details["leader_after_heal"] = leader_of(self.cluster)
+        after = self.details["leader_after_heal"] = leader_of(self.cluster, wait_s=LEADER_WAIT_S)
+        if self.details.get("leader_before_heal") is None and after is not None \
+                and after != self.details.get("leader_at_start"):
+            # nobody could name the leader before the heal: one elected by then moved it all the same
+            self.details["leader_changed"] = self.details["noticed"] = 1
+            self.details["leader_changed_seen"] = "after the heal"
 
 
 class NodeFault(ClusterFault):
@@ -181,8 +194,8 @@ class NodeFault(ClusterFault):
 
     def start(self, shop: Shop) -> None:
         assert self.cluster is not None
-        leader = leader_of(self.cluster)
-        self.targets_hit = resolve(self.cluster, self.choice)
+        leader = leader_of(self.cluster, wait_s=LEADER_WAIT_S)
+        self.targets_hit = resolve(self.cluster, self.choice, leader)
         self.details.update(node=self.choice, leader_at_start=leader,
                             members=[m.nodename for m in self.targets_hit])
         self.active = True
@@ -301,7 +314,7 @@ class Partition(ClusterFault):
 
     def start(self, shop: Shop) -> None:
         assert self.cluster is not None and self.net is not None
-        leader = leader_of(self.cluster)
+        leader = leader_of(self.cluster, wait_s=LEADER_WAIT_S)
         lead = next((m for m in self.cluster.members if m.nodename == leader), self.cluster.members[0])
         order = [lead] + [m for m in self.cluster.members if m is not lead]
         pairs = links_to_cut(self.mode, order)
