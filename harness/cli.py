@@ -298,8 +298,12 @@ def cmd_run(args: argparse.Namespace) -> int:
                    "fulfil p99 ms", "failed checks"):
         table.add_column(column, overflow="fold")
     verdicts = {"pass": "[green]pass[/green]", "fail": "[red]FAIL[/red]", "error": "[red]ERROR[/red]",
-                "inconclusive": "[yellow]INCONCLUSIVE[/yellow]"}
+                "inconclusive": "[yellow]INCONCLUSIVE[/yellow]", "not-applicable": "[dim]not applicable[/dim]"}
     for row in summary:
+        if row["status"] == "not-applicable":   # not run: nothing of the experiment applies to this shop
+            table.add_row(row["experiment"], row["system"], verdicts["not-applicable"], "-", "-", "-", "-", "-",
+                          row.get("not_applicable") or "")
+            continue
         table.add_row(row["experiment"], row["system"], verdicts.get(row["status"], row["status"]),
                       f"{row['accepted']}/{row['attempted']}",
                       str(row["lost"]), str(row["duplicated"]), _ci(row, "acceptance_p99_ms"),

@@ -126,12 +126,16 @@ def assemble(header: dict[str, Any], checked: dict[str, CheckerResult], expectat
 
 
 def status(results: dict[str, Any]) -> str:
-    """The verdict, Jepsen-style but four-valued: "error" when the shop run raised; "fail" when an
+    """The verdict, Jepsen-style but five-valued: "error" when the shop run raised; "not-applicable"
+    when the run was not made because nothing in the experiment applies to the shop (`applicable`
+    false, harness.experiment.run.applies); "fail" when an
     invariant failed; else "inconclusive" when a validity check failed (the run could not test
     the claim) or the run did not complete; else "fail" when an expectation failed; else "pass".
     Checks without a kind (older files) count as expectations."""
     if results.get("error"):
         return "error"
+    if results.get("applicable") is False:
+        return "not-applicable"
     failed = {c.get("kind", EXPECTATION) for c in results.get("checks", []) if not c.get("passed")}
     if INVARIANT in failed:
         return "fail"

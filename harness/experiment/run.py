@@ -292,6 +292,20 @@ def _run_shop(name: str, experiment: Experiment, system: str, *, profile: str, s
         # the driver's records go to its shard files (out_dir/generator-K.jsonl), not through `history`,
         # and join the history, in time order, once it is done (`absorb`); its workers are spawned and
         # handed their shards before t0 is chosen, so their start-up is not lag
+        # the faults are set up on the running shop before the load: one that has no meaning for it
+        # is recorded as not applicable; if nothing of the experiment applies, the run stops here
+        early: list[Record] = []
+        nemesis = Nemesis(exp.windows(), shop, early.append, 0.0)
+        reason = inapplicable(exp, system, nemesis.not_applicable)
+        if reason is not None:
+            history.write({"type": "run", "experiment": name, "system": system, "seed": seed, "profile": profile,
+                           "t0": time.time(), "run_id": run_id, "schedule_digest": schedule.digest(),
+                           "not_applicable": reason})
+            history.write_all(early)
+            history.close(complete=True, time=time.time())
+            return _not_applicable(name, exp, system, profile=profile, run_id=run_id, started=started,
+                                   reason=reason, na=nemesis.not_applicable, describe=shop.describe(),
+                                   schedule=schedule, out_dir=out_dir)
         driver = ShardedDriver(shop.entry_url, schedule, workers=workers, shard_dir=out_dir,
                                accepted_status=shop.accepted_status, client_timeout_s=exp.load.client_timeout_s,
                                max_in_flight=exp.load.max_in_flight, retry=exp.load.retry_policy(),
@@ -302,7 +316,8 @@ def _run_shop(name: str, experiment: Experiment, system: str, *, profile: str, s
             history.write({"type": "run", "experiment": name, "system": system, "seed": seed, "profile": profile,
                            "t0": t0, "run_id": run_id, "schedule_digest": schedule.digest(),
                            "queueing": queueing_model(exp)})
-            nemesis = Nemesis(exp.windows(), shop, history.write, t0)
+            history.write_all(early)
+            nemesis.begin(t0, history.write)
             sampler = BacklogSampler(shop, history.write, exp.run.backlog_interval_s, tick)
             scaler = scaler_for(exp, shop, history, t0)
         except BaseException:
@@ -367,6 +382,38 @@ def _run_shop(name: str, experiment: Experiment, system: str, *, profile: str, s
     # judged: let the records go now (a 50k-order run holds 250,000), not when the garbage collector
     # breaks the cycles the run's threads and closures made
     history.records.clear()
+    return results
+
+
+def inapplicable(exp: Experiment, system: str, not_applicable: list[dict[str, str]]) -> str | None:
+    """Why nothing of `exp` applies to shop `system`, or None when something does: it declares
+    faults and every one is not applicable to the shop (`not_applicable`, from the nemesis's
+    setup on the running shop), and it has no scale changes, autoscaler, late-comer phase or
+    expectations of its own for that shop (`[expect.<system>]`). Such a run would be a steady state
+    under no fault, which steady-state.toml already measures; it is reported "not-applicable"."""
+    if not exp.faults or len(not_applicable) < len(exp.faults):
+        return None
+    if exp.scale or exp.autoscaler is not None or exp.latecomer is not None or exp.expect.get(system):
+        return None
+    reasons = sorted({na["reason"] for na in not_applicable})
+    return "; ".join(reasons)
+
+
+def _not_applicable(name: str, exp: Experiment, system: str, *, profile: str, run_id: str, started: float,
+                    reason: str, na: list[dict[str, str]], describe: dict[str, Any], schedule: ArrivalSchedule,
+                    out_dir: Path) -> dict[str, Any]:
+    """The results of a shop run not made (`inapplicable`): no checks, status "not-applicable"."""
+    results = {
+        "experiment": name, "title": exp.title, "claim": exp.claim, "system": system, "seed": exp.run.seed,
+        "profile": profile, "run_id": run_id, "complete": True, "started_at": started,
+        "wall_s": round(time.time() - started, 3), "applicable": False, "not_applicable_because": reason,
+        "config": {"shop": describe, "broker": None, "experiment": exp.model_dump(mode="json")},
+        "schedule": {"arrivals": len(schedule), "duration_s": schedule.duration_s, "digest": schedule.digest()},
+        "faults": [], "not_applicable": na, "checks": [], "provenance": provenance(),
+    }
+    results["status"] = results_mod.status(results)
+    results["passed"] = False
+    results_mod.write(results, out_dir / "results.json")
     return results
 
 

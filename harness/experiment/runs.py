@@ -120,6 +120,7 @@ def summarise(results: dict[str, Any]) -> dict[str, Any]:
         "experiment": results["experiment"], "system": results["system"], "passed": results["passed"],
         "complete": results["complete"], "status": status_of(results),
         "error": results.get("error"), "wall_s": results.get("wall_s"),
+        "not_applicable": results.get("not_applicable_because"),
         "attempted": orders.get("attempted"), "accepted": orders.get("accepted"), "lost": orders.get("lost"),
         "duplicated": orders.get("duplicated"),
         "acceptance_p99_ms": (latency.get("acceptance") or {}).get("p99"),

@@ -1,10 +1,13 @@
-"""The verdict of a shop run, read from its results.json (or a summary row): one of four statuses.
+"""The verdict of a shop run, read from its results.json (or a summary row): one of five statuses.
 
 - "pass": every check passed;
 - "fail": an invariant or an expectation was violated;
 - "inconclusive": the run could not test the claim (generator behind or dropping arrivals, a
   checker raised, no steady state before the first fault, a fault not applied) and no invariant failed;
-- "error": the shop run raised (results["error"] holds the message).
+- "error": the shop run raised (results["error"] holds the message);
+- "not-applicable": every fault of the experiment is meaningless for this shop (the sync shop has
+  no broker to partition) and nothing else in it concerns the shop, so the load was not run: the
+  results say why (`not_applicable`). It neither passes nor fails, and does not change the exit code.
 
 Each check carries a `kind`: "expectation" (from the experiment file), "invariant" (holds in
 every run) or "validity" (the run's own validity). Files written before statuses and kinds
@@ -16,9 +19,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-STATUSES = ("pass", "fail", "inconclusive", "error")
+STATUSES = ("pass", "fail", "inconclusive", "error", "not-applicable")
 KINDS = ("expectation", "invariant", "validity")
-WORDS = {"pass": "pass", "fail": "FAIL", "inconclusive": "INCONCLUSIVE", "error": "ERROR"}   # as shown to people
+WORDS = {"pass": "pass", "fail": "FAIL", "inconclusive": "INCONCLUSIVE", "error": "ERROR",
+         "not-applicable": "not applicable"}   # as shown to people
 EXIT_INCONCLUSIVE = 3
 
 
@@ -49,7 +53,7 @@ def failed_validity(results: Mapping[str, Any]) -> list[str]:
 
 def exit_code(statuses: Iterable[str]) -> int:
     """1 if any status is "fail" or "error", else 3 (EXIT_INCONCLUSIVE) if any is "inconclusive",
-    else 0. Raises ValueError on a string that is not one of STATUSES."""
+    else 0 ("pass" and "not-applicable"). Raises ValueError on a string that is not one of STATUSES."""
     seen = set(statuses)
     unknown = seen - set(STATUSES)
     if unknown:

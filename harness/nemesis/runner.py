@@ -51,6 +51,11 @@ class Nemesis:
                 continue
             self.faults.append((window, fault))
 
+    def begin(self, t0: float, record: Callable[[Record], None]) -> None:
+        """Set the run's t0 and where records go from now on (a nemesis set up before the run
+        record was written, to learn what applies, is handed the history here); call before `start`."""
+        self.t0, self.record = t0, record
+
     def _note(self, window: FaultWindow, phase: str, **extra: Any) -> None:
         self.record({"type": "fault", "phase": phase, "name": window.name, "kind": window.kind,
                      "target": window.target, "replica": window.replica, "time": time.time(), **extra})

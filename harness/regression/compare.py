@@ -5,7 +5,8 @@ committed baseline). Rules, per metric (`TOLERANCES`, overridable from a TOML fi
 
 - a verdict (`harness.experiment.verdicts.status_of`: pass, fail, inconclusive, error) may not flip from
   pass to anything else; a flip to pass is "improved", any other move "changed"; a check that
-  passed may not fail;
+  passed may not fail; where either side is "not-applicable" (that shop run was not made) only
+  the verdict's move is shown, as "changed", and nothing else is compared;
 - ledger invariants (lost, duplicated, ...) are exact: where the experiment expects zero, the
   current value may not exceed the baseline's; where it does not (an unsafe variant that expects
   duplicates), any move is only "changed";
@@ -171,6 +172,12 @@ def compare_one(key: Key, base: Mapping[str, Any], cur: Mapping[str, Any],
     exp, system = key
     changes: list[Change] = []
     was, now = status_of(base), status_of(cur)
+    if "not-applicable" in (was, now):
+        # one side was not run (nothing of the experiment applies to the shop): nothing to compare
+        if was != now:
+            changes.append(Change(exp, system, "verdict", WORDS[was], WORDS[now], "changed",
+                                  "not applicable on one side: the shop run was not made"))
+        return changes
     if was != now:
         if was == "pass":
             changes.append(Change(exp, system, "verdict", WORDS[was], WORDS[now], "regression",

@@ -29,7 +29,7 @@ tr.diff td { background: #fff3cd; } tr.diff td:first-child::after { content: "  
 .badge { display: inline-block; padding: 1px 8px; border-radius: 10px; font-weight: 600; font-size: 12px; }
 .pass { background: #d4edda; color: #155724; } .fail { background: #f8d7da; color: #721c24; }
 .unknown { background: #e2e3e5; color: #383d41; }
-.inconclusive { background: #ffe8a8; color: #7a4d00; } .error { background: #721c24; color: #fff; }
+.inconclusive { background: #ffe8a8; color: #7a4d00; } .not-applicable { background: #e2e3e5; color: #383d41; } .error { background: #721c24; color: #fff; }
 .run-error { background: #fdecee; border-left: 4px solid #721c24; padding: 6px 12px; white-space: pre-wrap;
   overflow-wrap: anywhere; font-family: ui-monospace, monospace; font-size: 13px; }
 .sig { background: #dbe7f7; color: #1f4f8a; } tr.sig td { background: #eef4fc; }

@@ -3,13 +3,15 @@ GitHub-flavoured Markdown (the job summary), and a compare result as Markdown or
 
 A summary row is one experiment on one shop (`runs.summarise`): experiment, system, passed,
 complete, the ledger and latency numbers, failed_checks, repeats, intervals; newer rows also carry
-status ("pass" | "fail" | "inconclusive" | "error"), error (why the shop run errored), wall_s and
+status ("pass" | "fail" | "inconclusive" | "error" | "not-applicable"), error (why the shop run
+errored), not_applicable (why it was not run), wall_s and
 failures ([{name, expected, observed, kind}]). Older rows without `status` get one from
 `harness.experiment.verdicts.status_of` (passed is "pass", an incomplete run with an error is "error",
 anything else is "fail"); a failure without `kind` is an expectation.
 
 An inconclusive run (the run could not test its claim) is neither a failure nor an error: in
-JUnit it is a skipped test case whose message names the failed validity checks.
+JUnit it is a skipped test case whose message names the failed validity checks. A not-applicable
+run (nothing of the experiment applies to the shop) is a skipped test case whose message says why.
 
 Pure: every function returns text, except `write_junit` and `append_github_summary`, which write
 exactly the file they are given (or named by GITHUB_STEP_SUMMARY).
@@ -29,9 +31,10 @@ from harness.experiment import verdicts
 from harness.regression.compare import Change, regressions
 
 Row = Mapping[str, Any]
-RunStatus = Literal["pass", "fail", "inconclusive", "error"]
+RunStatus = Literal["pass", "fail", "inconclusive", "error", "not-applicable"]
 
-_VERDICT = {"pass": "pass", "fail": "**FAIL**", "inconclusive": "**INCONCLUSIVE**", "error": "**ERROR**"}
+_VERDICT = {"pass": "pass", "fail": "**FAIL**", "inconclusive": "**INCONCLUSIVE**", "error": "**ERROR**",
+            "not-applicable": "not applicable"}
 _SHOP_COLUMNS = ("verdict", "accepted", "lost", "dup", "accept p99 ms")
 # terminal colour codes (an error message captured from a console), then what XML 1.0 cannot carry
 _ANSI = re.compile("\x1b\\[[0-9;]*[A-Za-z]")
@@ -71,7 +74,8 @@ def junit_xml(rows: Iterable[Row], *, suite: str = "chaoscafe", report_dir: str 
     "name: expected X, observed Y"; text: every failed check and, given report_dir and run_id, the
     link `{report_dir}/{run_id}/{experiment}.html`); an errored row has one <error> carrying its
     error; an inconclusive row has one <skipped> whose message names the failed validity checks
-    (text: those and any other failed check, not to be trusted from an invalid run); a passing row
+    (text: those and any other failed check, not to be trusted from an invalid run); a
+    not-applicable row one <skipped> whose message says why; a passing row
     has none of these. The key numbers go to <system-out>. The suite's `failures`, `errors` and
     `skipped` count test cases (the JUnit meaning), not <failure> elements. An `interrupted` set
     (Ctrl-C) adds one test case `interrupted` (classname chaoscafe) with an <error>, so a CI that
@@ -97,7 +101,7 @@ def junit_xml(rows: Iterable[Row], *, suite: str = "chaoscafe", report_dir: str 
     for counted in (junit_suite, document):
         counted.failures = states.count("fail")
         counted.errors = states.count("error") + int(interrupted)
-        counted.skipped = states.count("inconclusive")
+        counted.skipped = states.count("inconclusive") + states.count("not-applicable")
     return '<?xml version="1.0" encoding="utf-8"?>\n' + document.tostring().decode("utf-8") + "\n"
 
 
@@ -127,6 +131,9 @@ def _testcase(row: Row, *, report_dir: str | None, run_id: str | None) -> TestCa
         case.result = [error]
     elif state == "inconclusive":
         case.result = [_skipped(row, link)]
+    elif state == "not-applicable":
+        case.result = [Skipped(_xml(f"not applicable: {row.get('not_applicable') or 'nothing of it applies'}"),
+                               "not-applicable")]
     case.system_out = _xml(_key_numbers(row))
     return case
 
@@ -189,7 +196,8 @@ def summary_markdown(rows: Iterable[Row], *, title: str, report_index: str | Non
     by_key = {(str(row["experiment"]), str(row["system"])): row for row in rows}
     out = [f"## {title}", "",
            f"{len(rows)} shop runs: {states.count('pass')} pass, {states.count('fail')} fail, "
-           f"{states.count('inconclusive')} inconclusive, {states.count('error')} error", ""]
+           f"{states.count('inconclusive')} inconclusive, {states.count('error')} error"
+           + (f", {states.count('not-applicable')} not applicable" if "not-applicable" in states else ""), ""]
     if rows:
         header = ["experiment", *(f"{shop} {column}" for shop in shops for column in _SHOP_COLUMNS)]
         out.append(_table_row(header))
@@ -201,7 +209,8 @@ def summary_markdown(rows: Iterable[Row], *, title: str, report_index: str | Non
                 cells += _shop_cells(row) if row is not None else ["-"] * len(_SHOP_COLUMNS)
             out.append(_table_row(cells))
         out.append("")
-    problems = [(row, state) for row, state in zip(rows, states, strict=True) if state != "pass"]
+    problems = [(row, state) for row, state in zip(rows, states, strict=True)
+                if state not in ("pass", "not-applicable")]
     if problems:
         out += ["### Failures", ""]
         for row, state in problems:

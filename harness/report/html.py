@@ -68,7 +68,8 @@ def share(value: Any) -> str:
 
 def verdict(shop: ShopRun | None) -> tuple[str, str]:
     """(css class, word) of a shop run's verdict: the status is the css class ("pass", "fail",
-    "inconclusive", "error"; "unknown" for a shop that did not run), the word is what people read."""
+    "inconclusive", "error", "not-applicable"; "unknown" for a shop with no results), the word is
+    what people read."""
     if shop is None:
         return "unknown", "not run"
     status = status_of(shop.results)
@@ -112,6 +113,8 @@ def held_sentence(run: RunData, experiment: str) -> str:
             held = "could not be tested" + (f" (inconclusive: {', '.join(invalid)})" if invalid else f" ({word})")
         elif css == "error":
             held = f"could not be judged ({word}: the shop run raised)"
+        elif css == "not-applicable":
+            held = f"does not apply, and was not run ({shop.results.get('not_applicable_because')})"
         else:
             held = "held" if css == "pass" else ("did not hold" + (f" (failed: {', '.join(failed)})" if failed else
                                                                    f" ({word})"))
@@ -165,6 +168,9 @@ def render_index(run: RunData, *, link_prefix: str = "", assets: str = "assets",
         for system in shops:
             shop = run.shop(experiment, system)
             others = [run.shop(experiment, other) for other in shops if other != system]
+            if shop is not None and verdict(shop)[0] == "not-applicable":
+                cells.append(f'{badge(shop)}<div class="note">{h(shop.results.get("not_applicable_because"))}</div>')
+                continue
             cells.append(f'{badge(shop)}{key_numbers(shop) if shop else ""}{spread.index_block(shop, others)}')
         rows.append(cells)
     matrix = table(["experiment", *shops], rows).replace("<td>", '<td class="cell">')
@@ -172,9 +178,11 @@ def render_index(run: RunData, *, link_prefix: str = "", assets: str = "assets",
     counts = {status: sum(1 for s in run.shops if verdict(s)[0] == status) for status in STATUSES}
     body = [f'<p class="note">Run <b>{h(run.run_id)}</b> ({h(run.path)}): of {len(run.shops)} experiment runs, '
             f"{counts['pass']} passed every check, {counts['fail']} failed, {counts['inconclusive']} were "
-            f"inconclusive (the run could not test the claim), {counts['error']} errored. "
-            f"Each experiment ran against each shop with the same seed, "
-            f"arrival schedule, fault schedule and capacity.</p>",
+            f"inconclusive (the run could not test the claim), {counts['error']} errored"
+            + (f", {counts['not-applicable']} were not applicable (nothing of the experiment applies to that "
+               "shop: not run)" if counts["not-applicable"] else "") + ". "
+            "Each experiment ran against each shop with the same seed, "
+            "arrival schedule, fault schedule and capacity.</p>",
             "<h2>Verdicts</h2>", matrix, "<h2>Claims</h2>", sentences]
     if (Path(run.path) / INTERRUPTED).is_file():   # written by `chaoscafe run` on Ctrl-C
         body.insert(0, '<p class="run-error">This set was interrupted: only the shop runs that finished are '

@@ -68,6 +68,10 @@ class PlainLines:
         left = self.time_left()
         rep = f" repetition {repetition}" if repetition > 1 else ""
         verdict = row.get("status") or ("pass" if row.get("passed") else "fail")
+        if verdict == "not-applicable":
+            self.emit(f"{prefix} {row['experiment']} / {row['system']}{rep}: not applicable, not run"
+                      f" ({row.get('not_applicable')})  wall {_num(row.get('wall_s'), ' s')}")
+            return
         line = (f"{prefix} {row['experiment']} / {row['system']}{rep}: {verdict.upper() if verdict != 'pass' else verdict}"
                 f"  attempted {_num(row.get('attempted'))} accepted {_num(row.get('accepted'))}"
                 f" lost {_num(row.get('lost'))} dup {_num(row.get('duplicated'))}"

@@ -292,3 +292,21 @@ def test_junit_of_an_interrupted_set_has_an_error_case_so_ci_is_not_green() -> N
     (case,) = [c for c in suite if c.name == "interrupted"]
     assert case.classname == "chaoscafe" and "interrupted (Ctrl-C) after 1 finished" in case.result[0].message
     assert parsed(junit_xml([PASS])).errors == 0      # a set that finished has no such case
+
+
+NOT_APPLICABLE = row("broker-partition", "sync", status="not-applicable", passed=False, attempted=None,
+                     accepted=None, lost=None, duplicated=None, acceptance_p99_ms=None,
+                     not_applicable="the sync shop has no broker")
+
+
+def test_a_not_applicable_row_is_skipped_saying_why_and_is_no_failure() -> None:
+    suite = parsed(junit_xml([PASS, NOT_APPLICABLE]))
+    assert (suite.tests, suite.failures, suite.errors, suite.skipped) == (2, 0, 0, 1)
+    case = cases(suite)[("broker-partition", "sync")]
+    assert [type(r) for r in case.result] == [Skipped]
+    assert case.result[0].type == "not-applicable"
+    assert case.result[0].message == "not applicable: the sync shop has no broker"
+    markdown = summary_markdown([PASS, NOT_APPLICABLE], title="t")
+    assert "2 shop runs: 1 pass, 0 fail, 0 inconclusive, 0 error, 1 not applicable" in markdown
+    assert "| not applicable |" in markdown
+    assert "### Failures" not in markdown

@@ -227,3 +227,13 @@ def test_cli_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert "no such directory" in capsys.readouterr().out
     assert main(["baseline", str(worse), "--out", str(tmp_path / "bl")]) == 0
     assert (tmp_path / "bl" / "a" / "async" / "results.json").is_file()
+
+
+def test_a_shop_run_not_applicable_on_one_side_is_changed_and_nothing_else_is_compared() -> None:
+    not_run = {"experiment": "barista-outage", "system": "async", "profile": "smoke", "status": "not-applicable",
+               "applicable": False, "passed": False, "complete": True, "checks": []}
+    for base, cur in ((results(), not_run), (not_run, results())):
+        changes = compare_one(("e", "s"), base, cur, TOLERANCES)
+        assert [(c.metric, c.status) for c in changes] == [("verdict", "changed")]
+        assert not regressions(changes)
+    assert compare_one(("e", "s"), not_run, not_run, TOLERANCES) == []

@@ -333,3 +333,18 @@ def test_speed_compresses_a_fault_parameter_left_at_its_default_and_writes_it_ou
     assert latency.params == {"latency": 25, "jitter": 0}          # the 100 ms default, compressed
     assert bandwidth.params == {"rate": 400}                         # 100 KB/s, k times the data rate
     assert exp.for_profile("full").faults[0].params == {}            # uncompressed: as written
+
+
+def test_a_shop_run_is_not_applicable_only_when_every_fault_and_nothing_else_concerns_the_shop() -> None:
+    from harness.experiment.run import inapplicable
+    exp = load_experiment(ROOT / "experiments" / "broker-partition.toml")
+    na = [{"name": w.name, "kind": w.kind, "target": w.target, "reason": "the sync shop has no broker"}
+          for w in exp.windows()]
+    assert inapplicable(exp, "sync", na) == "the sync shop has no broker"
+    assert inapplicable(exp, "sync", na[:-1]) is None                      # one fault still applies
+    own = exp.model_copy(update={"expect": {**exp.expect, "sync": {"orders.lost": exp.expect["async"]["orders.lost"]}}})
+    assert inapplicable(own, "sync", na) is None                           # [expect.sync]: a claim about it
+    assert inapplicable(load_experiment(ROOT / "experiments" / "steady-state.toml"), "sync", []) is None
+    late = load_experiment(ROOT / "experiments" / "new-consumer-live.toml")
+    na_late = [{"name": w.name, "kind": w.kind, "target": w.target, "reason": "no events"} for w in late.windows()]
+    assert inapplicable(late, "sync", na_late) == "no events"

@@ -1,4 +1,4 @@
-"""The four-valued verdict: given statuses, statuses derived from older files, kinds, exit codes."""
+"""The five-valued verdict: given statuses, statuses derived from older files, kinds, exit codes."""
 from __future__ import annotations
 
 import pytest
@@ -6,8 +6,19 @@ import pytest
 from harness.experiment.verdicts import STATUSES, exit_code, failed_validity, kind_of, status_of
 
 
-def test_statuses_are_the_four_in_order() -> None:
-    assert STATUSES == ("pass", "fail", "inconclusive", "error")
+def test_statuses_are_the_five_in_order() -> None:
+    assert STATUSES == ("pass", "fail", "inconclusive", "error", "not-applicable")
+
+
+def test_a_run_not_made_is_not_applicable_and_changes_no_exit_code() -> None:
+    from harness.experiment.results import status
+    assert status({"applicable": False, "checks": [], "complete": True}) == "not-applicable"
+    assert status({"applicable": False, "error": "boom"}) == "error"     # an error still wins
+    assert status({"applicable": True, "checks": []}) == "pass"
+    assert exit_code(["pass", "not-applicable"]) == 0
+    assert exit_code(["not-applicable"]) == 0
+    assert exit_code(["not-applicable", "inconclusive"]) == 3
+    assert exit_code(["not-applicable", "fail"]) == 1
 
 
 @pytest.mark.parametrize("given", STATUSES)
