@@ -159,12 +159,12 @@ class RabbitNode:
     @property
     def amqp_url(self) -> str:
         """AMQP URL for the default vhost, credentials included."""
-        return _url(self.username, self.password, self.amqp_port, self.vhost, self.address)
+        return amqp_url_of(self.username, self.password, self.amqp_port, self.vhost, self.address)
 
     def amqp_url_at(self, port: int) -> str:
         """AMQP URL of this node's vhost and credentials at 127.0.0.1:`port` (a proxy in front of
         the node)."""
-        return _url(self.username, self.password, port, self.vhost)
+        return amqp_url_of(self.username, self.password, port, self.vhost)
 
     def endpoints(self) -> list[tuple[str, int]]:
         """Where clients reach the broker: (address, AMQP port) per node, this one only."""
@@ -547,7 +547,7 @@ class RabbitNode:
         self.cleanup()
 
 
-def _url(user: str, password: str, port: int, vhost: str, host: str = _HOST) -> str:
+def amqp_url_of(user: str, password: str, port: int, vhost: str, host: str = _HOST) -> str:
     """amqp://user:password@host:port/vhost, every part percent-encoded."""
     user, password, vhost = (urllib.parse.quote(s, safe="") for s in (user, password, vhost))
     return f"amqp://{user}:{password}@{host}:{port}/{vhost}"
@@ -589,14 +589,14 @@ class Vhost:
     @property
     def amqp_url(self) -> str:
         """AMQP URL of this vhost at the node's own port, this tenant's credentials included."""
-        return _url(self.username, self.password, self.node.amqp_port, self.vhost, self.node.address)
+        return amqp_url_of(self.username, self.password, self.node.amqp_port, self.vhost, self.node.address)
 
     def endpoints(self) -> list[tuple[str, int]]:
         return self.node.endpoints()
 
     def amqp_url_at(self, port: int) -> str:
         """AMQP URL of this vhost at loopback `port` (a proxy in front of the node)."""
-        return _url(self.username, self.password, port, self.vhost)
+        return amqp_url_of(self.username, self.password, port, self.vhost)
 
     def start(self) -> None:
         """Create the vhost, the user and its permissions on that vhost only."""

@@ -29,7 +29,7 @@ from typing import Any
 
 from harness.errors import BrokerError
 from harness.infra import netfilter
-from harness.infra.broker import NODE_ERL_ARGS, RabbitNode, _url
+from harness.infra.broker import NODE_ERL_ARGS, RabbitNode, amqp_url_of
 from harness.infra.netfilter import Netfilter
 from harness.infra.ports import free_port
 
@@ -123,6 +123,7 @@ class RabbitCluster:
         self.epmd_port = free_port(_DIST_HOST)
         self.members = [ClusterNode(self, k) for k in range(1, size + 1)]
         self.started_after_s: float | None = None
+        self._answered: ClusterNode | None = None   # the member whose API answered last (_live)
 
     def nodename_of(self, index: int) -> str:
         return f"cafe-{self.token}-n{index}@localhost"
@@ -140,10 +141,10 @@ class RabbitCluster:
     def amqp_url(self) -> str:
         """AMQP URL of the first member whose management API answers (its own address and port)."""
         node = self._live()
-        return _url(self.username, self.password, node.amqp_port, self.vhost, node.address)
+        return amqp_url_of(self.username, self.password, node.amqp_port, self.vhost, node.address)
 
     def amqp_url_at(self, port: int) -> str:
-        return _url(self.username, self.password, port, self.vhost)
+        return amqp_url_of(self.username, self.password, port, self.vhost)
 
     @property
     def management_url(self) -> str:
@@ -241,14 +242,17 @@ class RabbitCluster:
 
     # -- cluster state ---------------------------------------------------------------------------
     def _live(self, *, api: bool = True) -> ClusterNode:
-        """The first member that runs (and, with `api`, whose management API answers)."""
-        for m in self.members:
+        """The first member that runs (and, with `api`, whose management API answers), asking the
+        one that answered last time first: a frozen member costs its 2 s timeout once, not per read."""
+        last = self._answered
+        for m in ([last] if last is not None else []) + [m for m in self.members if m is not last]:
             if not m.is_running():
                 continue
             if not api:
                 return m
             try:
                 m._api("overview", timeout=2)
+                self._answered = m
                 return m
             except BrokerError:
                 continue
