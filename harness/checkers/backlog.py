@@ -2,6 +2,10 @@
 
 time_to_drain_s runs from the first sample at the maximum to the first later sample at 0: 0.0 when
 the backlog never rose above 0, None when it never drained or there are no samples.
+`orders_nodes`: where the barista queue was, from the samples' `orders_node` (the broker node
+leading a quorum queue or holding a classic one, as the management API said): consecutive samples
+on one node as a span {node, from_s, to_s, samples, max_orders} (seconds after t0; `max_orders`, the
+most orders ready or unacked in it); empty without such samples (the sync shop, older histories).
 Always valid: the backlog is judged by expectations.
 """
 from __future__ import annotations
@@ -32,6 +36,21 @@ def time_to_drain(samples: list[tuple[float, float]]) -> float | None:
     return next((round(time - samples[at][0], 6) for time, total in samples[at + 1:] if total == 0), None)
 
 
+def node_spans(history: Sequence[Record], origin: float) -> list[dict[str, Any]]:
+    """The barista queue's node over time (see the module docstring), in time order."""
+    spans: list[dict[str, Any]] = []
+    for r in sorted((r for r in history if r.get("type") == "backlog" and r.get("orders_node")),
+                    key=lambda r: float(r["time"])):
+        t = round(float(r["time"]) - origin, 3)
+        orders = (r.get("orders_ready") or 0) + (r.get("orders_unacked") or 0)
+        if spans and spans[-1]["node"] == r["orders_node"]:
+            last = spans[-1]
+            last.update(to_s=t, samples=last["samples"] + 1, max_orders=max(last["max_orders"], orders))
+        else:
+            spans.append({"node": r["orders_node"], "from_s": t, "to_s": t, "samples": 1, "max_orders": orders})
+    return spans
+
+
 @dataclass(frozen=True)
 class Backlog:
     name: str = "backlog"
@@ -47,5 +66,6 @@ class Backlog:
             "mean": round(sum(totals) / len(totals), 6) if totals else None,
             "series": [{"t": round(time - origin, 6), "total": total} for time, total in samples],
             "time_to_drain_s": time_to_drain(samples),
+            "orders_nodes": node_spans(history, origin),
         }
         return CheckerResult(self.name, True, data)

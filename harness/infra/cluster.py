@@ -311,7 +311,7 @@ class RabbitCluster:
             return {}
 
     # -- delegated to a live member --------------------------------------------------------------
-    def queue_stats(self, queue: str, vhost: str = "/") -> dict[str, int]:
+    def queue_stats(self, queue: str, vhost: str = "/") -> dict[str, Any]:
         return self._live().queue_stats(queue, vhost)
 
     def bindings(self, exchange: str, queue: str, vhost: str = "/") -> list[str]:

@@ -110,9 +110,35 @@ def _short(node: Any) -> str:
     return "–" if not node else escape(str(node).split("@")[0].rsplit("-", 1)[-1])
 
 
+def _queue_nodes(shop: ShopRun) -> str:
+    """Where barista.orders was over time (backlog.orders_nodes: spans of samples on one node, with
+    the fault windows they overlap), and per node the time it held the queue and the most orders
+    ready or unacked in it meanwhile."""
+    spans = (shop.results.get("backlog") or {}).get("orders_nodes") or []
+    if not spans:
+        return ""
+    windows = shop.results.get("faults") or []
+    rows = []
+    for span in spans:
+        during = [str(w.get("name")) for w in windows
+                  if (w.get("start_s") or 0) <= span["to_s"] and (w.get("end_s") or 0) >= span["from_s"]]
+        rows.append([_short(span.get("node")), _num(span.get("from_s")), _num(span.get("to_s")),
+                     _num(span.get("max_orders")), escape(", ".join(during)) or "–"])
+    per_node: dict[str, list[float]] = {}
+    for span in spans:
+        held = per_node.setdefault(str(span.get("node")), [0.0, 0.0])
+        held[0] += float(span["to_s"]) - float(span["from_s"])
+        held[1] = max(held[1], float(span.get("max_orders") or 0))
+    totals = [[_short(node), _num(round(s, 1)), _num(int(most))] for node, (s, most) in per_node.items()]
+    return ("<h4>barista.orders over time: the node leading (quorum) or holding (classic) it</h4>"
+            + _table(["node", "from s", "to s", "most orders in the queue", "fault windows then"], rows)
+            + _table(["node", "seconds holding the queue", "most orders in it"], totals))
+
+
 def cluster(shops: Sequence[ShopRun]) -> str:
     """The RabbitMQ cluster under a shop: its members, and per cluster fault which members it hit,
-    who led barista.orders at its start, just before its heal and after, and how long healing took."""
+    who led barista.orders at its start, just before its heal and after, and how long healing took;
+    then where the queue was over time (`_queue_nodes`)."""
     parts = []
     for shop in shops:
         info = ((shop.results.get("config") or {}).get("broker") or {}).get("cluster")
@@ -137,9 +163,11 @@ def cluster(shops: Sequence[ShopRun]) -> str:
                          "leader after", "members down", "healed after s"], rows) if rows else ""
         parts.append(f"<h3>{escape(shop.system)} shop: {_num(info.get('nodes'))} nodes, "
                      f"{escape(str(info.get('partition_handling')))}, net_ticktime {_num(info.get('net_ticktime_s'))} s, "
-                     f"booted in {_num(info.get('started_after_s'))} s</h3>" + members + faults)
+                     f"booted in {_num(info.get('started_after_s'))} s</h3>" + members + faults
+                     + _queue_nodes(shop))
     if not parts:
         return ""
     return ("<h2>The broker cluster</h2><p class=\"note\">Leaders are those of barista.orders, read from the "
             "members' Raft state on the majority's side; a member is down when the majority no longer lists "
-            "it as running. Fault windows are shaded in the charts above.</p>" + "".join(parts))
+            "it as running. The queue's node over time is the management API's, sampled with the backlog "
+            "(it lags an election by seconds). Fault windows are shaded in the charts above.</p>" + "".join(parts))

@@ -147,7 +147,8 @@ class AsyncShop(Shop):
         None and counted 0 when it did not answer), ready in the barista queue (passive declare:
         exact now), held unacked by baristas, brewed coffees waiting for the waiter, dead letters;
         `held`: unacked orders per barista replica (each replica's /health, skipped when it does not
-        answer); `consumers` on the barista queue (management API) and `baristas` (replicas now).
+        answer); `consumers` on the barista queue and `orders_node`, the broker node leading (quorum)
+        or holding (classic) it (management API), and `baristas` (replicas now).
         The unacked count is the sum of `held` when every running replica answered (`unacked_from`
         "replicas"), else the management API's, whose statistics lag by seconds and can stay stale
         when the queue is idle (`unacked_from` "management"). The outbox is read first: an order
@@ -164,7 +165,8 @@ class AsyncShop(Shop):
                 "brewed_waiting": brewed_ready, "dead_letters": self.dead_letters(),
                 "total": (outbox or 0) + orders_ready + unacked + brewed_ready,
                 "unacked_from": "replicas" if exact else "management", "management_unacked": stats["unacked"],
-                "consumers": stats["consumers"], "held": held, "baristas": self.replica_count("barista")}
+                "consumers": stats["consumers"], "orders_node": stats["node"], "held": held,
+                "baristas": self.replica_count("barista")}
 
     def outbox_pending(self) -> int | None:
         """Orders the order service took and has not yet had confirmed by the broker (its outbox

@@ -220,7 +220,8 @@ def test_a_fault_hit_bound_must_name_a_fault_of_the_file_and_is_scaled_with_it()
 
 def test_only_experiments_that_stop_the_broker_or_run_a_cluster_need_a_private_broker() -> None:
     private = {name for name, exp in ((p.stem, load_experiment(p)) for p in EXPERIMENTS) if exp.needs_private_broker()}
-    assert private == {"broker-outage", "broker-outage-direct", "broker-node-outage", "broker-partition"}
+    assert private == {"broker-outage", "broker-outage-direct", "broker-node-outage", "broker-node-outage-classic",
+                       "broker-partition"}
 
 
 @pytest.mark.parametrize(("broker", "kind", "params", "error"), [
