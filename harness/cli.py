@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cafe.brewing import BrewTime
-from harness.shops import SHOP_NAMES, traits_of  # the registry only: no adapter, no infrastructure
+from harness.shops import ENTRIES, PROBLEMS, SHOP_NAMES, traits_of  # the registry only: no adapter, no infrastructure
 
 # harness.experiment.model.PROFILES, repeated so that parsing the command line does not load the
 # experiment schema (tests/unit/test_experiment.py checks they agree)
@@ -27,12 +27,12 @@ PROFILES = ("fast", "smoke", "full")
 console = Console() if sys.stdout.isatty() else Console(width=160)
 STATE_DIR = Path(os.environ.get("CHAOSCAFE_HOME", ".chaoscafe")).resolve()
 INFRA_STATE = STATE_DIR / "infra.json"
-SHOP_CHOICES = [*SHOP_NAMES, "both"]   # "both": every registered shop
+SHOP_CHOICES = [*SHOP_NAMES, "all", "both"]   # "all" (and "both", its older name): every registered shop
 
 
 def _shops(choice: str) -> list[str]:
-    """The shops a --system/--shop choice names: one, or every registered shop for "both"."""
-    return list(SHOP_NAMES) if choice == "both" else [choice]
+    """The shops a --system/--shop choice names: one, or every registered shop for "all" or "both"."""
+    return list(SHOP_NAMES) if choice in ("all", "both") else [choice]
 
 
 def error_line(text: str) -> None:
@@ -188,6 +188,25 @@ def _selected(names: list[str]) -> Any:
     from harness.experiment.runs import select
 
     return select(names)
+
+
+def cmd_shops(args: argparse.Namespace) -> int:
+    """The registered shops (built-in and plugins, harness.shops): name, adapter, what it is."""
+    from importlib.metadata import entry_points
+
+    from harness.shops import BUILT_IN, ENTRY_POINTS
+
+    dists = {point.name: point.dist.name if point.dist else "?" for point in entry_points(group=ENTRY_POINTS)}
+    table = Table(title=f"shops (entry points of {ENTRY_POINTS})")
+    for column in ("name", "from", "adapter", "broker", "event log", "new consumers"):
+        table.add_column(column, overflow="fold")
+    for name, entry in ENTRIES.items():
+        source = "built-in" if entry in BUILT_IN else f"plugin ({dists.get(name, '?')})"
+        t = entry.traits
+        table.add_row(name, source, entry.adapter, *("yes" if v else "no" for v in
+                                                     (t.needs_broker, t.has_event_log, t.accepts_subscribers)))
+    console.print(table)
+    return 0
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -551,14 +570,14 @@ def parser() -> argparse.ArgumentParser:
     shop.set_defaults(func=cmd_shop)
     demo = sub.add_parser("demo", help="start both shops and serve a batch of orders through each")
     demo.add_argument("--orders", type=int, default=50)
-    demo.add_argument("--system", choices=SHOP_CHOICES, default="both")
+    demo.add_argument("--system", choices=SHOP_CHOICES, default="all")
     demo.add_argument("--seed", type=int, default=1)
     demo.add_argument("--json", help="also write the results as JSON to this file")
     _shop_options(demo)
     demo.set_defaults(func=cmd_demo)
     run = sub.add_parser("run", help="run experiments against both shops with the same schedule and faults")
     run.add_argument("experiments", nargs="*", help="experiment names or TOML files (default: all in experiments/)")
-    run.add_argument("--system", choices=SHOP_CHOICES, default="both")
+    run.add_argument("--system", choices=SHOP_CHOICES, default="all")
     run.add_argument("--profile", choices=list(PROFILES),
                      help="fast: smoke compressed in time (each file's [profiles.fast] speed); smoke: CI-sized; "
                           "full: the real run (default $CHAOSCAFE_PROFILE, else full)")
@@ -593,7 +612,7 @@ def parser() -> argparse.ArgumentParser:
                      help="text: a table for people (default); markdown or json: one document on stdout, for CI")
     cmp.set_defaults(func=cmd_compare)
     exp = sub.add_parser("explore", help="search fault schedules for a broken invariant; shrink it to a replayable file")
-    exp.add_argument("--shop", choices=SHOP_CHOICES, default="both")
+    exp.add_argument("--shop", choices=SHOP_CHOICES, default="all")
     exp.add_argument("--config", choices=["strong", "weak"], default="strong",
                      help="strong: idempotency and keyed retries (the default); weak: none of it")
     exp.add_argument("--examples", type=_positive, default=20, help="generated schedules at most (default 20)")
@@ -608,6 +627,8 @@ def parser() -> argparse.ArgumentParser:
     base.add_argument("run_dir", metavar="RUN_DIR")
     base.add_argument("--out", default="reports/baseline/fast", help="default reports/baseline/fast")
     base.set_defaults(func=cmd_baseline)
+    shp = sub.add_parser("shops", help="list the registered shops: built-in and plugins (docs/shops.md)")
+    shp.set_defaults(func=cmd_shops)
     lst = sub.add_parser("list", help="list experiments with the claim each tests")
     lst.set_defaults(func=cmd_list)
     val = sub.add_parser("validate", help="check experiment files; exit 2 if any is invalid")
@@ -640,6 +661,8 @@ def main(argv: list[str] | None = None) -> int:
     from harness.infra.processes import install_signal_handlers
 
     args = absolute_paths(parser().parse_args(argv))
+    for problem in PROBLEMS:   # a shop plugin left out: say so, then go on with the others
+        error_line(f"chaoscafe: {problem}")
     install_signal_handlers()
     try:
         return int(args.func(args))

@@ -12,6 +12,7 @@ import sys
 import urllib.request
 from abc import ABC, abstractmethod
 from dataclasses import replace
+from pathlib import Path
 from typing import Any, ClassVar
 
 from cafe.config import ServiceConfig
@@ -48,6 +49,7 @@ class Shop(ABC):
     kind: ClassVar[str]
     accepted_status: ClassVar[int]      # HTTP status of an accepted order
     traits: ClassVar[ShopTraits]        # what the shop is (harness/shops/traits.py), asked instead of `kind`
+    programs: ClassVar[Path | None] = None   # where its service programs are; None: systems/<kind>/ (built-ins)
 
     def __init__(self, infra: Infrastructure, settings: ShopSettings | None = None) -> None:
         self.infra = infra
@@ -96,9 +98,12 @@ class Shop(ABC):
         return f"http://127.0.0.1:{proxy.listen_port}"
 
     def service(self, name: str, program: str, config_for: Any, *, directory: str | None = None) -> ServiceSpec:
-        """A ServiceSpec running systems/<directory or kind>/<program> with the ServiceConfig
-        `config_for(index)` (directory "newcomers" for services that join a running shop)."""
-        script = systems_dir() / (directory or self.kind) / program
+        """A ServiceSpec running <program> of the shop's `programs` folder, or of
+        systems/<directory or kind>/ when it has none or `directory` is given ("newcomers" for
+        services that join a running shop), with the ServiceConfig `config_for(index)`."""
+        folder = self.programs if self.programs is not None and directory is None \
+            else systems_dir() / (directory or self.kind)
+        script = folder / program
         configs = self.dir / "config"
         configs.mkdir(exist_ok=True)
 

@@ -2,8 +2,9 @@
 
 Pure (imports nothing of the harness): the checkers and the report read these through the registry
 (`harness.shops.TRAITS`) without loading an adapter or any infrastructure; the runtime asks the
-adapter (`Shop.traits`, the same object). A new shop declares its `ShopTraits` here, next to SYNC
-and ASYNC, and registers it in `harness.shops` beside its adapter.
+adapter (`Shop.traits`, the same object). A shop is registered by a `ShopEntry` (its name, its
+adapter as "module:Class", its traits) named by an entry point of the group `chaoscafe.shops`:
+SYNC_SHOP and ASYNC_SHOP here, a plugin's in its own package (docs/shops.md).
 
     needs_broker          the run starts RabbitMQ (a vhost on the set's node, or a private node)
     has_event_log         a stream keeps every event: a newcomer can replay the shop's history
@@ -135,3 +136,18 @@ ASYNC = ShopTraits(
         ("kill", "waiter", ({},)),
     ),
 )
+
+
+@dataclass(frozen=True)
+class ShopEntry:
+    """What an entry point of the group `chaoscafe.shops` names: the shop's `name` (the entry
+    point's name too: what `--system` and `[expect.<name>]` say), its `adapter` as "module:Class"
+    (a `harness.shops.base.Shop`, imported only when a run needs it) and its `traits`."""
+
+    name: str
+    adapter: str
+    traits: ShopTraits
+
+
+SYNC_SHOP = ShopEntry("sync", "harness.shops.sync_shop:SyncShop", SYNC)
+ASYNC_SHOP = ShopEntry("async", "harness.shops.async_shop:AsyncShop", ASYNC)

@@ -31,6 +31,34 @@ def test_traits_agree_with_what_the_harness_asks() -> None:
 
 
 def test_the_command_line_offers_the_registered_shops() -> None:
-    assert SHOP_CHOICES == [*SHOP_NAMES, "both"]
+    assert SHOP_CHOICES == [*SHOP_NAMES, "all", "both"]
     args = parser().parse_args(["shop", "up", SHOP_NAMES[-1]])
     assert args.kind == SHOP_NAMES[-1]
+    assert parser().parse_args(["run"]).system == "all"
+    from harness.cli import _shops
+    assert _shops("all") == _shops("both") == list(SHOP_NAMES) and _shops("sync") == ["sync"]
+
+
+def test_shops_are_found_through_entry_points_and_a_bad_plugin_is_left_out_saying_why() -> None:
+    from importlib.metadata import EntryPoint
+
+    from harness.shops import BUILT_IN, ENTRY_POINTS, discover
+
+    def point(name: str, value: str) -> EntryPoint:
+        return EntryPoint(name, value, ENTRY_POINTS)
+
+    shops, problems = discover([point("sync", "harness.shops.traits:SYNC_SHOP"),        # a built-in, again
+                                point("async", "harness.shops.traits:ASYNC_SHOP")])
+    assert list(shops) == ["sync", "async"] and problems == []
+    shops, problems = discover([])                      # stale metadata: the built-ins are there all the same
+    assert tuple(shops.values()) == BUILT_IN and problems == []
+    shops, problems = discover([point("gone", "no_such_module_here:SHOP"),
+                                point("traits", "harness.shops.traits:SYNC"),
+                                point("other", "harness.shops.traits:SYNC_SHOP")])
+    assert list(shops) == ["sync", "async"]
+    assert problems == [
+        "shop plugin 'gone' (no_such_module_here:SHOP) not loaded: ModuleNotFoundError: "
+        "No module named 'no_such_module_here'",
+        "shop plugin 'other' (harness.shops.traits:SYNC_SHOP) not loaded: its ShopEntry is named 'sync'",
+        "shop plugin 'traits' (harness.shops.traits:SYNC) not loaded: it names a ShopTraits, not a "
+        "harness.shops.traits.ShopEntry"]
