@@ -50,8 +50,10 @@ def summarise(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
 def fold(primary: dict[str, Any], runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Repetition 1's results with the `repeats` section and check added; `passed` then means
     every repetition passed, and `status` is the worst of the repetitions' (fail, error,
-    inconclusive, pass: in that order)."""
+    inconclusive, pass: in that order). A shop run not applicable stays so, with no check added."""
     section = summarise(runs)
+    if {status_of(r) for r in [primary, *runs]} == {"not-applicable"}:   # not run, N times: nothing to fold
+        return {**primary, "repeats": section}
     passed = sum(section["passed"])
     check = {"name": "repeats", "expected": f"all {len(runs)} repetitions pass", "min": None, "max": None,
              "observed": f"{passed}/{len(runs)} passed", "passed": passed == len(runs)}

@@ -289,9 +289,6 @@ def _run_shop(name: str, experiment: Experiment, system: str, *, profile: str, s
                             stats.outcomes["fail"], stats.outcomes["info"], stats.dropped, state["served"],
                             sampler.last, tuple(nemesis.active)))
 
-        # the driver's records go to its shard files (out_dir/generator-K.jsonl), not through `history`,
-        # and join the history, in time order, once it is done (`absorb`); its workers are spawned and
-        # handed their shards before t0 is chosen, so their start-up is not lag
         # the faults are set up on the running shop before the load: one that has no meaning for it
         # is recorded as not applicable; if nothing of the experiment applies, the run stops here
         early: list[Record] = []
@@ -306,6 +303,9 @@ def _run_shop(name: str, experiment: Experiment, system: str, *, profile: str, s
             return _not_applicable(name, exp, system, profile=profile, run_id=run_id, started=started,
                                    reason=reason, na=nemesis.not_applicable, describe=shop.describe(),
                                    schedule=schedule, out_dir=out_dir)
+        # the driver's records go to its shard files (out_dir/generator-K.jsonl), not through `history`,
+        # and join the history, in time order, once it is done (`absorb`); its workers are spawned and
+        # handed their shards before t0 is chosen, so their start-up is not lag
         driver = ShardedDriver(shop.entry_url, schedule, workers=workers, shard_dir=out_dir,
                                accepted_status=shop.accepted_status, client_timeout_s=exp.load.client_timeout_s,
                                max_in_flight=exp.load.max_in_flight, retry=exp.load.retry_policy(),

@@ -82,3 +82,11 @@ def test_fold_adds_intervals_and_fails_when_any_repetition_failed() -> None:
 def test_a_metric_missing_in_one_repetition_gets_no_interval() -> None:
     runs = [run(1, 10.0), {**run(2, 20.0), "latency_ms": {}}]
     assert "latency_ms.acceptance.p99" not in repeats.summarise(runs)["metrics"]
+
+
+def test_folding_repetitions_of_a_shop_run_not_applicable_keeps_it_not_applicable() -> None:
+    from harness.experiment.repeats import fold
+    not_run = {"experiment": "e", "system": "sync", "status": "not-applicable", "applicable": False,
+               "passed": False, "checks": [], "seed": 1}
+    folded = fold(not_run, [not_run, {**not_run, "seed": 2}])
+    assert folded["status"] == "not-applicable" and folded["checks"] == [] and folded["repeats"]["n"] == 2
