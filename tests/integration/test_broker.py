@@ -116,7 +116,7 @@ def test_queue_stats_and_version(node: RabbitNode) -> None:
     assert node.version().startswith("3.")
     _publish(node, "stats-q", 7)
     stats = wait_for(lambda: node.queue_stats("stats-q"), lambda s: s["ready"] == 7, timeout_s=15, interval_s=0.2)
-    assert stats == {"ready": 7, "unacked": 0, "total": 7, "consumers": 0}
+    assert stats == {"ready": 7, "unacked": 0, "total": 7, "consumers": 0, "node": node.nodename}   # where it lives
     with pytest.raises(BrokerError):
         node.queue_stats("no-such-queue")
 
