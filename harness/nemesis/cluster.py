@@ -88,6 +88,27 @@ def wait_healed(cluster: RabbitCluster, timeout: float = HEAL_S) -> float | None
     return None
 
 
+def not_whole(cluster: RabbitCluster) -> dict[str, Any]:
+    """What keeps the cluster from being whole now (empty when nothing does): members not running
+    or not answering, partitions reported, and per work queue the Raft states of its members when
+    one is not a leader or follower. Recorded with a heal that timed out."""
+    why: dict[str, Any] = {}
+    try:
+        health = cluster.health()
+    except Exception as exc:   # what it is, not a reason to fail the heal
+        return {"health": f"{exc.__class__.__name__}: {exc}"[:200]}
+    if not health["healed"]:
+        why["running"] = health["running"]
+        why["partitions"] = {node: cut for node, cut in health["partitions"].items() if cut}
+    for queue in WORK_QUEUES:
+        if not _whole(cluster, queue):
+            try:
+                why.setdefault("raft", {})[queue] = cluster.raft_states(queue)
+            except BrokerError as exc:
+                why.setdefault("raft", {})[queue] = f"{exc}"[:200]
+    return why
+
+
 def _whole(cluster: RabbitCluster, queue: str) -> bool:
     try:
         states = cluster.raft_states(queue)
@@ -175,6 +196,8 @@ class ClusterFault(Kind):
                     self.details.setdefault("restarted", []).append(member.nodename)
             if wait_healed(self.cluster) is not None:
                 healed = round(time.monotonic() - began, 2)
+            else:
+                self.details["not_whole"] = not_whole(self.cluster)
         self.details["healed_after_s"] = healed
         after = self.details["leader_after_heal"] = leader_of(self.cluster, wait_s=LEADER_WAIT_S)
         if self.details.get("leader_before_heal") is None and after is not None \

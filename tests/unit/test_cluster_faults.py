@@ -64,3 +64,30 @@ def test_one_way_drops_only_what_a_sends_and_loss_is_passed_on() -> None:
     assert cut(net, A, B, loss=0.3, one_way=True) == 2   # type: ignore[arg-type]
     assert all(r["probability"] == 0.3 for r in net.rules)
     assert {(r.get("src"), r.get("dst")) for r in net.rules} == {(A.address, None), (None, B.address)}
+
+
+class FakeCluster:
+    """What not_whole reads: health and the Raft states of each work queue."""
+
+    size = 3
+
+    def __init__(self, health: dict[str, Any], raft: dict[str, dict[str, str]]) -> None:
+        self._health, self._raft = health, raft
+
+    def health(self) -> dict[str, Any]:
+        return self._health
+
+    def raft_states(self, queue: str) -> dict[str, str]:
+        return self._raft.get(queue, {})
+
+
+def test_a_heal_that_times_out_says_what_is_not_whole() -> None:
+    from harness.nemesis.cluster import WORK_QUEUES, not_whole
+    whole = {"n1": "leader", "n2": "follower", "n3": "follower"}
+    healthy = {"healed": True, "running": ["n1", "n2", "n3"], "partitions": {"n1": [], "n2": [], "n3": []}}
+    assert not_whole(FakeCluster(healthy, {q: whole for q in WORK_QUEUES})) == {}  # type: ignore[arg-type]
+    recovering = {**whole, "n3": "recovering"}
+    split = {"healed": False, "running": ["n1", "n2"], "partitions": {"n1": ["n3"], "n2": [], "n3": ["n1"]}}
+    why = not_whole(FakeCluster(split, {WORK_QUEUES[0]: recovering, WORK_QUEUES[1]: whole}))  # type: ignore[arg-type]
+    assert why == {"running": ["n1", "n2"], "partitions": {"n1": ["n3"], "n3": ["n1"]},
+                   "raft": {WORK_QUEUES[0]: recovering}}
