@@ -45,6 +45,7 @@ class ServiceConfig:
     max_length: int | None = None  # messages a work queue holds (None: no limit) ...
     overflow: str = "drop-head"    # ... and what a full one does: drop-head | reject-publish
     heartbeat_s: int = 10
+    quorum_members: int | None = None   # a quorum queue's members: one per node of a cluster (None: the broker's default)
     # late-comers (loyalty service) and feeds
     source: str = ""               # loyalty catch-up: replay (event-log stream) | feed (Atom-style) | pages
     source_url: str = ""           # base URL of the service whose feed or pages are read
@@ -64,7 +65,7 @@ class ServiceConfig:
     @property
     def queues(self) -> Queues:
         """How the async shop's work queues are declared (cafe.topology.Queues)."""
-        return Queues(self.queue_type, self.delivery_limit, self.max_length, self.overflow)
+        return Queues(self.queue_type, self.delivery_limit, self.max_length, self.overflow, self.quorum_members)
 
     @property
     def amqp_urls(self) -> tuple[str, ...]:

@@ -40,12 +40,14 @@ class Queues:
     """How the work queues are declared: `type` ("quorum" or "classic"), `delivery_limit`
     (quorum: deliveries before a message is dead-lettered), `max_length` (messages; None for no
     limit) and `overflow` when full: "drop-head" dead-letters the oldest message, "reject-publish"
-    nacks the publish (the publisher must retry). ValueError naming a bad field."""
+    nacks the publish (the publisher must retry); `members`: a quorum queue's Raft members, one per
+    node of a cluster (None: RabbitMQ's default, 3 at most). ValueError naming a bad field."""
 
     type: str = "quorum"
     delivery_limit: int = 5
     max_length: int | None = None
     overflow: str = "drop-head"
+    members: int | None = None
 
     def __post_init__(self) -> None:
         if self.type not in ("quorum", "classic"):
@@ -54,18 +56,30 @@ class Queues:
             raise ValueError(f"overflow: {self.overflow!r} is not one of {OVERFLOWS}")
         if self.max_length is not None and self.max_length < 1:
             raise ValueError(f"max_length: must be >= 1, got {self.max_length}")
+        if self.members is not None and self.members < 1:
+            raise ValueError(f"quorum_members: must be >= 1, got {self.members}")
 
     def arguments(self, *, limited: bool = True) -> dict[str, Any]:
         """The queue arguments; `limited=False` leaves the length limit out (a newcomer's own queue)."""
         args: dict[str, Any] = {"x-dead-letter-exchange": DLX}
         if self.type == "quorum":
             args.update({"x-queue-type": "quorum", "x-delivery-limit": self.delivery_limit})
+            if self.members is not None:
+                args["x-quorum-initial-group-size"] = self.members
         if limited and self.max_length is not None:
             args.update({"x-max-length": self.max_length, "x-overflow": self.overflow})
         return args
 
 
 DEFAULT_QUEUES = Queues()
+
+
+def _dead_letter_arguments(queues: Queues) -> dict[str, Any] | None:
+    """The dead-letter queue's: a quorum queue (with the work queues' members) when they are quorum
+    queues, else a classic one."""
+    if queues.type != "quorum":
+        return None
+    return {"x-queue-type": "quorum", **({"x-quorum-initial-group-size": queues.members} if queues.members else {})}
 Declaration = tuple[str, dict[str, Any]]   # ("exchange" | "queue" | "bind", keyword arguments)
 
 
@@ -77,7 +91,7 @@ def declarations(queues: Queues = DEFAULT_QUEUES) -> list[Declaration]:
         # the same type as the work queues: a classic dead-letter queue lives on one node, and on a
         # cluster its node going down would fail every participant's declaration (seen: NOT_FOUND,
         # "home node ... of durable queue 'cafe.dead-letters' is down")
-        ("queue", {"queue": DEAD_LETTERS, "arguments": {"x-queue-type": "quorum"} if queues.type == "quorum" else None}),
+        ("queue", {"queue": DEAD_LETTERS, "arguments": _dead_letter_arguments(queues)}),
         ("bind", {"queue": DEAD_LETTERS, "exchange": DLX, "routing_key": ""}),
     ]
     for queue, routing_key in BINDINGS.items():

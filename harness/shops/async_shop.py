@@ -76,6 +76,8 @@ class AsyncShop(Shop):
             connection.close()
 
     def start(self) -> "AsyncShop":
+        if isinstance(self.broker, RabbitCluster):   # a quorum queue gets one member on every node
+            self.settings = replace(self.settings, quorum_members=self.broker.size)
         self.declare_topology()
 
         def config(service: str, db: str) -> Any:

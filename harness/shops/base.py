@@ -126,7 +126,8 @@ class Shop(ABC):
                              barista_timeout_s=s.barista_timeout_s, prefetch=s.prefetch,
                              idempotency=s.idempotency, publish_mode=s.publish_mode,
                              queue_type=s.queue_type, delivery_limit=s.delivery_limit,
-                             max_length=s.max_length, overflow=s.overflow, heartbeat_s=s.heartbeat_s)
+                             max_length=s.max_length, overflow=s.overflow, heartbeat_s=s.heartbeat_s,
+                             quorum_members=s.quorum_members)
 
     def url(self, replica_name: str) -> str:
         """Direct URL of a replica (for reading observations; orders go through `entry_url`)."""

@@ -33,6 +33,7 @@ class ShopSettings:
     max_length: int | None = None     # async work queues: messages held at most (None: no limit) ...
     overflow: str = "drop-head"       # ... and what a full one does: drop-head | reject-publish
     heartbeat_s: int = 10             # AMQP heartbeat of the async services
+    quorum_members: int | None = None  # async on a cluster: a quorum queue's members, one per node (set by the shop)
     menu: str | None = None
     slow_replica: int | None = None   # this barista replica (1-based) brews `slow_factor` times slower
     slow_factor: float = 1.0
@@ -40,7 +41,7 @@ class ShopSettings:
     @property
     def queues(self) -> Queues:
         """How the async shop's work queues are declared (cafe.topology.Queues)."""
-        return Queues(self.queue_type, self.delivery_limit, self.max_length, self.overflow)
+        return Queues(self.queue_type, self.delivery_limit, self.max_length, self.overflow, self.quorum_members)
 
     def brew_of(self, replica: int) -> BrewTime:
         """The brew-time model of barista replica `replica` (the slow one's times are scaled)."""

@@ -51,3 +51,16 @@ def test_the_work_queues_carry_a_length_limit_only_when_one_is_set() -> None:
     queues = [args for kind, args in topology.declarations(capped) if kind == "queue"]
     assert {a["queue"]: "x-max-length" in (a["arguments"] or {}) for a in queues} == {
         topology.DEAD_LETTERS: False, topology.ORDERS_QUEUE: True, topology.BREWED_QUEUE: True}
+
+
+def test_on_a_cluster_every_quorum_queue_gets_a_member_per_node() -> None:
+    from cafe import topology
+    five = ServiceConfig(name="x", port=1, db="d", quorum_members=5).queues
+    queues = {a["queue"]: a["arguments"] or {} for kind, a in topology.declarations(five) if kind == "queue"}
+    assert {q: args.get("x-quorum-initial-group-size") for q, args in queues.items()} == {
+        topology.DEAD_LETTERS: 5, topology.ORDERS_QUEUE: 5, topology.BREWED_QUEUE: 5}
+    assert "x-quorum-initial-group-size" not in ServiceConfig(name="x", port=1, db="d").queues.arguments()
+    classic = ServiceConfig(name="x", port=1, db="d", queue_type="classic", quorum_members=3).queues
+    assert "x-quorum-initial-group-size" not in classic.arguments()
+    with pytest.raises(ValueError, match="quorum_members"):
+        ServiceConfig(name="x", port=1, db="d", quorum_members=0)
