@@ -335,7 +335,8 @@ def _run_shop(name: str, experiment: Experiment, system: str, *, profile: str, s
             driver.close()
             history.absorb(driver.shard_files)
             state["phase"] = "drain"
-            _drain(shop, history.records, deadline=t0 + exp.run.duration_s + exp.run.drain_s, state=state, tick=tick)
+            _drain(shop, history.records, deadline=t0 + exp.run.duration_s + exp.run.drain_s, state=state, tick=tick,
+                   faults_done=nemesis.done)
             scaler.stop()
             nemesis.heal()  # heal before reading: a killed service answers again once restarted
             healed = shop.heal_report()
@@ -418,8 +419,10 @@ def _not_applicable(name: str, exp: Experiment, system: str, *, profile: str, ru
 
 
 def _drain(shop: Shop, records: list[Record], *, deadline: float, state: dict[str, Any],
-           tick: Callable[[], None]) -> None:
-    """Wait until every accepted order has been served, or the deadline passes."""
+           tick: Callable[[], None], faults_done: Callable[[], bool] = lambda: True) -> None:
+    """Wait until every accepted order has been served and every fault window has run
+    (`faults_done`: a window delayed by an earlier one's long heal still gets its turn), or the
+    deadline passes."""
     accepted = {r["ref"] for r in list(records) if r.get("type") == "ok"}
     while True:
         try:
@@ -428,6 +431,6 @@ def _drain(shop: Shop, records: list[Record], *, deadline: float, state: dict[st
             served = set()
         state["served"] = len(served & accepted)
         tick()
-        if accepted <= served or time.time() >= deadline:
+        if (accepted <= served and faults_done()) or time.time() >= deadline:
             return
         time.sleep(DRAIN_POLL_S)

@@ -299,16 +299,28 @@ class RabbitCluster:
             return self.queue(queue, vhost).get("node")
         return next((node for node, state in states.items() if state == "leader"), None)
 
-    def raft_states(self, queue: str, vhost: str = "/") -> dict[str, str]:
-        """{member: its Raft state} for quorum queue `queue` ("leader", "follower", or what a member
-        that is down or still recovering reports), from `rabbitmq-queues quorum_status`; {} when no
-        member can say."""
+    def quorum_status(self, queue: str, vhost: str = "/") -> dict[str, dict[str, Any]]:
+        """{member: its row of `rabbitmq-queues quorum_status`} for quorum queue `queue` (keys as the
+        tool names them: "Raft State", "Term", "Commit Index", ...), asked of a member on the
+        majority's side; {} when no member can say. BrokerError when no member answers."""
         res = self._majority().ctl("quorum_status", queue, "--vhost", vhost, "--formatter", "json",
                                    tool="rabbitmq-queues", timeout=30)
         try:
-            return {str(r["Node Name"]): str(r.get("Raft State")) for r in json.loads(res.stdout)}
+            return {str(r["Node Name"]): dict(r) for r in json.loads(res.stdout)}
         except (ValueError, KeyError, TypeError):
             return {}
+
+    def raft_states(self, queue: str, vhost: str = "/") -> dict[str, str]:
+        """{member: its Raft state} for quorum queue `queue` ("leader", "follower", or what a member
+        that is down or still recovering reports), from `quorum_status`; {} when no member can say."""
+        return {node: str(row.get("Raft State")) for node, row in self.quorum_status(queue, vhost).items()}
+
+    def raft_term(self, queue: str, vhost: str = "/") -> int | None:
+        """The highest Raft term the members of quorum queue `queue` report (it grows by one or more
+        with every election, also one the old leader wins again); None when no member says."""
+        terms = [row.get("Term") for row in self.quorum_status(queue, vhost).values()]
+        numbers = [int(t) for t in terms if isinstance(t, int) or (isinstance(t, str) and t.isdigit())]
+        return max(numbers) if numbers else None
 
     # -- delegated to a live member --------------------------------------------------------------
     def queue_stats(self, queue: str, vhost: str = "/") -> dict[str, Any]:

@@ -55,6 +55,25 @@ def leader_of(cluster: RabbitCluster, wait_s: float = 0.0) -> str | None:
         time.sleep(1.0)
 
 
+def leader_and_term(cluster: RabbitCluster, wait_s: float = 0.0) -> tuple[str | None, int | None]:
+    """(leader, Raft term) of the barista queue from one `quorum_status` read, asked again every
+    second for up to `wait_s` while no member leads; a queue that is not a quorum queue (classic)
+    has no term: (the node holding it, None), as `leader_of` says."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            status = cluster.quorum_status(topology.ORDERS_QUEUE)
+        except BrokerError:
+            status = {}
+        if not status:
+            return leader_of(cluster, max(0.0, deadline - time.monotonic())), None
+        leader = next((node for node, row in status.items() if row.get("Raft State") == "leader"), None)
+        terms = [row["Term"] for row in status.values() if isinstance(row.get("Term"), int)]
+        if leader is not None or time.monotonic() >= deadline:
+            return leader, max(terms) if terms else None
+        time.sleep(1.0)
+
+
 def resolve(cluster: RabbitCluster, choice: str, leader: str | None) -> list[ClusterNode]:
     """The members `choice` names: the queue's leader, one follower, a minority of followers, a
     majority (the leader and followers), or node-K; `leader` is the queue's leader as just read
@@ -124,7 +143,8 @@ class ClusterFault(Kind):
     (pause_minority flapping under a bridge) is seen, not only the state at the heal."""
 
     watch_s = 1.0
-    stuck_s = 30.0   # a heal longer than this restarts the members that still do not answer
+    stuck_s = 15.0   # a heal longer than this restarts the members that still do not answer (a whole
+                     # cluster heals in 2.5-5 s here; one stuck in Erlang's global sync took 20 s to 3.5 min)
 
     def __init__(self, window: FaultWindow) -> None:
         self.window = window
@@ -169,7 +189,11 @@ class ClusterFault(Kind):
         self._watching.set()
         if self._watcher is not None:
             self._watcher.join(10)
-        leader = self.details["leader_before_heal"] = leader_of(self.cluster, wait_s=LEADER_WAIT_S)
+        leader, term = leader_and_term(self.cluster, wait_s=LEADER_WAIT_S)
+        self.details["leader_before_heal"], self.details["term_before_heal"] = leader, term
+        at_start = self.details.get("term_at_start")
+        # elections of the barista queue's Raft group in the window (also one the old leader won again)
+        elections = self.details["elections"] = term - at_start if term is not None and at_start is not None else None
         running = self.cluster.running()
         self.details["running_before_heal"] = running
         # numbers an experiment can expect (`faults.<name>.<key>`): the fault's effect, seen by the cluster
@@ -177,8 +201,10 @@ class ClusterFault(Kind):
         changed = self.details["leader_changed"] = int(leader is not None and leader != self.details.get("leader_at_start"))
         self.details["members_down_max"] = max(self._down_max, down)
         self.details["partitions_reported_by"] = sorted(self._partitions_seen)
-        # the cluster noticed the fault at some point of the window: a member out, a partition, a new leader
-        self.details["noticed"] = int(bool(self.details["members_down_max"] or self._partitions_seen or changed))
+        # the cluster noticed the fault at some point of the window: a member out, a partition, a new
+        # leader, or an election (a member out for less than the watch's second still makes one)
+        self.details["noticed"] = int(bool(self.details["members_down_max"] or self._partitions_seen or changed
+                                           or elections))
 
     def _after_heal(self) -> None:
         """Wait for the cluster to be whole; a member still not answering after `stuck_s` gets its
@@ -217,9 +243,9 @@ class NodeFault(ClusterFault):
 
     def start(self, shop: Shop) -> None:
         assert self.cluster is not None
-        leader = leader_of(self.cluster, wait_s=LEADER_WAIT_S)
+        leader, term = leader_and_term(self.cluster, wait_s=LEADER_WAIT_S)
         self.targets_hit = resolve(self.cluster, self.choice, leader)
-        self.details.update(node=self.choice, leader_at_start=leader,
+        self.details.update(node=self.choice, leader_at_start=leader, term_at_start=term,
                             members=[m.nodename for m in self.targets_hit])
         self.active = True
         self._begin_watch()
@@ -337,12 +363,12 @@ class Partition(ClusterFault):
 
     def start(self, shop: Shop) -> None:
         assert self.cluster is not None and self.net is not None
-        leader = leader_of(self.cluster, wait_s=LEADER_WAIT_S)
+        leader, term = leader_and_term(self.cluster, wait_s=LEADER_WAIT_S)
         lead = next((m for m in self.cluster.members if m.nodename == leader), self.cluster.members[0])
         order = [lead] + [m for m in self.cluster.members if m is not lead]
         pairs = links_to_cut(self.mode, order)
         one_way = self.mode == "one-way"
-        self.details.update(mode=self.mode, loss=self.loss or 1.0, leader_at_start=leader,
+        self.details.update(mode=self.mode, loss=self.loss or 1.0, leader_at_start=leader, term_at_start=term,
                             cut=[[a.nodename, b.nodename] for a, b in pairs], one_way=one_way)
         self.active = True
         self._begin_watch()

@@ -64,6 +64,11 @@ class Nemesis:
         self._thread.start()
         return self
 
+    def done(self) -> bool:
+        """True once every window was started and stopped (or `heal` halted the schedule): a heal
+        that overran its window (a cluster waiting for a member) delays the windows after it."""
+        return self._thread.ident is not None and not self._thread.is_alive()
+
     def _run(self) -> None:
         events = sorted([(w.start_s, 1, w.name, "start") for w, _ in self.faults]
                         + [(w.end_s, 0, w.name, "stop") for w, _ in self.faults])

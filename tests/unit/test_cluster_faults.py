@@ -91,3 +91,22 @@ def test_a_heal_that_times_out_says_what_is_not_whole() -> None:
     why = not_whole(FakeCluster(split, {WORK_QUEUES[0]: recovering, WORK_QUEUES[1]: whole}))  # type: ignore[arg-type]
     assert why == {"running": ["n1", "n2"], "partitions": {"n1": ["n3"], "n3": ["n1"]},
                    "raft": {WORK_QUEUES[0]: recovering}}
+
+
+class StatusCluster:
+    """What leader_and_term reads: one quorum_status."""
+
+    def __init__(self, rows: dict[str, dict[str, Any]]) -> None:
+        self.rows = rows
+
+    def quorum_status(self, queue: str) -> dict[str, dict[str, Any]]:
+        return self.rows
+
+
+def test_one_read_gives_the_leader_and_the_highest_term() -> None:
+    from harness.nemesis.cluster import leader_and_term
+    rows = {"n1": {"Raft State": "follower", "Term": 4}, "n2": {"Raft State": "leader", "Term": 5},
+            "n3": {"Raft State": "noproc", "Term": "undefined"}}
+    assert leader_and_term(StatusCluster(rows)) == ("n2", 5)  # type: ignore[arg-type]
+    electing = {node: {**row, "Raft State": "candidate"} for node, row in rows.items()}
+    assert leader_and_term(StatusCluster(electing)) == (None, 5)  # type: ignore[arg-type]
