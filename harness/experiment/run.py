@@ -371,7 +371,7 @@ def _run_shop(name: str, experiment: Experiment, system: str, *, profile: str, s
         "config": {"shop": describe, "broker": broker_used,
                    "generator": {"workers": workers, "chosen_by": workers_chosen_by},
                    "experiment": exp.model_dump(mode="json")},
-        "schedule": {"arrivals": len(schedule), "duration_s": schedule.duration_s, "digest": schedule.digest()},
+        "schedule": _schedule_summary(schedule),
         "faults": actual_faults(history.records), "not_applicable": nemesis.not_applicable,
         "healed": healed, "observed_from": dict(shop.observed_from),
         "fault_errors": [r for r in history.records if r.get("type") == "fault" and r.get("phase") == "error"],
@@ -384,6 +384,11 @@ def _run_shop(name: str, experiment: Experiment, system: str, *, profile: str, s
     # breaks the cycles the run's threads and closures made
     history.records.clear()
     return results
+
+
+def _schedule_summary(schedule: ArrivalSchedule) -> dict[str, Any]:
+    """What results.json says of the arrival schedule: its size, length (s) and digest."""
+    return {"arrivals": len(schedule), "duration_s": schedule.duration_s, "digest": schedule.digest()}
 
 
 def inapplicable(exp: Experiment, system: str, not_applicable: list[dict[str, str]]) -> str | None:
@@ -409,7 +414,7 @@ def _not_applicable(name: str, exp: Experiment, system: str, *, profile: str, ru
         "profile": profile, "run_id": run_id, "complete": True, "started_at": started,
         "wall_s": round(time.time() - started, 3), "applicable": False, "not_applicable_because": reason,
         "config": {"shop": describe, "broker": None, "experiment": exp.model_dump(mode="json")},
-        "schedule": {"arrivals": len(schedule), "duration_s": schedule.duration_s, "digest": schedule.digest()},
+        "schedule": _schedule_summary(schedule),
         "faults": [], "not_applicable": na, "checks": [], "provenance": provenance(),
     }
     results["status"] = results_mod.status(results)
