@@ -5,12 +5,16 @@
     GET /orders/{order_id}     one order (404 when there is none)
     GET /orders?after=&limit=  the orders by seq (cafe.store.Database.page, on the database's thread)
 
+A refusal (429) or a failure (503) whose body names `retry_after_s` carries a `Retry-After` header
+too (whole seconds, at least 1).
+
 What taking an order means is the shop's: `take(order, received, key)` answers (HTTP status, JSON
 body); the sync cashier brews it before answering, the async order service accepts it for the broker.
 """
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -40,7 +44,11 @@ def order_routes(menu: Menu, take: Take, find: Find, db: Database, *, idempotenc
             return reply(exc.as_json(), status=400)
         key = request.headers.get("Idempotency-Key") if idempotency else None
         status, answer = await take(order, received, key)
-        return reply(answer, status=status)
+        response = reply(answer, status=status)
+        if status in (429, 503) and isinstance(answer.get("retry_after_s"), (int, float)):
+            # HTTP's Retry-After is whole seconds; the body keeps the exact figure
+            response.headers["Retry-After"] = str(max(1, math.ceil(answer["retry_after_s"])))
+        return response
 
     async def get_order(request: web.Request) -> web.Response:
         record = find(request.match_info["order_id"])

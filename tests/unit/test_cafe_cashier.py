@@ -33,7 +33,7 @@ class FakeBarista:
         self.gate = asyncio.Event()
         self.gate.set()
 
-    async def brew(self, order_id: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    async def brew(self, order_id: str, body: dict[str, Any], received: float = 0.0) -> tuple[int, dict[str, Any]]:
         self.calls.append(order_id)
         await self.gate.wait()
         return self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]

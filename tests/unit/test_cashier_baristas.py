@@ -1,26 +1,13 @@
-"""The sync cashier's barista set: least-busy choice with round-robin ties, replacement at runtime
-(`PUT /baristas`), and the body it accepts. The cashier is a program, loaded here by path."""
+"""The sync cashier's barista set (cafe/cashier.py): least-busy choice with round-robin ties,
+replacement at runtime (`PUT /baristas`), and the body it accepts."""
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
-from types import ModuleType
 
 import pytest
 
-CASHIER = Path(__file__).resolve().parents[2] / "systems" / "sync" / "cashier.py"
+from cafe import cashier
 
-
-def load_cashier() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("sync_cashier", CASHIER)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-cashier = load_cashier()
 A, B, C = ("barista-1", "http://a"), ("barista-2", "http://b"), ("barista-3", "http://c")
 
 
