@@ -33,6 +33,13 @@ class ServiceConfig:
     queue_limit: int = 10_000      # customers waiting in line beyond which the cashier answers 429 (not taken)
     barista_urls: tuple[str, ...] = ()
     barista_timeout_s: float = 10.0
+    # resilient sync cashier (cafe/resilience.py); None: derived from barista_timeout_s and brewers
+    deadline_s: float | None = None      # an order's whole call, from when it is received (None: 3 x barista_timeout_s)
+    bulkhead: int | None = None          # calls in flight to one barista replica (None: 2 x brewers)
+    breaker_threshold: int = 5           # failed calls in a row that open a replica's circuit
+    breaker_reset_s: float | None = None  # an open circuit is not called this long (None: the smaller of barista_timeout_s and deadline_s)
+    backoff_s: float | None = None       # retries: base of the full-jitter exponential wait (None: barista_timeout_s / 20)
+    shed: bool = True                    # refuse (429) a customer whose expected wait is beyond deadline_s
     # async shop
     amqp_url: str = ""
     amqp_fallbacks: tuple[str, ...] = ()   # other broker nodes, tried in turn when amqp_url fails (a cluster)
@@ -58,9 +65,15 @@ class ServiceConfig:
         self.queues   # noqa: B018  # ValueError naming a bad queue_type, max_length or overflow
         if self.source not in SOURCES:
             raise ValueError(f"source: {self.source!r} is not one of {SOURCES}")
-        for name in ("brewers", "capacity", "prefetch", "delivery_limit", "relay_batch", "page_size"):
+        for name in ("brewers", "capacity", "prefetch", "delivery_limit", "relay_batch", "page_size",
+                     "breaker_threshold"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}: must be >= 1, got {getattr(self, name)}")
+
+        for name in ("deadline_s", "bulkhead", "breaker_reset_s", "backoff_s"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ValueError(f"{name}: must be > 0, got {value}")
 
     @property
     def queues(self) -> Queues:

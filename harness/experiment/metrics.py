@@ -60,6 +60,12 @@ def is_fault_metric(metric: str) -> bool:
     return len(parts) == 3 and parts[0] == "faults" and bool(parts[1]) and bool(parts[2])
 
 
+def is_shop_metric(metric: str) -> bool:
+    """`shop.<name>`: one of the shop's own counters (harness.shops.base.Shop.counters)."""
+    parts = metric.split(".")
+    return len(parts) == 2 and parts[0] == "shop" and bool(parts[1])
+
+
 def lookup(results: dict[str, Any], metric: str) -> Any:
     """The value at a dotted path of a results dict, or None when absent; `faults.<name>.hit` is
     the `held` of that fault's `hit` in the results' fault list, `faults.<name>.<key>` the `key` of

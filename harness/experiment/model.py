@@ -14,10 +14,10 @@ from cafe.menu import load_menu
 from harness.checkers.base import CheckOptions
 from harness.elasticity.autoscaler import Policy
 from harness.experiment.faults import KINDS, FaultWindow
-from harness.experiment.metrics import METRICS, is_fault_metric, time_dimension
+from harness.experiment.metrics import METRICS, is_fault_metric, is_shop_metric, time_dimension
 from harness.load.retry import RetryPolicy
 from harness.load.shapes import Constant, MorningRush, Ramp, Shape, Step
-from harness.shops import SHOP_NAMES
+from harness.shops import SHOP_NAMES, TRAITS
 from harness.shops.settings import ShopSettings
 
 SYSTEMS = SHOP_NAMES   # the registered shops (harness.shops.REGISTRY)
@@ -347,6 +347,13 @@ class Experiment(Strict):
     def _known_metrics(cls, expect: dict[str, dict[str, Bound]]) -> dict[str, dict[str, Bound]]:
         for system, checks in expect.items():
             for metric in checks:
+                if is_shop_metric(metric):
+                    counters = TRAITS[system].counters if system in TRAITS else {}
+                    if metric.split(".")[1] not in counters:
+                        has = f"it counts {', '.join(counters)}" if counters else "it has no counters"
+                        raise ValueError(f"{system}: unknown metric {metric!r}: a shop's own counter is named "
+                                         f"under [expect.<that shop>] ({has})")
+                    continue
                 if metric not in METRICS and not is_fault_metric(metric):
                     close = sorted(m for m in METRICS if m.split(".")[0] == metric.split(".")[0])
                     raise ValueError(f"{system}: unknown metric {metric!r}"

@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -279,10 +279,11 @@ def _run_shop(name: str, experiment: Experiment, system: str, *, profile: str, s
     started = time.time()
     complete = False
     healed: dict[str, Any] = {}
+    counters: dict[str, float] = {}
     with HistoryWriter(out_dir / "history.jsonl") as history, \
             Infrastructure(out_dir / "infra", broker=needs_broker, shared_broker=shared,
                            cluster=ClusterSpec(**exp.broker.model_dump())) as infra, \
-            SHOPS[system](infra, exp.shop.settings(seed)) as shop:
+            SHOPS[system](infra, replace(exp.shop.settings(seed), patience_s=exp.load.client_timeout_s)) as shop:
         def tick() -> None:  # called by the sampler thread and the drain loop, after all three exist
             stats = driver.stats
             report(Progress(name, system, state["phase"], len(schedule), stats.sent, stats.outcomes["ok"],
@@ -340,6 +341,7 @@ def _run_shop(name: str, experiment: Experiment, system: str, *, profile: str, s
             scaler.stop()
             nemesis.heal()  # heal before reading: a killed service answers again once restarted
             healed = shop.heal_report()
+            counters = _counters(shop)
             history.write_all(observations(shop, history.records))
             state["phase"] = "late-comers" if exp.latecomer else state["phase"]
             late = latecomers(exp, shop, history.records)
@@ -373,7 +375,7 @@ def _run_shop(name: str, experiment: Experiment, system: str, *, profile: str, s
                    "experiment": exp.model_dump(mode="json")},
         "schedule": _schedule_summary(schedule),
         "faults": actual_faults(history.records), "not_applicable": nemesis.not_applicable,
-        "healed": healed, "observed_from": dict(shop.observed_from),
+        "healed": healed, "observed_from": dict(shop.observed_from), "shop": counters,
         "fault_errors": [r for r in history.records if r.get("type") == "fault" and r.get("phase") == "error"],
         "scale_errors": [r for r in history.records if r.get("type") == "scale" and r.get("error")],
         **({"latecomer": late} if late is not None else {}),
@@ -384,6 +386,15 @@ def _run_shop(name: str, experiment: Experiment, system: str, *, profile: str, s
     # breaks the cycles the run's threads and closures made
     history.records.clear()
     return results
+
+
+def _counters(shop: Shop) -> dict[str, float]:
+    """The shop's own counters after the heal ({} when it has none or they cannot be read: logged)."""
+    try:
+        return shop.counters()
+    except Exception:
+        log.exception("the shop's counters could not be read")
+        return {}
 
 
 def _schedule_summary(schedule: ArrivalSchedule) -> dict[str, Any]:

@@ -1,9 +1,12 @@
 """Mutation tests for the guarantees: does some experiment fail on a shop that breaks one?
 
-`mutants/mutants.toml` lists mutants: small edits to a copy of `systems/`, each breaking exactly
-one guarantee that docs/architecture.md claims. For each mutant this runs the experiments of its
-`catch` list (fast profile by default, what CI runs) on the patched shop, with the service programs taken from the copy
-($CHAOSCAFE_SYSTEMS), and calls it killed when at least one shop run's status is "fail"
+`mutants/mutants.toml` lists mutants: small edits to a copy of `systems/` and of the services'
+library `cafe/`, each breaking exactly one guarantee that docs/architecture.md claims. For each
+mutant this runs the experiments of its `catch` list (fast profile by default, what CI runs) on the
+patched shop, with the service programs taken from the copy ($CHAOSCAFE_SYSTEMS) and `cafe`
+imported from the copy by every service process ($CHAOSCAFE_LIBRARY, first on their PYTHONPATH:
+harness.infra.paths.services_pythonpath; the harness itself keeps the `cafe` it has loaded), and
+calls it killed when at least one shop run's status is "fail"
 (inconclusive and error do not count: they prove nothing). The score is killed / mutants.
 
     python -m harness.regression.mutants [--only NAME ...] [--out DIR] [--profile P]   # or: tox -e mutants
@@ -36,7 +39,7 @@ MUTANTS_FILE = ROOT / "mutants" / "mutants.toml"
 
 class Edit(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-    file: str = Field(min_length=1, description="a path under systems/")
+    file: str = Field(min_length=1, description="a path under systems/, or cafe/<module>.py (the services' library)")
     find: str = Field(min_length=1, description="must occur exactly once in the file")
     replace: str
 
@@ -77,9 +80,10 @@ def load_mutants(path: Path = MUTANTS_FILE) -> list[Mutant]:
 
 def apply(mutant: Mutant, systems: Path) -> None:
     """Apply the mutant's edits to the systems/ tree at `systems` (a copy). MutantError when an
-    edit's `find` does not occur exactly once (the code moved on: update the mutant)."""
+    edit's `find` does not occur exactly once (the code moved on: update the mutant). A file under
+    cafe/ is edited in the copy of the library beside it, `<systems>/../lib/cafe/`."""
     for edit in mutant.edit:
-        path = systems / edit.file
+        path = (systems.parent / "lib" / edit.file) if edit.file.startswith("cafe/") else systems / edit.file
         text = path.read_text(encoding="utf-8") if path.is_file() else ""
         count = text.count(edit.find)
         if count != 1:
@@ -98,25 +102,31 @@ class Outcome:
     seconds: float
 
 
-def run_mutant(mutant: Mutant, out: Path, source: Path = ROOT / "systems", profile: str = "fast") -> Outcome:
-    """Run the mutant's catch list (in `profile`) on a patched copy of `source`; results under out/<name>/."""
+def run_mutant(mutant: Mutant, out: Path, source: Path = ROOT / "systems", profile: str = "fast",
+               library: Path = ROOT / "cafe") -> Outcome:
+    """Run the mutant's catch list (in `profile`) on a patched copy of `source` and of `library`
+    (the cafe package); results under out/<name>/."""
     from harness.experiment.runs import run_all, select
 
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix=f"chaoscafe-mutant-{mutant.name}-") as tmp:
         systems = Path(tmp) / "systems"
         shutil.copytree(source, systems, ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copytree(library, Path(tmp) / "lib" / "cafe", ignore=shutil.ignore_patterns("__pycache__"))
         apply(mutant, systems)
-        previous = os.environ.get("CHAOSCAFE_SYSTEMS")
+        lib = str(Path(tmp) / "lib")
+        previous = {name: os.environ.get(name) for name in ("CHAOSCAFE_SYSTEMS", "CHAOSCAFE_LIBRARY")}
         os.environ["CHAOSCAFE_SYSTEMS"] = str(systems)
+        os.environ["CHAOSCAFE_LIBRARY"] = lib
         try:
             _, summary = run_all(select(mutant.catch), [mutant.shop], profile=profile, seed=None,
                                  out=out / mutant.name)
         finally:
-            if previous is None:
-                os.environ.pop("CHAOSCAFE_SYSTEMS", None)
-            else:
-                os.environ["CHAOSCAFE_SYSTEMS"] = previous
+            for name, value in previous.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
     runs = [{"experiment": row["experiment"], "status": row["status"], "failed_checks": row["failed_checks"]}
             for row in summary]
     return Outcome(mutant.name, mutant.shop, mutant.guarantee, any(r["status"] == "fail" for r in runs), runs,

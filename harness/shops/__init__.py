@@ -17,6 +17,7 @@ out, and why is in PROBLEMS (the CLI prints each as one line). docs/shops.md: ho
     base        Shop (the adapter protocol), ShopSettings, EDGES, http_json
     sync_shop   SyncShop: cashier -> barista over HTTP, each edge through Toxiproxy
     async_shop  AsyncShop: order service -> RabbitMQ -> baristas -> waiter
+    resilient_shop  ResilientSyncShop: the sync call with deadlines, retries, breakers, a bulkhead and shedding
     traits      ShopTraits and ShopEntry: what each shop is, as data (pure)
 """
 from __future__ import annotations
@@ -27,7 +28,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from importlib.metadata import EntryPoint, entry_points
 from typing import TYPE_CHECKING
 
-from harness.shops.traits import ASYNC_SHOP, SYNC_SHOP, ShopEntry, ShopTraits
+from harness.shops.traits import ASYNC_SHOP, SYNC_RESILIENT_SHOP, SYNC_SHOP, ShopEntry, ShopTraits
 
 if TYPE_CHECKING:
     from harness.shops.async_shop import AsyncShop
@@ -36,7 +37,7 @@ if TYPE_CHECKING:
     from harness.shops.sync_shop import SyncShop
 
 ENTRY_POINTS = "chaoscafe.shops"
-BUILT_IN: tuple[ShopEntry, ...] = (SYNC_SHOP, ASYNC_SHOP)
+BUILT_IN: tuple[ShopEntry, ...] = (SYNC_SHOP, ASYNC_SHOP, SYNC_RESILIENT_SHOP)
 RESERVED = ("both", "all")   # words that name every shop on the command line and in [expect.*]
 _NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
 

@@ -7,7 +7,6 @@ entry proxy and read what was brewed and served through the services' read APIs.
 from __future__ import annotations
 
 import json
-import os
 import sys
 import urllib.request
 from abc import ABC, abstractmethod
@@ -17,7 +16,7 @@ from typing import Any, ClassVar
 
 from cafe.config import ServiceConfig
 from harness.errors import NotApplicable
-from harness.infra.paths import REPO_ROOT, systems_dir
+from harness.infra.paths import services_pythonpath, systems_dir
 from harness.infra.ports import free_port
 from harness.infra.processes import ServiceSpec
 from harness.infra.stack import Infrastructure
@@ -115,8 +114,7 @@ class Shop(ABC):
         def health(index: int) -> str:
             return f"http://127.0.0.1:{self.port(f'{name}-{index}')}/health"
 
-        env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
-               "PYTHONUNBUFFERED": "1"}
+        env = {"PYTHONPATH": services_pythonpath(), "PYTHONUNBUFFERED": "1"}
         return ServiceSpec(name, command, health, env=env, cwd=self.dir)
 
     def base_config(self, replica_name: str, db: str) -> ServiceConfig:
@@ -249,6 +247,12 @@ class Shop(ABC):
         report["healed"] = not (report["toxics_left"] or report["proxies_disabled"] or report["replicas_down"]
                                 or report.get("broker_running") is False)
         return report
+
+    def counters(self) -> dict[str, float]:
+        """The shop's own counters at the end of a run (what its policies did: retries, circuits
+        opened, ...), named as in `traits.counters`; results.json keeps them under `shop`, and an
+        expectation names one as `shop.<name>`. A shop without any answers {}."""
+        return {}
 
     def describe(self) -> dict[str, Any]:
         """The effective configuration: settings, services, proxies and edges."""

@@ -37,6 +37,7 @@ class ShopSettings:
     menu: str | None = None
     slow_replica: int | None = None   # this barista replica (1-based) brews `slow_factor` times slower
     slow_factor: float = 1.0
+    patience_s: float | None = None   # the customers' patience (the load's client timeout): a shop may keep its calls within it
 
     @property
     def queues(self) -> Queues:

@@ -28,6 +28,7 @@ class SyncShop(Shop):
                      "served": "the coffees the customers received: 201 answers carrying a brew id"}
     roles = {"barista": "barista", "cashier": "cashier", "orders": "cashier"}
     edge_aliases = {"cashier->barista": ("orders->barista",), "barista-link": ("orders->barista",)}
+    programs_of = {"barista": "sync", "cashier": "sync"}   # service -> its folder under systems/
 
     @property
     def entry_url(self) -> str:
@@ -48,12 +49,17 @@ class SyncShop(Shop):
 
         def cashier_config(index: int) -> Any:
             urls = tuple(m["url"] for m in self.barista_set(self.replica_count("barista")))
-            return replace(self.base_config(f"cashier-{index}", "cashier.db"), barista_urls=urls)
+            return replace(self.cashier_config(index), barista_urls=urls)
 
-        self.supervisor.add(self.service("barista", "barista.py", barista_config), self.settings.baristas)
-        self.supervisor.add(self.service("cashier", "cashier.py", cashier_config), 1)
+        self.supervisor.add(self.service("barista", "barista.py", barista_config, directory=self.programs_of["barista"]),
+                            self.settings.baristas)
+        self.supervisor.add(self.service("cashier", "cashier.py", cashier_config, directory=self.programs_of["cashier"]), 1)
         self.proxy("entry", "customer->orders", self.port("cashier-1"))
         return self
+
+    def cashier_config(self, index: int) -> Any:
+        """The ServiceConfig of cashier replica `index`, before its barista set is added."""
+        return self.base_config(f"cashier-{index}", "cashier.db")
 
     def _routing_changed(self, service: str, n: int) -> None:
         if service != "barista":

@@ -4,7 +4,7 @@ Pure (imports nothing of the harness): the checkers and the report read these th
 (`harness.shops.TRAITS`) without loading an adapter or any infrastructure; the runtime asks the
 adapter (`Shop.traits`, the same object). A shop is registered by a `ShopEntry` (its name, its
 adapter as "module:Class", its traits) named by an entry point of the group `chaoscafe.shops`:
-SYNC_SHOP and ASYNC_SHOP here, a plugin's in its own package (docs/shops.md).
+SYNC_SHOP, ASYNC_SHOP and SYNC_RESILIENT_SHOP here, a plugin's in its own package (docs/shops.md).
 
     needs_broker          the run starts RabbitMQ (a vhost on the set's node, or a private node)
     has_event_log         a stream keeps every event: a newcomer can replay the shop's history
@@ -16,11 +16,13 @@ SYNC_SHOP and ASYNC_SHOP here, a plugin's in its own package (docs/shops.md).
     flow, colour, backlog_counts   the report: swimlanes, the shop's colour, the backlog caption
     reads                 where `chaoscafe shop up` says to read what happened
     explore_faults        the faults exploration draws for this shop, most disruptive-but-simple first
+    counters              the shop's own counters (Shop.counters: what its policies did), named in
+                          expectations as `shop.<name>` under `[expect.<this shop>]`
 """
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 #: how a hook's window is healed: "disarm" (POST an empty body) or "restart" (kill and start the
@@ -78,6 +80,7 @@ class ShopTraits:
     backlog_counts: str
     reads: tuple[tuple[str, str], ...]                                   # (path, replica)
     explore_faults: tuple[tuple[str, str, tuple[dict[str, Any], ...]], ...] = field(default=())  # (kind, target, params)
+    counters: Mapping[str, str] = field(default_factory=dict)   # name -> what it counts
 
     def serves(self, hook: str) -> bool:
         """Whether the services arm `hook` (cafe/hooks.py)."""
@@ -138,6 +141,28 @@ ASYNC = ShopTraits(
 )
 
 
+SYNC_RESILIENT = replace(
+    SYNC,
+    queueing=Queueing(PER_REPLICA, handover="HTTP call and brew record",
+                      note="as the sync shop's, and the cashier refuses (429) a customer whose expected wait is "
+                           "longer than the deadline: a shed order never joins the line, so the waits of the "
+                           "others stay short"),
+    flow=Flow(("Customer", "Cashier", "Barista"), front="Cashier", served="Cashier", taken_before_brewing=False),
+    colour="#7570b3",
+    backlog_counts="orders in flight or waiting at the cashier (shed customers never join)",
+    counters={
+        "attempts": "barista calls made (a retry is another attempt)",
+        "retries": "attempts after an order's first (same order id, after a full-jitter backoff)",
+        "circuit_opened": "times a barista replica's circuit opened",
+        "circuit_fast_fails": "attempts refused at once because every circuit was open",
+        "bulkhead_waits": "attempts that waited for room at a replica's bulkhead",
+        "deadline_exceeded": "orders whose deadline passed before a barista answered",
+        "shed": "customers refused at once (429) because the line was longer than the deadline",
+        "abandoned_brews": "brews the baristas gave up because every caller had passed its deadline",
+    },
+)
+
+
 @dataclass(frozen=True)
 class ShopEntry:
     """What an entry point of the group `chaoscafe.shops` names: the shop's `name` (the entry
@@ -151,3 +176,4 @@ class ShopEntry:
 
 SYNC_SHOP = ShopEntry("sync", "harness.shops.sync_shop:SyncShop", SYNC)
 ASYNC_SHOP = ShopEntry("async", "harness.shops.async_shop:AsyncShop", ASYNC)
+SYNC_RESILIENT_SHOP = ShopEntry("sync-resilient", "harness.shops.resilient_shop:ResilientSyncShop", SYNC_RESILIENT)

@@ -1,4 +1,4 @@
-"""The mutants file: valid, one mutant per guarantee, and every edit still applies to systems/."""
+"""The mutants file: valid, one mutant per guarantee, and every edit still applies to systems/ or cafe/."""
 from __future__ import annotations
 
 import shutil
@@ -10,19 +10,22 @@ from harness.experiment.runs import select
 from harness.regression.mutants import MutantError, apply, load_mutants
 
 SYSTEMS = Path(__file__).resolve().parents[2] / "systems"
+CAFE = SYSTEMS.parent / "cafe"
 
 
 def test_every_mutant_applies_to_the_current_code_and_names_real_experiments(tmp_path: Path) -> None:
     mutants = load_mutants()
-    assert {m.shop for m in mutants} == {"sync", "async"}
+    assert {m.shop for m in mutants} == {"sync", "async", "sync-resilient"}
     for mutant in mutants:
-        copy = tmp_path / mutant.name
+        copy = tmp_path / mutant.name / "systems"
         shutil.copytree(SYSTEMS, copy)
+        shutil.copytree(CAFE, copy.parent / "lib" / "cafe")
         apply(mutant, copy)
-        changed = {e.file for e in mutant.edit}
-        for file in changed:   # the copy differs, the original does not
-            assert (copy / file).read_text() != (SYSTEMS / file).read_text(), (mutant.name, file)
-            compile((copy / file).read_text(), str(copy / file), "exec")   # still a program
+        for file in {e.file for e in mutant.edit}:   # the copy differs, the original does not
+            mutated, original = ((copy.parent / "lib" / file, CAFE.parent / file) if file.startswith("cafe/")
+                                 else (copy / file, SYSTEMS / file))
+            assert mutated.read_text() != original.read_text(), (mutant.name, file)
+            compile(mutated.read_text(), str(mutated), "exec")   # still a program
         assert select(mutant.catch)
 
 

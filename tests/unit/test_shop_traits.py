@@ -49,13 +49,13 @@ def test_shops_are_found_through_entry_points_and_a_bad_plugin_is_left_out_sayin
 
     shops, problems = discover([point("sync", "harness.shops.traits:SYNC_SHOP"),        # a built-in, again
                                 point("async", "harness.shops.traits:ASYNC_SHOP")])
-    assert list(shops) == ["sync", "async"] and problems == []
+    assert list(shops) == ["sync", "async", "sync-resilient"] and problems == []
     shops, problems = discover([])                      # stale metadata: the built-ins are there all the same
     assert tuple(shops.values()) == BUILT_IN and problems == []
     shops, problems = discover([point("gone", "no_such_module_here:SHOP"),
                                 point("traits", "harness.shops.traits:SYNC"),
                                 point("other", "harness.shops.traits:SYNC_SHOP")])
-    assert list(shops) == ["sync", "async"]
+    assert list(shops) == ["sync", "async", "sync-resilient"]
     assert problems == [
         "shop plugin 'gone' (no_such_module_here:SHOP) not loaded: ModuleNotFoundError: "
         "No module named 'no_such_module_here'",
