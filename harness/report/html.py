@@ -15,7 +15,7 @@ from typing import Any
 
 from harness.experiment.results import failed_checks
 from harness.experiment.verdicts import STATUSES, WORDS, failed_validity, kind_of, status_of
-from harness.report import figures, sections, spread
+from harness.report import figures, gap, sections, spread
 from harness.report.analysis import RunData, ShopRun
 from harness.report.flow import sample_orders, swimlane
 from harness.report.templates import PAGE, ZOOM_BAR
@@ -183,7 +183,7 @@ def render_index(run: RunData, *, link_prefix: str = "", assets: str = "assets",
                "shop: not run)" if counts["not-applicable"] else "") + ". "
             "Each experiment ran against each shop with the same seed, "
             "arrival schedule, fault schedule and capacity.</p>",
-            "<h2>Verdicts</h2>", matrix, "<h2>Claims</h2>", sentences]
+            "<h2>Verdicts</h2>", matrix, _gap_section(run), "<h2>Claims</h2>", sentences]
     if (Path(run.path) / INTERRUPTED).is_file():   # written by `chaoscafe run` on Ctrl-C
         body.insert(0, '<p class="run-error">This set was interrupted: only the shop runs that finished are '
                        'reported.</p>')
@@ -192,6 +192,22 @@ def render_index(run: RunData, *, link_prefix: str = "", assets: str = "assets",
                     + "".join(f'<li><a href="{h(href)}">{h(label)}</a></li>' for label, href in other_runs) + "</ul>")
     return page(f"chaoscafe run {run.run_id}", f"chaoscafe — run {h(run.run_id)}", "\n".join(body),
                 assets=assets, source=str(run.path))
+
+
+def _gap_section(run: RunData) -> str:
+    """Where the resilient sync shop closes the gap between the sync and the async shop (gap.py);
+    empty unless the run has all three."""
+    found = gap.gaps({e: {s.system: s.results for s in run.of(e)} for e in run.experiments()})
+    if not found:
+        return ""
+    rows = [[h(g.experiment), h(g.label), *(h(fmt(round(v, 3))) for v in g.values),
+             h("-" if g.closed is None else f"{g.closed:.0%}"), h(gap.words(g.closed))] for g in found]
+    return (f"<h2>Where {h(gap.CONTENDER)} stands between {h(gap.BASELINE)} and {h(gap.TARGET)}</h2>"
+            f'<p class="note">The share of the {h(gap.BASELINE)} -> {h(gap.TARGET)} difference the '
+            f"{h(gap.CONTENDER)} shop covers, per experiment run on all three: 100% does as well as "
+            f"{h(gap.TARGET)}, 0% no better than {h(gap.BASELINE)}; a difference under the metric's tolerance "
+            "is no gap.</p>"
+            + table(["experiment", "metric", gap.BASELINE, gap.CONTENDER, gap.TARGET, "gap closed", ""], rows))
 
 
 # --- an experiment page ----------------------------------------------------------------------------------

@@ -244,3 +244,24 @@ def test_a_shops_own_counter_is_a_metric_only_under_that_shops_table() -> None:
                                 ("sync-resilient", "shop.sheds", "it counts attempts, retries")):
         with pytest.raises(ExperimentError, match=says):
             experiment(table, metric)
+
+
+def test_the_index_says_where_the_contender_closes_the_gap() -> None:
+    from harness.report.gap import gaps, words
+
+    def results(overall: float, wait: float, applicable: bool = True) -> dict[str, Any]:
+        return {"availability": {"overall": overall}, "latency_ms": {"response": {"p99": wait}},
+                **({} if applicable else {"applicable": False})}
+
+    found = gaps({"rush": {"sync": results(0.3, 3000), "sync-resilient": results(0.4, 1400),
+                           "async": results(1.0, 10)},
+                  "steady": {"sync": results(1.0, 100), "sync-resilient": results(1.0, 150), "async": results(1.0, 8)},
+                  "broker": {"sync": results(1.0, 1, applicable=False), "sync-resilient": results(1.0, 1),
+                             "async": results(1.0, 5)}})
+    by = {(g.experiment, g.metric): g for g in found}
+    assert by[("rush", "availability.overall")].closed == pytest.approx(0.14)
+    assert words(by[("rush", "availability.overall")].closed) == "cannot close it"
+    assert words(by[("rush", "latency_ms.response.p99")].closed) == "closes part of it"   # 1600 of 2990 ms
+    assert by[("steady", "availability.overall")].closed is None and words(None) == "no gap"
+    assert words(by[("steady", "latency_ms.response.p99")].closed) == "is worse than the baseline"
+    assert not any(g.experiment == "broker" for g in found)   # not applicable on one of the three
