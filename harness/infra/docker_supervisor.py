@@ -43,11 +43,18 @@ def container_command(argv: list[str], systems: Path) -> tuple[str, list[str]]:
     raise ProcessError(f"not a service program under {systems}: {argv!r}")
 
 
+#: program folders without a Dockerfile of their own, run in another shop's image (which holds all
+#: of systems/ and their libraries): the resilient sync cashier runs in the sync image
+SHARED_IMAGE = {"sync_resilient": "sync"}
+
+
 def image_kind(folder: str, shop_dir: Path) -> str:
     """Which shop image runs a program of systems/<folder>/: that shop's own when the folder is a
     shop (SHOP_KINDS: it has a Dockerfile), else the image of the shop whose run directory is `shop_dir`."""
     if folder in SHOP_KINDS:
         return folder
+    if folder in SHARED_IMAGE:
+        return SHARED_IMAGE[folder]
     if shop_dir.name in SHOP_KINDS:
         return shop_dir.name
     raise ProcessError(f"no shop image for programs of systems/{folder}/ run from {shop_dir}")

@@ -30,7 +30,7 @@ from harness.infra.engine import RUN_LABEL, EngineError, connect
 from harness.infra.images import LOCAL_BASE, ImageNames, build_local_images, has_image, shop_image
 from harness.infra.stack import Infrastructure
 from harness.load.batch import place_orders, sample_orders, wait_until
-from harness.shops import SHOPS, ShopSettings
+from harness.shops import SHOP_NAMES, SHOPS, ShopSettings
 
 pytestmark = [pytest.mark.integration, pytest.mark.docker]
 
@@ -190,7 +190,7 @@ def test_experiments_through_docker_have_the_local_verdicts(docker_images: dict[
                      env={"CHAOSCAFE_RUNTIME": "local"}, cwd=tmp_path)   # the option wins; a relative run dir
     assert proc.returncode in (0, 1), proc.stdout + proc.stderr
     docker = results(out)
-    assert set(docker) == {(e, s) for e in experiments for s in ("sync", "async")}
+    assert set(docker) == {(e, s) for e in experiments for s in SHOP_NAMES}   # every registered shop
     for (experiment, system), r in docker.items():
         local = main_run.results(experiment, system)
         assert r["passed"] == local["passed"], (experiment, system, r["checks"])

@@ -14,6 +14,7 @@ from mainrun import MainRun
 
 from harness.experiment.runs import select
 from harness.history import load
+from harness.shops import SHOP_NAMES
 
 pytestmark = pytest.mark.integration
 
@@ -65,13 +66,14 @@ def test_a_users_experiment_from_another_directory_with_relative_paths(tmp_path:
                      "--junit", "out/junit.xml", "--summary-md", "out/summary.md", cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     lines = [line for line in proc.stdout.splitlines() if line.startswith("[")]
-    assert len(lines) == 4, proc.stdout   # stdout is a pipe: a start and an end line per shop run
-    assert lines[0].startswith("[1/2] tiny / sync: started")
-    assert lines[1].startswith("[1/2] tiny / sync: pass  attempted ") and " left" in lines[1]
-    assert lines[-1].startswith("[2/2] tiny / async: pass") and "accept p99 " in lines[-1]
+    n = len(SHOP_NAMES)   # every registered shop, sync first
+    assert len(lines) == 2 * n, proc.stdout   # stdout is a pipe: a start and an end line per shop run
+    assert lines[0].startswith(f"[1/{n}] tiny / sync: started")
+    assert lines[1].startswith(f"[1/{n}] tiny / sync: pass  attempted ") and " left" in lines[1]
+    assert lines[-1].startswith(f"[{n}/{n}] tiny / {SHOP_NAMES[-1]}: pass") and "accept p99 " in lines[-1]
     suite = next(iter(JUnitXml.fromfile(str(tmp_path / "out" / "junit.xml"))))
-    assert (suite.tests, suite.failures, suite.errors) == (2, 0, 0)
-    assert {(c.classname, c.name) for c in suite} == {("tiny", s) for s in ("sync", "async")}
+    assert (suite.tests, suite.failures, suite.errors) == (n, 0, 0)
+    assert {(c.classname, c.name) for c in suite} == {("tiny", s) for s in SHOP_NAMES}
     assert "| tiny |" in (tmp_path / "out" / "summary.md").read_text()
     # the other commands with relative paths, from the same directory
     (run_dir,) = (out / "runs").iterdir()
