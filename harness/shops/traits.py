@@ -147,7 +147,6 @@ SYNC_RESILIENT = replace(
                       note="as the sync shop's, and the cashier refuses (429) a customer whose expected wait is "
                            "longer than the deadline: a shed order never joins the line, so the waits of the "
                            "others stay short"),
-    flow=Flow(("Customer", "Cashier", "Barista"), front="Cashier", served="Cashier", taken_before_brewing=False),
     colour="#7570b3",
     backlog_counts="orders in flight or waiting at the cashier (shed customers never join)",
     counters={
