@@ -44,16 +44,10 @@ from cafe.cashier import DEADLINE_HEADER, Answer, BaristaClient, Baristas
 MIN_ATTEMPT_S = 0.02
 
 
-class NoBarista(Exception):
-    """No replica may be called for this attempt: `answer` is what the customer would get."""
-
-    def __init__(self, answer: Answer) -> None:
-        super().__init__(answer[1].get("error"))
-        self.answer = answer
-
-
-class CallFailed(Exception):
-    """An attempt that counts against its barista's circuit: `answer` is what the customer would get."""
+class Unanswered(Exception):
+    """An attempt that ends without a coffee: `answer` is what the customer would get. Raised before
+    a call when no replica may be called, and inside the breaker's context when the call failed
+    (so that the circuit counts it)."""
 
     def __init__(self, answer: Answer) -> None:
         super().__init__(answer[1].get("error"))
@@ -101,8 +95,12 @@ class ResilientClient(BaristaClient):
 
     def circuits(self) -> dict[str, str]:
         """Each called replica's circuit: closed, opened or half-opened (purgatory's names)."""
-        return {name: ("opened" if self.open_until(name) else b.context.state if b.context.state != "opened"
-                       else "half-opened") for name, b in self.breakers.items()}
+        states: dict[str, str] = {}
+        for name, breaker in self.breakers.items():
+            state = breaker.context.state
+            # an opened circuit past its reset time half-opens with the next call
+            states[name] = "half-opened" if state == "opened" and self.open_until(name) is None else state
+        return states
 
     def counts(self) -> dict[str, Any]:
         return {**self.stats, "circuits": self.circuits(), "bulkhead": self.bulkhead}
@@ -152,7 +150,7 @@ class ResilientClient(BaristaClient):
         ends = min(deadline, loop.time() + self.timeout_s)
         try:
             name, url = await self.choose(ends)
-        except NoBarista as none:
+        except Unanswered as none:   # no replica may be called
             return none.answer
         self.stats["attempts"] += 1
         try:
@@ -163,9 +161,9 @@ class ResilientClient(BaristaClient):
                     answer = await self._brew_at(url, order_id, body, timeout_s=max(left, 0.001),
                                                  headers={DEADLINE_HEADER: str(max(1, int((deadline - loop.time()) * 1000)))})
                     if retryable(answer):
-                        raise CallFailed(answer)
+                        raise Unanswered(answer)
                     return answer
-            except CallFailed as failed:
+            except Unanswered as failed:
                 return failed.answer
             except OpenedState:   # opened between the choice and the call
                 self.stats["circuit_fast_fails"] += 1
@@ -180,7 +178,7 @@ class ResilientClient(BaristaClient):
         return self.breakers[name]
 
     async def choose(self, ends: float) -> tuple[str, str]:
-        """(name, url) of the replica to call (counted in flight until Baristas.release); NoBarista
+        """(name, url) of the replica to call (counted in flight until Baristas.release); Unanswered
         with the customer's answer when every circuit is open or no replica had room by `ends`."""
         loop = asyncio.get_running_loop()
         waited = False
@@ -189,19 +187,19 @@ class ResilientClient(BaristaClient):
             if open_until and all(until is not None for until in open_until.values()):
                 self.stats["circuit_fast_fails"] += 1
                 first = min(until for until in open_until.values() if until is not None)
-                raise NoBarista((503, {"status": "failed", "error": "every barista's circuit is open",
+                raise Unanswered((503, {"status": "failed", "error": "every barista's circuit is open",
                                        "retry_after_s": round(max(0.0, first - time.time()), 3)}))
             try:
                 return self.baristas.acquire(self._room(open_until))
             except LookupError:
                 if not self.baristas.urls:
-                    raise NoBarista((503, {"status": "failed", "error": "barista unavailable: no barista in the set"})) from None
+                    raise Unanswered((503, {"status": "failed", "error": "barista unavailable: no barista in the set"})) from None
             if not waited:
                 self.stats["bulkhead_waits"] += 1
                 waited = True
             left = ends - loop.time()
             if left <= 0:
-                raise NoBarista((504, {"status": "failed", "error": "no barista had room before the attempt's timeout"}))
+                raise Unanswered((504, {"status": "failed", "error": "no barista had room before the attempt's timeout"}))
             async with self.freed:
                 try:
                     await asyncio.wait_for(self.freed.wait(), left)

@@ -94,10 +94,10 @@ class Barista:
         self.hooks = fault_hooks.Hooks()
         self.hands = asyncio.Semaphore(config.brewers)
         self.state = {"brewing": 0, "waiting": 0, "held_silently": 0, "duplicates_skipped": 0, "started": 0,
-                      "waited_for_claims": 0}
+                      "waited_for_claims": 0,
+                      "abandoned": 0}   # brews given up because every caller had passed its deadline
         self.brewing: dict[str, asyncio.Future[dict[str, Any]]] = {}   # order id -> brew in progress
         self.deadlines: dict[str, float | None] = {}   # order id -> when its last waiting caller gives up
-        self.state["abandoned"] = 0   # brews given up because every caller had passed its deadline
 
     async def brew(self, order: OrderRequest, order_id: str, deadline: float | None = None) -> dict[str, Any]:
         if self.hooks.silent:  # a broken barista: the call is taken and never answered while armed
