@@ -225,12 +225,25 @@ class ClusterFault(Kind):
             else:
                 self.details["not_whole"] = not_whole(self.cluster)
         self.details["healed_after_s"] = healed
-        after = self.details["leader_after_heal"] = leader_of(self.cluster, wait_s=LEADER_WAIT_S)
-        if self.details.get("leader_before_heal") is None and after is not None \
-                and after != self.details.get("leader_at_start"):
-            # nobody could name the leader before the heal: one elected by then moved it all the same
-            self.details["leader_changed"] = self.details["noticed"] = 1
-            self.details["leader_changed_seen"] = "after the heal"
+        self.details["leader_after_heal"] = leader_of(self.cluster, wait_s=LEADER_WAIT_S)
+        self.details.update(seen_after_heal(self.details))
+
+
+def seen_after_heal(details: dict[str, Any]) -> dict[str, Any]:
+    """What the leader read after the heal adds to a cluster fault's `details`: when barista.orders
+    has another leader than at the window's start, the cluster reacted to the fault (`noticed`: an
+    election the cut began and the reconnection finished, e.g. a bridge's, counts as one); when
+    nobody could name the leader before the heal, the leadership moved (`leader_changed`) all the
+    same. Each is marked `..._seen: "after the heal"` when only this read shows it."""
+    after, start = details.get("leader_after_heal"), details.get("leader_at_start")
+    if after is None or after == start:
+        return {}
+    seen: dict[str, Any] = {}
+    if not details.get("noticed"):
+        seen.update(noticed=1, noticed_seen="after the heal")
+    if details.get("leader_before_heal") is None:
+        seen.update(leader_changed=1, leader_changed_seen="after the heal")
+    return seen
 
 
 class NodeFault(ClusterFault):

@@ -110,3 +110,16 @@ def test_one_read_gives_the_leader_and_the_highest_term() -> None:
     assert leader_and_term(StatusCluster(rows)) == ("n2", 5)  # type: ignore[arg-type]
     electing = {node: {**row, "Raft State": "candidate"} for node, row in rows.items()}
     assert leader_and_term(StatusCluster(electing)) == (None, 5)  # type: ignore[arg-type]
+
+
+def test_a_leader_elected_by_the_end_of_the_heal_counts_as_noticed() -> None:
+    from harness.nemesis.cluster import seen_after_heal
+
+    bridge = {"leader_at_start": "n2", "leader_before_heal": "n2", "noticed": 0, "leader_changed": 0}
+    assert seen_after_heal({**bridge, "leader_after_heal": "n3"}) == {"noticed": 1, "noticed_seen": "after the heal"}
+    assert seen_after_heal({**bridge, "leader_after_heal": "n2"}) == {}          # the same leader: nothing seen
+    assert seen_after_heal({**bridge, "leader_after_heal": None}) == {}          # nobody could say
+    assert seen_after_heal({**bridge, "noticed": 1, "leader_after_heal": "n3"}) == {}   # already noticed
+    unnamed = {"leader_at_start": "n1", "leader_before_heal": None, "noticed": 0, "leader_after_heal": "n2"}
+    assert seen_after_heal(unnamed) == {"noticed": 1, "noticed_seen": "after the heal", "leader_changed": 1,
+                                        "leader_changed_seen": "after the heal"}
