@@ -41,6 +41,16 @@ class ResilientSyncShop(SyncShop):
             for r in self.supervisor.replicas("barista") if r.state == "running")
         return counts
 
+    def describe(self) -> dict[str, Any]:
+        """The sync shop's description plus `policies`: the cashier's effective deadline, attempt
+        timeout, bulkhead, breaker threshold and reset, backoff base (s) and shedding, as its
+        /health reports them (None when the cashier does not answer)."""
+        try:
+            policies = http_json(self.url("cashier-1") + "/health", timeout=5).get("policies")
+        except Exception:  # noqa: BLE001 - a description never fails a run
+            policies = None
+        return {**super().describe(), "policies": policies}
+
     def cashier_config(self, index: int) -> Any:
         s = self.settings
         deadline = None if s.patience_s is None else round(PATIENCE_SHARE * s.patience_s, 6)

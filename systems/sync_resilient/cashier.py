@@ -63,17 +63,20 @@ def build_app(config: ServiceConfig) -> web.Application:
     baristas = Baristas([(f"barista-{i}", url) for i, url in enumerate(config.barista_urls, start=1)])
     timeout = config.barista_timeout_s
     deadline = config.deadline_s if config.deadline_s is not None else 3 * timeout
-    client = ResilientClient(baristas, attempt_timeout_s=min(timeout, deadline), deadline_s=deadline,
-                             bulkhead=config.bulkhead or 2 * config.brewers,
-                             breaker_threshold=config.breaker_threshold,
-                             breaker_reset_s=config.breaker_reset_s or min(timeout, deadline),
-                             backoff_s=config.backoff_s or timeout / 20, connections=config.capacity)
+    policies = {"deadline_s": deadline, "attempt_timeout_s": min(timeout, deadline),
+                "bulkhead": config.bulkhead or 2 * config.brewers, "breaker_threshold": config.breaker_threshold,
+                "breaker_reset_s": config.breaker_reset_s or min(timeout, deadline),
+                "backoff_s": config.backoff_s or timeout / 20, "shed": config.shed}
+    client = ResilientClient(baristas, attempt_timeout_s=policies["attempt_timeout_s"], deadline_s=deadline,
+                             bulkhead=policies["bulkhead"], breaker_threshold=config.breaker_threshold,
+                             breaker_reset_s=policies["breaker_reset_s"], backoff_s=policies["backoff_s"],
+                             connections=config.capacity)
     cashier = ResilientCashier(db, client.brew, Shedder(config.capacity, deadline) if config.shed else None,
                                capacity=config.capacity, queue_limit=config.queue_limit)
 
     def counts() -> dict[str, Any]:
         return {"capacity": config.capacity, "deadline_s": deadline, **cashier.state, "baristas": baristas.calls(),
-                "resilience": client.counts()}
+                "resilience": client.counts(), "policies": policies}
 
     return application(cashier_routes(config, load_menu(config.menu), db, cashier, baristas, counts,
                                       more=lambda: {"circuits": client.circuits()}),

@@ -127,6 +127,21 @@ def test_steady_state_and_morning_rush_smoke_on_both_shops(main_run: MainRun) ->
     assert rush_async["backlog"]["max"] > 0
 
 
+@pytest.mark.main_run("morning-rush")
+def test_the_resilient_shop_records_its_policies_from_the_shared_settings(main_run: MainRun) -> None:
+    """Fairness: the resilient cashier's effective policies are in results.json (config.shop.policies),
+    derived from the settings every shop shares, scaled by the profile like them."""
+    r = main_run.results("morning-rush", "sync-resilient")
+    settings, policies = r["config"]["shop"]["settings"], r["config"]["shop"]["policies"]
+    assert settings == main_run.results("morning-rush", "async")["config"]["shop"]["settings"]
+    assert policies["deadline_s"] == pytest.approx(0.9 * settings["patience_s"])
+    assert policies["attempt_timeout_s"] == pytest.approx(min(settings["barista_timeout_s"], policies["deadline_s"]))
+    assert policies["bulkhead"] == 2 * settings["brewers"]
+    assert policies["backoff_s"] == pytest.approx(settings["barista_timeout_s"] / 20)
+    assert policies["shed"] is True and policies["breaker_threshold"] >= 1
+    assert r["config"]["jobs"] >= 1
+
+
 PAUSE_EXPERIMENT = """
 title = "barista frozen"
 claim = "the generator keeps sending while the shop stalls"
