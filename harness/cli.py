@@ -259,6 +259,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         error_line(str(exc))
         return 2
+    from harness.experiment.pool import configured_jobs
+
+    try:   # a bad $CHAOSCAFE_JOBS is bad input, found before anything starts
+        jobs = configured_jobs(args.jobs)
+    except ValueError as exc:
+        error_line(str(exc))
+        return 2
     systems = _shops(args.system)
     out = Path(args.out)
     for where in (out, *out.parents):   # before anything starts: a file where a directory must go
@@ -276,7 +283,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                    for _ in range(args.repeat) for s in systems]
         listener = PlainLines(windows, emit=lambda line: print(line, flush=True))
         print(f"chaoscafe run {run_id}: {len(selected)} experiment(s) x {', '.join(systems)}, profile "
-              f"{args.profile}, {len(windows)} shop runs, about {planned_seconds(selected, systems, profile=args.profile, repeat=args.repeat):.0f} s "
+              f"{args.profile}, {len(windows)} shop runs{f' ({jobs} at a time)' if jobs > 1 else ''}, about {planned_seconds(selected, systems, profile=args.profile, repeat=args.repeat):.0f} s "
               f"of arrivals; results in {run_dir}", flush=True)
     tasks: dict[tuple[str, str], Any] = {}
     try:
@@ -296,7 +303,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
             run_dir, summary = run_all(selected, systems, profile=args.profile, seed=args.seed, out=out,
                                        progress=progress if live else None, repeat=args.repeat, run_id=run_id,
-                                       listener=listener)
+                                       listener=listener, jobs=jobs)
     except KeyboardInterrupt:   # report what finished, then let main() say "interrupted" (exit 130)
         if (run_dir / "summary.json").is_file():
             console.print(f"interrupted: writing the report of the shop runs that finished in {run_dir}")
@@ -595,6 +602,9 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--generator-workers", type=_generator_workers, metavar="N",
                      help="load generator processes, each sending the orders with ref %% N == k; default "
                           "$CHAOSCAFE_GENERATOR_WORKERS, else 1 on a machine of <= 2 cores, else half the cores (at most 4)")
+    run.add_argument("--jobs", type=_positive, metavar="N",
+                     help="shop runs at once, in N worker processes (runs that boot their own broker run alone); "
+                          "default $CHAOSCAFE_JOBS, else 1. Concurrent runs share the machine: 1 for measurements")
     run.set_defaults(func=cmd_run)
     rep = sub.add_parser("report", help="write the HTML report of a run (index, one page per experiment)")
     rep.add_argument("run_dir", nargs="?", metavar="RUN_DIR",

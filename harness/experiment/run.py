@@ -195,7 +195,8 @@ def latecomers(exp: Experiment, shop: Shop, history: list[Record]) -> dict[str, 
 
 def run_one(name: str, experiment: Experiment, system: str, *, profile: str, seed: int | None,
             out_dir: Path, run_id: str, progress: ProgressFn | None = None,
-            broker: SharedBroker | None = None, generator_workers: int | None = None) -> dict[str, Any]:
+            broker: SharedBroker | None = None, generator_workers: int | None = None,
+            jobs: int = 1) -> dict[str, Any]:
     """Run `experiment` (as declared; the profile is applied here) against one shop; write
     history.jsonl, schedule.jsonl and results.json into out_dir and return the results.
 
@@ -210,12 +211,14 @@ def run_one(name: str, experiment: Experiment, system: str, *, profile: str, see
 
     `generator_workers`: the load generator's worker processes (harness.load.workers); None takes
     $CHAOSCAFE_GENERATOR_WORKERS, else the machine's default (harness.load.shards.default_workers).
+    `jobs`: how many shop runs of the set share the machine (harness.experiment.pool); recorded
+    as config.jobs, nothing else.
     """
     out_dir = Path(out_dir).resolve()
     started = time.time()
     try:
         return _run_shop(name, experiment, system, profile=profile, seed=seed, out_dir=out_dir, run_id=run_id,
-                         progress=progress, broker=broker, generator_workers=generator_workers)
+                         progress=progress, broker=broker, generator_workers=generator_workers, jobs=jobs)
     except Exception as exc:
         log.exception("%s / %s: the shop run failed", name, system)
         return errored(name, experiment, system, profile=profile, seed=seed, out_dir=out_dir, run_id=run_id,
@@ -265,7 +268,8 @@ def _faults_or_none(records: list[Record]) -> list[dict[str, Any]]:
 
 def _run_shop(name: str, experiment: Experiment, system: str, *, profile: str, seed: int | None,
               out_dir: Path, run_id: str, progress: ProgressFn | None = None,
-              broker: SharedBroker | None = None, generator_workers: int | None = None) -> dict[str, Any]:
+              broker: SharedBroker | None = None, generator_workers: int | None = None,
+              jobs: int = 1) -> dict[str, Any]:
     exp = effective(experiment, profile, seed)
     workers, workers_chosen_by = configured_workers(generator_workers)
     needs_broker = SHOPS[system].traits.needs_broker
@@ -371,7 +375,7 @@ def _run_shop(name: str, experiment: Experiment, system: str, *, profile: str, s
         "profile": profile, "run_id": run_id, "complete": complete, "started_at": started,
         "wall_s": round(time.time() - started, 3),
         "config": {"shop": describe, "broker": broker_used,
-                   "generator": {"workers": workers, "chosen_by": workers_chosen_by},
+                   "generator": {"workers": workers, "chosen_by": workers_chosen_by}, "jobs": jobs,
                    "experiment": exp.model_dump(mode="json")},
         "schedule": _schedule_summary(schedule),
         "faults": actual_faults(history.records), "not_applicable": nemesis.not_applicable,

@@ -10,9 +10,11 @@ from typing import Any, Protocol
 from harness.errors import ExperimentError
 from harness.experiment import Experiment, discover, expand, experiment_name, load_experiment, repeats
 from harness.experiment import results as results_mod
+from harness.experiment.pool import ShopRun, run_in_pool
 from harness.experiment.run import ProgressFn, effective, run_one
 from harness.experiment.verdicts import status_of
 from harness.infra.stack import SharedBroker
+from harness.shops import SHOPS
 
 EXPERIMENTS_DIR = Path(__file__).resolve().parents[2] / "experiments"
 
@@ -68,49 +70,84 @@ def planned_seconds(selected: list[Selected], systems: list[str], *, profile: st
 
 def run_all(selected: list[Selected], systems: list[str], *, profile: str, seed: int | None, out: Path,
             progress: ProgressFn | None = None, run_id: str | None = None,
-            repeat: int = 1, listener: RunListener | None = None) -> tuple[Path, list[dict[str, Any]]]:
+            repeat: int = 1, listener: RunListener | None = None, jobs: int = 1) -> tuple[Path, list[dict[str, Any]]]:
     """Run every experiment on every system under OUT/runs/<run-id>/, `repeat` times each with
     seeds seed, seed+1, ... (see harness.experiment.repeats); repetitions alternate between the shops so
     that a drift of the machine touches both alike.
 
     A shop run that raises is recorded as an error (harness.experiment.run.run_one) and the set goes on;
-    summary.json is rewritten after every shop run, so an interrupted set leaves what finished.
+    summary.json is rewritten after every experiment, so an interrupted set leaves what finished.
     The async shop runs share one RabbitMQ node (RUN_DIR/shared-broker, started at the first of
     them, stopped at the end), each in a vhost of its own; a run whose faults stop the broker
     starts a private node instead.
+
+    `jobs` > 1 runs up to that many shop runs at once, in worker processes (harness.experiment.pool:
+    the runs that boot their own broker run alone, each worker has its own shared node); the
+    summary keeps the order of the serial set.
     """
     run_id = run_id or new_run_id()
     run_dir = Path(out).resolve() / "runs" / run_id   # absolute: the shops' processes run elsewhere
-    with SharedBroker(run_dir / "shared-broker") as broker:
-        return run_dir, _run_set(selected, systems, profile=profile, seed=seed, run_dir=run_dir, run_id=run_id,
-                                 progress=progress, repeat=repeat, listener=listener, broker=broker)
-
-
-def _run_set(selected: list[Selected], systems: list[str], *, profile: str, seed: int | None, run_dir: Path,
-             run_id: str, progress: ProgressFn | None, repeat: int, listener: RunListener | None,
-             broker: SharedBroker) -> list[dict[str, Any]]:
+    runs = shop_runs(selected, systems, profile=profile, seed=seed, run_dir=run_dir, repeat=repeat)
+    done: dict[int, dict[str, Any]] = {}
     summary: list[dict[str, Any]] = []
+
+    def started(run: ShopRun) -> None:
+        if listener is not None:
+            listener.shop_started(run.name, run.system, run.repetition,
+                                  effective(run.experiment, profile, None).run.duration_s)
+
+    def finished(run: ShopRun, results: dict[str, Any]) -> None:
+        done[run.index] = results
+        if listener is not None:
+            listener.shop_finished(summarise(results), run.repetition)
+        summary[:] = _summary(runs, done, run_dir)
+
+    if jobs <= 1:
+        with SharedBroker(run_dir / "shared-broker") as broker:
+            for run in runs:
+                started(run)
+                finished(run, run_one(run.name, run.experiment, run.system, profile=profile, seed=run.seed,
+                                      out_dir=run.out_dir, run_id=run_id, progress=progress, broker=broker))
+    else:
+        run_in_pool(runs, jobs=jobs, run_dir=run_dir, run_id=run_id, profile=profile, progress=progress,
+                    on_start=started, on_done=finished)
+    return run_dir, summary
+
+
+def shop_runs(selected: list[Selected], systems: list[str], *, profile: str, seed: int | None, run_dir: Path,
+              repeat: int = 1) -> list[ShopRun]:
+    """Every shop run of the set, in the serial order: per experiment, per repetition, per shop."""
+    runs: list[ShopRun] = []
     for item in selected:
         exp = effective(item.experiment, profile, None)
         base = seed if seed is not None else exp.run.seed
-        done: dict[str, list[dict[str, Any]]] = {system: [] for system in systems}
+        private = exp.needs_private_broker()
         for k, seed_k in enumerate(repeats.seeds(base, repeat), start=1):
             for system in systems:
-                shop_dir = repeats.out_dir(run_dir / item.name / system, k)
-                if listener is not None:
-                    listener.shop_started(item.name, system, k, exp.run.duration_s)
-                results = run_one(item.name, item.experiment, system, profile=profile, seed=seed_k,
-                                  out_dir=shop_dir, run_id=run_id, progress=progress, broker=broker)
-                done[system].append(results)
-                if listener is not None:
-                    listener.shop_finished(summarise(results), k)
-        for system in systems:
-            results = done[system][0]
-            if repeat > 1:
-                results = repeats.fold(results, done[system])
-                results_mod.write(results, run_dir / item.name / system / "results.json")
+                runs.append(ShopRun(len(runs), item.name, item.experiment, system, k, seed_k,
+                                    repeats.out_dir(run_dir / item.name / system, k),
+                                    exclusive=private and SHOPS[system].traits.needs_broker))
+    return runs
+
+
+def _summary(runs: list[ShopRun], done: dict[int, dict[str, Any]], run_dir: Path) -> list[dict[str, Any]]:
+    """The summary rows of every experiment whose shop runs have all finished, in the set's order
+    (repetitions folded, see harness.experiment.repeats); written to run_dir/summary.json."""
+    summary: list[dict[str, Any]] = []
+    names = list(dict.fromkeys(r.name for r in runs))
+    for name in names:
+        mine = [r for r in runs if r.name == name]
+        if not all(r.index in done for r in mine):
+            continue
+        for system in dict.fromkeys(r.system for r in mine):
+            reps = [done[r.index] for r in mine if r.system == system]
+            results = reps[0]
+            if len(reps) > 1:
+                results = repeats.fold(results, reps)
+                results_mod.write(results, run_dir / name / system / "results.json")
             summary.append(summarise(results))
-            (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
 
 

@@ -103,17 +103,21 @@ brew = { distribution = "fixed", mean_ms = 10 }
 """
 
 
-def test_ctrl_c_during_an_experiment_flushes_the_history_and_stops_everything(tmp_path: Path) -> None:
-    """... and writes the report of the shop run that had finished before it."""
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_ctrl_c_during_an_experiment_flushes_the_history_and_stops_everything(jobs: int, tmp_path: Path) -> None:
+    """... and writes the report of the shop run that had finished before it; also with the shop
+    runs in worker processes (--jobs 2: tiny and steady-state run at once, tiny ends first)."""
     tag = uuid.uuid4().hex
     out = tmp_path / "reports"
     (tmp_path / "tiny.toml").write_text(TINY)
     proc = run_cli(["run", str(tmp_path / "tiny.toml"), "steady-state", "--system", "async", "--out", str(out),
-                    "--quiet"], tmp_path, tag)
+                    "--quiet", "--jobs", str(jobs)], tmp_path, tag)
 
-    def sending(histories: list[Path]) -> bool:   # 20 orders sent (or the run is over)
+    def sending(histories: list[Path]) -> bool:   # tiny done and 20 orders of steady-state sent (or the run is over)
         if proc.poll() is not None:
             return True
+        if not list(out.glob("runs/*/tiny/async/results.json")):
+            return False
         # the generator writes its records to its shard files; they join the history at the end
         return bool(histories) and sum(path.read_text().count('"type":"invoke"')
                                        for path in histories[0].parent.glob("generator-*.jsonl")) >= 20

@@ -1,0 +1,57 @@
+"""The scheduling rules of shop runs in worker processes (harness.experiment.pool); the processes
+themselves are exercised by the main run in CI (CHAOSCAFE_JOBS) and tests/integration/test_cleanup.py."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness.experiment import load_experiment
+from harness.experiment.pool import JOBS_ENV, ShopRun, configured_jobs, may_start, order
+from harness.experiment.runs import EXPERIMENTS_DIR, select, shop_runs
+
+
+def run(index: int, exclusive: bool = False) -> ShopRun:
+    exp = load_experiment(EXPERIMENTS_DIR / "steady-state.toml")
+    return ShopRun(index, f"e{index}", exp, "sync", 1, 1, Path(f"/tmp/r{index}"), exclusive)
+
+
+def test_jobs_default_to_one_and_read_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(JOBS_ENV, raising=False)
+    assert configured_jobs() == 1
+    assert configured_jobs(3) == 3
+    monkeypatch.setenv(JOBS_ENV, "2")
+    assert configured_jobs() == 2
+    assert configured_jobs(1) == 1   # the flag wins
+
+
+@pytest.mark.parametrize("text", ["0", "-1", "two", "1.5"])
+def test_a_bad_jobs_value_names_the_variable_and_the_value(text: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(JOBS_ENV, text)
+    with pytest.raises(ValueError, match=f"{JOBS_ENV}='{text}'"):
+        configured_jobs()
+
+
+def test_exclusive_runs_go_first_and_the_rest_keep_their_order() -> None:
+    runs = [run(0), run(1, True), run(2), run(3, True), run(4)]
+    assert [r.index for r in order(runs)] == [1, 3, 0, 2, 4]
+
+
+def test_an_exclusive_run_starts_only_on_an_idle_machine_and_nothing_starts_beside_it() -> None:
+    a, b, x = run(0), run(1), run(2, True)
+    assert may_start([x], [], jobs=2)
+    assert not may_start([x], [a], jobs=2)
+    assert not may_start([a], [x], jobs=2)
+    assert may_start([b], [a], jobs=2)
+    assert not may_start([b], [a], jobs=1)
+    assert not may_start([], [], jobs=2)
+
+
+def test_runs_that_boot_their_own_broker_are_exclusive_for_the_shops_that_need_one() -> None:
+    selected = select(["broker-partition", "steady-state"])
+    runs = shop_runs(selected, ["sync", "async"], profile="fast", seed=None, run_dir=Path("/tmp/set"))
+    assert {(r.name, r.system): r.exclusive for r in runs} == {
+        ("broker-partition", "sync"): False, ("broker-partition", "async"): True,
+        ("steady-state", "sync"): False, ("steady-state", "async"): False}
+    assert [r.index for r in runs] == list(range(4))
+    assert runs[1].out_dir == Path("/tmp/set/broker-partition/async")
