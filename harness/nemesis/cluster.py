@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
-from typing import Any, TypeVar
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar, cast
+
+from tenacity import Retrying, retry_if_result, stop_after_delay, wait_fixed
 
 from cafe import topology
 from harness.errors import BrokerError, NotApplicable
@@ -26,6 +28,7 @@ from harness.shops.base import Shop
 # again after the heal: 20 s to 2.5 min seen here (RabbitMQ 3.10.8 on Erlang 25.2.3, its log saying
 # "Global hang workaround"). A heal waits that out rather than call a cluster broken that recovers.
 HEAL_S = 180.0
+R = TypeVar("R")
 LEADER_WAIT_S = 10.0   # how long the reads around a heal wait for a member to name the queue's leader
 
 
@@ -40,38 +43,46 @@ def cluster_of(shop: Shop, kind: str) -> RabbitCluster:
     return broker
 
 
+def _asked_until(read: Callable[[], R], done: Callable[[R], bool], wait_s: float) -> R:
+    """read() once, then again every second while not done(value) and fewer than `wait_s`
+    seconds have passed; the last value read (tenacity's Retrying over a result)."""
+    retrying: Retrying = Retrying(stop=stop_after_delay(wait_s), wait=wait_fixed(1.0),
+                                  retry=retry_if_result(lambda value: not done(value)),
+                                  retry_error_callback=lambda state: state.outcome.result() if state.outcome else None)
+    return cast(R, retrying(read))
+
+
+def _leader_now(cluster: RabbitCluster) -> str | None:
+    try:
+        return cluster.leader(topology.ORDERS_QUEUE)
+    except BrokerError:
+        return None
+
+
+def _leader_and_term_now(cluster: RabbitCluster) -> tuple[str | None, int | None]:
+    try:
+        status = cluster.quorum_status(topology.ORDERS_QUEUE)
+    except BrokerError:
+        status = {}
+    if not status:   # not a quorum queue (classic), or no member answered: no term
+        return _leader_now(cluster), None
+    leader = next((node for node, row in status.items() if row.get("Raft State") == "leader"), None)
+    terms = [row["Term"] for row in status.values() if isinstance(row.get("Term"), int)]
+    return leader, max(terms) if terms else None
+
+
 def leader_of(cluster: RabbitCluster, wait_s: float = 0.0) -> str | None:
     """The member leading the barista queue now, or None when no member can say; with `wait_s`,
     ask again (every second) until a member leads or that many seconds have passed (an election
     under way, or a `quorum_status` that timed out on a loaded machine)."""
-    deadline = time.monotonic() + wait_s
-    while True:
-        try:
-            leader = cluster.leader(topology.ORDERS_QUEUE)
-        except BrokerError:
-            leader = None
-        if leader is not None or time.monotonic() >= deadline:
-            return leader
-        time.sleep(1.0)
+    return _asked_until(lambda: _leader_now(cluster), lambda leader: leader is not None, wait_s)
 
 
 def leader_and_term(cluster: RabbitCluster, wait_s: float = 0.0) -> tuple[str | None, int | None]:
     """(leader, Raft term) of the barista queue from one `quorum_status` read, asked again every
     second for up to `wait_s` while no member leads; a queue that is not a quorum queue (classic)
     has no term: (the node holding it, None), as `leader_of` says."""
-    deadline = time.monotonic() + wait_s
-    while True:
-        try:
-            status = cluster.quorum_status(topology.ORDERS_QUEUE)
-        except BrokerError:
-            status = {}
-        if not status:
-            return leader_of(cluster, max(0.0, deadline - time.monotonic())), None
-        leader = next((node for node, row in status.items() if row.get("Raft State") == "leader"), None)
-        terms = [row["Term"] for row in status.values() if isinstance(row.get("Term"), int)]
-        if leader is not None or time.monotonic() >= deadline:
-            return leader, max(terms) if terms else None
-        time.sleep(1.0)
+    return _asked_until(lambda: _leader_and_term_now(cluster), lambda read: read[0] is not None, wait_s)
 
 
 def resolve(cluster: RabbitCluster, choice: str, leader: str | None) -> list[ClusterNode]:

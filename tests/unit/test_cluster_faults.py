@@ -112,6 +112,31 @@ def test_one_read_gives_the_leader_and_the_highest_term() -> None:
     assert leader_and_term(StatusCluster(electing)) == (None, 5)  # type: ignore[arg-type]
 
 
+class ElectingCluster:
+    """A quorum_status that names no leader for the first `reads` reads, then n3; a classic queue
+    (no status) whose holder `leader` names."""
+
+    def __init__(self, reads: int, classic: bool = False) -> None:
+        self.reads, self.classic, self.calls = reads, classic, 0
+
+    def quorum_status(self, queue: str) -> dict[str, dict[str, Any]]:
+        if self.classic:
+            return {}
+        self.calls += 1
+        state = "leader" if self.calls > self.reads else "candidate"
+        return {"n3": {"Raft State": state, "Term": 7}, "n1": {"Raft State": "follower", "Term": 7}}
+
+    def leader(self, queue: str) -> str | None:
+        return "n1"
+
+
+def test_the_leader_is_asked_again_while_an_election_runs_and_the_last_read_is_kept() -> None:
+    from harness.nemesis.cluster import leader_and_term
+    assert leader_and_term(ElectingCluster(reads=1), wait_s=5) == ("n3", 7)      # asked twice, a second apart
+    assert leader_and_term(ElectingCluster(reads=10), wait_s=0) == (None, 7)     # no wait: one read
+    assert leader_and_term(ElectingCluster(reads=0, classic=True)) == ("n1", None)
+
+
 def test_a_leader_elected_by_the_end_of_the_heal_counts_as_noticed() -> None:
     from harness.nemesis.cluster import seen_after_heal
 
