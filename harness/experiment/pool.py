@@ -13,8 +13,9 @@ the worker ends.
 Which run goes where: a run is *exclusive* when its experiment boots its own broker or cluster for
 a shop that needs one (`Experiment.needs_private_broker`: broker faults, clusters, partitions; the
 iptables rules of a partition carry the set's run id, and several RabbitMQ nodes booting at once
-would crowd two cores): it starts only when no other run is going and nothing starts beside it.
-The exclusive runs go first, then the others in the order given, at most N at a time.
+would crowd two cores): no other run with a broker goes beside it; a run of a shop without one
+(the sync shops: no node, no iptables rule, a third of a core) may. The exclusive runs go first,
+one at a time, then the others in the order given, at most N at a time.
 
 Concurrent runs share the machine, so their latencies are those of a busier machine: every
 results.json records the `jobs` it ran under (config.jobs), and `--jobs 1` (the default) is the
@@ -52,6 +53,7 @@ class ShopRun:
     seed: int | None
     out_dir: Path
     exclusive: bool
+    needs_broker: bool = True
 
 
 def configured_jobs(value: int | None = None) -> int:
@@ -77,12 +79,20 @@ def order(runs: Sequence[ShopRun]) -> list[ShopRun]:
     return [r for r in runs if r.exclusive] + [r for r in runs if not r.exclusive]
 
 
-def may_start(pending: Sequence[ShopRun], running: Collection[ShopRun], jobs: int) -> bool:
-    """Whether pending[0] may start beside `running`: a free slot, no exclusive run going, and an
-    exclusive run only on an idle machine."""
-    if not pending or len(running) >= jobs or any(r.exclusive for r in running):
+def may_start(run: ShopRun, running: Collection[ShopRun], jobs: int) -> bool:
+    """Whether `run` may start beside `running`: a free slot, and an exclusive run neither beside
+    nor into a run whose shop needs a broker (a run without a broker, the sync shops', may go beside
+    an exclusive one: it boots no node and adds no iptables rule)."""
+    if len(running) >= jobs:
         return False
-    return not (pending[0].exclusive and running)
+    if run.exclusive:
+        return not any(r.needs_broker for r in running)
+    return not (run.needs_broker and any(r.exclusive for r in running))
+
+
+def next_startable(pending: Sequence[ShopRun], running: Collection[ShopRun], jobs: int) -> int | None:
+    """The position in `pending` of the first run that may start now, or None."""
+    return next((i for i, run in enumerate(pending) if may_start(run, running, jobs)), None)
 
 
 def _die_with_parent() -> None:
@@ -164,10 +174,10 @@ def run_in_pool(runs: Sequence[ShopRun], *, jobs: int, run_dir: Path, run_id: st
         return k
 
     def dispatch() -> None:
-        while may_start(pending, running.values(), jobs):
+        while (at := next_startable(pending, running.values(), jobs)) is not None:
             idle = [k for k in slots if k not in running]
             k = idle[0] if idle else spawn()
-            run = pending.pop(0)
+            run = pending.pop(at)
             running[k] = run
             started_at[k] = time.time()
             on_start(run)

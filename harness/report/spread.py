@@ -5,6 +5,8 @@ harness.experiment.repeats). Pure rendering helpers; html.py places their output
 """
 from __future__ import annotations
 
+from itertools import combinations
+
 from collections.abc import Sequence
 from html import escape
 
@@ -64,7 +66,8 @@ def index_block(shop: ShopRun | None, others: Sequence[ShopRun | None]) -> str:
 
 
 def metrics_table(shops: Sequence[ShopRun]) -> str:
-    """Every metric with intervals for all shops, one column per shop and a significance column."""
+    """Every metric with intervals for all shops, one column per shop and a significance column
+    naming every pair of shops whose intervals do not overlap ("sync ≠ async")."""
     if repeated(shops) < 2:
         return ""
     metrics = list(dict.fromkeys(m for s in shops for m in (s.results.get("repeats") or {}).get("metrics", {})))
@@ -72,15 +75,16 @@ def metrics_table(shops: Sequence[ShopRun]) -> str:
     body = []
     for metric in metrics:
         ivs = [interval(s, metric) for s in shops]
-        sig = len(ivs) == 2 and significant(ivs[0], ivs[1])
+        pairs = [f"{a.system} ≠ {b.system}" for (a, ia), (b, ib) in combinations(zip(shops, ivs), 2)
+                 if significant(ia, ib)]
         cells = "".join(f'<td><span class="num">{escape(ci_text(iv))}</span></td>' for iv in ivs)
-        css = ' class="sig"' if sig else ""
+        css = ' class="sig"' if pairs else ""
         body.append(f"<tr{css}><td>{escape(metric)}</td>{cells}"
-                    f"<td>{'yes' if sig else ''}</td></tr>")
+                    f"<td>{escape(', '.join(pairs))}</td></tr>")
     seeds = "; ".join(f"{escape(s.system)}: {escape(str((s.results.get('repeats') or {}).get('seeds')))}"
                       for s in shops)
     return (f'<p class="note">{repeated(shops)} repetitions per shop (seeds {seeds}); each interval is the mean ± '
-            "the half-width of its 95% confidence interval (Student's t). A difference is marked significant "
-            "only when the two intervals do not overlap.</p>"
-            f"<table><thead><tr><th>metric</th>{head}<th>significant</th></tr></thead>"
+            "the half-width of its 95% confidence interval (Student's t). Each pair of shops is compared on its "
+            "own: a difference is marked significant (a ≠ b) only when the two intervals do not overlap.</p>"
+            f"<table><thead><tr><th>metric</th>{head}<th>significant (pairs)</th></tr></thead>"
             f"<tbody>{''.join(body)}</tbody></table>")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 from test_report_support import EXPERIMENT, build_run
@@ -46,6 +47,25 @@ def test_disjoint_intervals_are_marked_significant(tmp_path: Path) -> None:
     assert "Repetitions: mean and 95% confidence interval" in page
     assert '<tr class="sig"><td>latency_ms.acceptance.p99</td>' in page
     assert '<tr class="sig"><td>orders.attempted</td>' not in page   # equal in both shops
+
+
+def test_with_three_shops_each_pair_is_marked_on_its_own(tmp_path: Path) -> None:
+    run_dir = build_run(tmp_path / "reports")
+    shutil.copytree(run_dir / EXPERIMENT / "sync", run_dir / EXPERIMENT / "sync-resilient")
+    copied = run_dir / EXPERIMENT / "sync-resilient" / "results.json"
+    copied.write_text(json.dumps({**json.loads(copied.read_text()), "system": "sync-resilient"}))
+    summary = json.loads((run_dir / "summary.json").read_text())
+    (run_dir / "summary.json").write_text(json.dumps([*summary, {**summary[0], "system": "sync-resilient"}]))
+    # sync and sync-resilient overlap; each differs from async
+    add_repeats(run_dir, {"sync": [900.0, 1000.0, 1100.0], "sync-resilient": [950.0, 1050.0, 1150.0],
+                          "async": [20.0, 22.0, 24.0]})
+    out = tmp_path / "out"
+    write_report(run_dir, out)
+    page = next(p for p in (out / run_dir.name).glob("*.html") if p.name != "index.html").read_text()
+    row = re.search(r'<tr class="sig"><td>latency_ms\.acceptance\.p99</td>.*?</tr>', page)
+    assert row is not None
+    assert row.group(0).endswith("<td>sync ≠ async, async ≠ sync-resilient</td></tr>")   # not sync ≠ sync-resilient
+    assert marked((out / "index.html").read_text(), "acceptance p99 ms") == 3   # each shop differs from another
 
 
 def test_overlapping_intervals_are_not_significant(tmp_path: Path) -> None:
