@@ -5,10 +5,9 @@ harness.experiment.repeats). Pure rendering helpers; html.py places their output
 """
 from __future__ import annotations
 
-from itertools import combinations
-
 from collections.abc import Sequence
 from html import escape
+from itertools import combinations
 
 from harness.regression.stats import Interval, significant
 from harness.report.analysis import ShopRun
