@@ -74,7 +74,7 @@ def metrics_table(shops: Sequence[ShopRun]) -> str:
     body = []
     for metric in metrics:
         ivs = [interval(s, metric) for s in shops]
-        pairs = [f"{a.system} ≠ {b.system}" for (a, ia), (b, ib) in combinations(zip(shops, ivs), 2)
+        pairs = [f"{a.system} ≠ {b.system}" for (a, ia), (b, ib) in combinations(zip(shops, ivs, strict=True), 2)
                  if significant(ia, ib)]
         cells = "".join(f'<td><span class="num">{escape(ci_text(iv))}</span></td>' for iv in ivs)
         css = ' class="sig"' if pairs else ""
