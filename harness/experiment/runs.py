@@ -126,8 +126,7 @@ def shop_runs(selected: list[Selected], systems: list[str], *, profile: str, see
             for system in systems:
                 runs.append(ShopRun(len(runs), item.name, item.experiment, system, k, seed_k,
                                     repeats.out_dir(run_dir / item.name / system, k),
-                                    exclusive=private and SHOPS[system].traits.needs_broker,
-                                    needs_broker=SHOPS[system].traits.needs_broker))
+                                    exclusive=private and SHOPS[system].traits.needs_broker))
     return runs
 
 

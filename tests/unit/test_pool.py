@@ -11,10 +11,9 @@ from harness.experiment.pool import JOBS_ENV, ShopRun, configured_jobs, may_star
 from harness.experiment.runs import EXPERIMENTS_DIR, select, shop_runs
 
 
-def run(index: int, exclusive: bool = False, needs_broker: bool = True) -> ShopRun:
+def run(index: int, exclusive: bool = False) -> ShopRun:
     exp = load_experiment(EXPERIMENTS_DIR / "steady-state.toml")
-    return ShopRun(index, f"e{index}", exp, "async" if needs_broker else "sync", 1, 1, Path(f"/tmp/r{index}"),
-                   exclusive, needs_broker)
+    return ShopRun(index, f"e{index}", exp, "async", 1, 1, Path(f"/tmp/r{index}"), exclusive)
 
 
 def test_jobs_default_to_one_and_read_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -38,25 +37,23 @@ def test_exclusive_runs_go_first_and_the_rest_keep_their_order() -> None:
     assert [r.index for r in order(runs)] == [1, 3, 0, 2, 4]
 
 
-def test_an_exclusive_run_has_no_broker_run_beside_it_but_may_have_a_run_without_a_broker() -> None:
+def test_an_exclusive_run_starts_only_on_an_idle_machine_and_nothing_starts_beside_it() -> None:
     a, b, x, y = run(0), run(1), run(2, True), run(3, True)
-    light = run(4, needs_broker=False)
     assert may_start(x, [], jobs=2)
     assert not may_start(x, [a], jobs=2)
     assert not may_start(a, [x], jobs=2)
     assert not may_start(y, [x], jobs=2)
-    assert may_start(light, [x], jobs=2) and may_start(x, [light], jobs=2)
-    assert not may_start(light, [x], jobs=1)
     assert may_start(b, [a], jobs=2) and not may_start(b, [a], jobs=1)
 
 
-def test_the_first_run_that_may_start_is_taken_past_the_ones_that_may_not() -> None:
-    x, y, a, light = run(0, True), run(1, True), run(2), run(3, needs_broker=False)
-    pending = order([a, light, y])
-    assert [r.index for r in pending] == [1, 2, 3]
-    assert next_startable(pending, [x], jobs=2) == 2          # y and a wait for x; the sync run goes
+def test_the_first_run_that_may_start_is_taken() -> None:
+    x, y, a = run(0, True), run(1, True), run(2)
+    pending = order([a, y])
+    assert [r.index for r in pending] == [1, 2]
+    assert next_startable(pending, [x], jobs=2) is None       # nothing beside an exclusive run
     assert next_startable(pending, [], jobs=2) == 0
-    assert next_startable(pending, [x, light], jobs=2) is None
+    assert next_startable([a], [run(3)], jobs=2) == 0
+    assert next_startable([y, a], [run(3)], jobs=2) == 1      # y waits for an idle machine; a goes
     assert next_startable([], [], jobs=2) is None
 
 
@@ -66,6 +63,5 @@ def test_runs_that_boot_their_own_broker_are_exclusive_for_the_shops_that_need_o
     assert {(r.name, r.system): r.exclusive for r in runs} == {
         ("broker-partition", "sync"): False, ("broker-partition", "async"): True,
         ("steady-state", "sync"): False, ("steady-state", "async"): False}
-    assert [r.needs_broker for r in runs] == [False, True, False, True]
     assert [r.index for r in runs] == list(range(4))
     assert runs[1].out_dir == Path("/tmp/set/broker-partition/async")
