@@ -24,7 +24,6 @@ measurement run. The verdicts' margins are meant to hold either way; CI uses 2 (
 """
 from __future__ import annotations
 
-import ctypes
 import multiprocessing
 import os
 import queue
@@ -92,27 +91,12 @@ def next_startable(pending: Sequence[ShopRun], running: Collection[ShopRun], job
     return next((i for i, run in enumerate(pending) if may_start(run, running, jobs)), None)
 
 
-def _die_with_parent() -> None:
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)
-    except (OSError, AttributeError):  # pragma: no cover - not Linux: the harness still stops it
-        pass
-
-
-def _exit_on_sigterm(signum: int, frame: object) -> None:
-    raise SystemExit(128 + signum)
-
-
 def _work(k: int, tasks: Any, events: Any, broker_dir: Path, run_id: str, profile: str, jobs: int) -> None:
     """Worker k: take ShopRuns from `tasks` until None, put ("progress", i, Progress),
     ("done", i, results) or ("stopped", i, reason) on `events`."""
-    try:
-        os.setsid()
-    except OSError:  # pragma: no cover - already a session leader
-        pass
-    _die_with_parent()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    from harness.load.workers import detach_worker
+
+    detach_worker()
     from harness.experiment.run import run_one
     from harness.infra.stack import SharedBroker
 

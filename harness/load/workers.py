@@ -237,9 +237,10 @@ def _exit_on_sigterm(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
-def _work(conn: Connection) -> None:
-    """A worker process: receive its shard, say ready, wait for ("go", t0), run it (counters every
-    REPORT_S, the histograms at the end), then wait until the harness closes the pipe."""
+def detach_worker() -> None:
+    """For a worker process the harness spawned, first thing: a session of its own, SIGINT ignored
+    (a terminal Ctrl-C reaches only the harness, which stops its workers), SIGTERM raising
+    SystemExit (so `finally` blocks run), and killed by the kernel if the harness dies."""
     try:
         os.setsid()
     except OSError:  # pragma: no cover - already a session leader
@@ -247,6 +248,12 @@ def _work(conn: Connection) -> None:
     _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
+
+
+def _work(conn: Connection) -> None:
+    """A worker process: receive its shard, say ready, wait for ("go", t0), run it (counters every
+    REPORT_S, the histograms at the end), then wait until the harness closes the pipe."""
+    detach_worker()
     lock = threading.Lock()   # one sender at a time on the pipe
     halt = threading.Event()
     sink: ShardFile | None = None
