@@ -37,7 +37,9 @@ def _num(value: Any, unit: str = "") -> str:
 class PlainLines:
     """A `harness.experiment.runs.RunListener` writing one plain line per event through `emit` (print).
 
-    `planned` is the list of arrival windows (s) of every shop run of the set, in run order.
+    `planned` is the list of arrival windows (s) of every shop run of the set. A shop run's start
+    and end lines carry the same number `[k/N]`, k counting starts (with `--jobs`, runs start
+    and end in another order than the set's, and overlap).
     """
 
     def __init__(self, planned: list[float], emit: Callable[[str], None] = print,
@@ -45,26 +47,33 @@ class PlainLines:
         self.weights = [w + OVERHEAD_S for w in planned]
         self.emit, self.clock = emit, clock
         self.started_at = clock()
+        self.started = 0
         self.done = 0
+        self.spent = 0.0    # the weights of the finished runs
+        self.going: dict[tuple[str, str, int], tuple[int, float]] = {}   # run -> (k, weight)
 
-    def _prefix(self) -> str:
+    def _prefix(self, k: int) -> str:
         width = len(str(len(self.weights)))
-        return f"[{self.done + 1:>{width}}/{len(self.weights)}]"
+        return f"[{k:>{width}}/{len(self.weights)}]"
 
     def time_left(self) -> float | None:
         """Seconds left for the set, from the pace so far; None before the first shop run ends."""
-        if self.done == 0:
+        if self.done == 0 or self.spent <= 0:
             return None
-        spent = sum(self.weights[:self.done])
-        return (self.clock() - self.started_at) / spent * sum(self.weights[self.done:])
+        return (self.clock() - self.started_at) / self.spent * max(0.0, sum(self.weights) - self.spent)
 
     def shop_started(self, experiment: str, system: str, repetition: int, planned_s: float) -> None:
+        self.started += 1
+        self.going[(experiment, system, repetition)] = (self.started, planned_s + OVERHEAD_S)
         rep = f" repetition {repetition}" if repetition > 1 else ""
-        self.emit(f"{self._prefix()} {experiment} / {system}{rep}: started (arrivals {planned_s:g} s)")
+        self.emit(f"{self._prefix(self.started)} {experiment} / {system}{rep}: started (arrivals {planned_s:g} s)")
 
     def shop_finished(self, row: dict[str, Any], repetition: int) -> None:
-        prefix = self._prefix()
+        k, weight = self.going.pop((row["experiment"], row["system"], repetition),
+                                   (self.done + 1, self.weights[min(self.done, len(self.weights) - 1)]))
+        prefix = self._prefix(k)
         self.done = min(self.done + 1, len(self.weights))
+        self.spent += weight
         left = self.time_left()
         rep = f" repetition {repetition}" if repetition > 1 else ""
         verdict = row.get("status") or ("pass" if row.get("passed") else "fail")

@@ -34,6 +34,21 @@ def test_lines_for_each_start_and_end_with_the_time_left_from_the_pace() -> None
     assert "ERROR" in lines[3] and lines[3].endswith("error: boom") and "accepted -" in lines[3]
 
 
+def test_overlapping_runs_keep_their_number_from_start_to_end() -> None:
+    lines: list[str] = []
+    log = PlainLines([10.0, 10.0, 10.0], emit=lines.append, clock=lambda: 0.0)
+    log.shop_started("a", "sync", 1, 10.0)
+    log.shop_started("a", "async", 1, 10.0)
+    row = {"status": "pass", "failed_checks": []}
+    log.shop_finished({**row, "experiment": "a", "system": "sync"}, 1)
+    log.shop_started("b", "sync", 1, 10.0)
+    log.shop_finished({**row, "experiment": "a", "system": "async"}, 1)
+    log.shop_finished({**row, "experiment": "b", "system": "sync"}, 1)
+    assert [line[:17] for line in lines] == ["[1/3] a / sync: s", "[2/3] a / async: ", "[1/3] a / sync: p",
+                                              "[3/3] b / sync: s", "[2/3] a / async: ", "[3/3] b / sync: p"]
+    assert lines[-1].endswith("(last)")
+
+
 def test_every_path_option_becomes_absolute_and_names_stay_names(tmp_path: Path) -> None:
     cwd = os.getcwd()
     os.chdir(tmp_path)
