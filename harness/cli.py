@@ -393,6 +393,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         TOLERANCES,
         CompareError,
         compare_sets,
+        load_envelopes,
         load_set,
         load_tolerances,
         regressions,
@@ -401,10 +402,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
     try:
         tolerances = load_tolerances(Path(args.tolerances)) if args.tolerances else TOLERANCES
         baseline, current = load_set(Path(args.baseline)), load_set(Path(args.current))
+        envelopes = load_envelopes(Path(args.baseline))
     except CompareError as exc:
         error_line(f"chaoscafe compare: {exc}")
         return 2
-    changes = compare_sets(baseline, current, tolerances)
+    changes = compare_sets(baseline, current, tolerances, envelopes)
     bad = regressions(changes)
     if args.json:
         Path(args.json).write_text(json.dumps([c.to_dict() for c in changes], indent=2))
@@ -479,7 +481,7 @@ def cmd_baseline(args: argparse.Namespace) -> int:
     from harness.regression.baseline import save_baseline
 
     try:
-        written = save_baseline(Path(args.run_dir), Path(args.out))
+        written = save_baseline(Path(args.run_dir), Path(args.out), [Path(p) for p in args.more])
     except CompareError as exc:
         error_line(f"chaoscafe baseline: {exc}")
         return 2
@@ -635,6 +637,9 @@ def parser() -> argparse.ArgumentParser:
     exp.set_defaults(func=cmd_explore)
     base = sub.add_parser("baseline", help="save a run's results (no histories) as the regression baseline")
     base.add_argument("run_dir", metavar="RUN_DIR")
+    base.add_argument("more", nargs="*", metavar="MORE_RUN_DIR",
+                      help="more runs of the same set: each metric's worst value over all the runs becomes the "
+                           "baseline (envelope.json), for outcomes that vary from run to run")
     base.add_argument("--out", default="reports/baseline/fast", help="default reports/baseline/fast")
     base.set_defaults(func=cmd_baseline)
     shp = sub.add_parser("shops", help="list the registered shops: built-in and plugins (docs/shops.md)")
@@ -663,6 +668,8 @@ def absolute_paths(args: argparse.Namespace) -> argparse.Namespace:
         values = getattr(args, key, None)
         if values:
             setattr(args, key, [str(Path(v).resolve()) if v.endswith(".toml") else v for v in values])
+    if getattr(args, "more", None):   # baseline's further run directories
+        args.more = [str(Path(v).resolve()) for v in args.more]
     return args
 
 

@@ -2,7 +2,9 @@
 
 `save_baseline(run_dir, out)` replaces `out` with `<experiment>/<shop>/results.json` for every
 shop run of `run_dir` (histories, schedules, logs and per-second series are left behind, so the
-baseline stays small enough to commit) plus `BASELINE.json` saying where it came from.
+baseline stays small enough to commit) plus `BASELINE.json` saying where it came from. With
+`more` runs, each shop run also gets `envelope.json`: every compared metric's value in each run
+that has it (the first run's included), whose worst `chaoscafe compare` takes as the baseline.
 """
 from __future__ import annotations
 
@@ -13,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import CompareError
-from harness.regression.compare import load_set
+from harness.experiment.metrics import lookup
+from harness.regression.compare import ENVELOPE, TOLERANCES, load_set
 
 DROP_KEYS = frozenset({"series"})   # per-bucket time series: the report's, not the comparison's
 
@@ -27,13 +30,16 @@ def trim(value: Any) -> Any:
     return value
 
 
-def save_baseline(run_dir: Path, out: Path) -> list[Path]:
-    """Write the trimmed results of `run_dir` into `out` (replacing what was there); return the files.
-    Refuses an incomplete run: a baseline must come from a run that finished."""
+def save_baseline(run_dir: Path, out: Path, more: list[Path] | None = None) -> list[Path]:
+    """Write the trimmed results of `run_dir` into `out` (replacing what was there), and with
+    `more` runs an envelope per shop run; return the files. Refuses an incomplete run: a
+    baseline must come from runs that finished."""
     results = load_set(run_dir)
-    incomplete = [f"{e}/{s}" for (e, s), r in results.items() if not r.get("complete", False)]
-    if incomplete:
-        raise CompareError(f"{run_dir}: incomplete runs cannot be a baseline: {', '.join(incomplete)}")
+    others = [load_set(path) for path in (more or [])]
+    for path, found in zip([run_dir, *(more or [])], [results, *others], strict=True):
+        incomplete = [f"{e}/{s}" for (e, s), r in found.items() if not r.get("complete", False)]
+        if incomplete:
+            raise CompareError(f"{path}: incomplete runs cannot be a baseline: {', '.join(incomplete)}")
     if out.exists():
         shutil.rmtree(out)
     written = []
@@ -42,10 +48,17 @@ def save_baseline(run_dir: Path, out: Path) -> list[Path]:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(trim(data), indent=1, sort_keys=True) + "\n")
         written.append(path)
+        runs = [data, *(o[(experiment, system)] for o in others if (experiment, system) in o)]
+        if len(runs) > 1:
+            envelope = {"runs": [r.get("run_id") for r in runs],
+                        "values": {m: [lookup(r, m) for r in runs] for m in TOLERANCES}}
+            written.append(path.with_name(ENVELOPE))
+            written[-1].write_text(json.dumps(envelope, indent=1, sort_keys=True) + "\n")
     first = next(iter(results.values()))
     meta = {"saved_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "from_run": str(run_dir),
             "run_id": first.get("run_id"), "profile": first.get("profile"),
             "commit": (first.get("provenance") or {}).get("commit"),
-            "shop_runs": [f"{e}/{s}" for e, s in sorted(results)]}
+            "shop_runs": [f"{e}/{s}" for e, s in sorted(results)],
+            "more_runs": [str(path) for path in (more or [])]}
     (out / "BASELINE.json").write_text(json.dumps(meta, indent=1) + "\n")
     return written

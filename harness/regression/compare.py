@@ -13,7 +13,11 @@ committed baseline). Rules, per metric (`TOLERANCES`, overridable from a TOML fi
 - latencies and throughputs compare as ratios: worse by more than `ratio` (and by more than the
   absolute `floor`, so that noise on small numbers never counts) is a regression;
 - shares (availability, SLO) compare as differences: lower by more than `absolute` is a regression;
-- an experiment/shop in the baseline but missing from the current set is a regression.
+- an experiment/shop in the baseline but missing from the current set is a regression;
+- a baseline saved from several runs (`chaoscafe baseline RUN1 RUN2 ...`) keeps every run's value
+  of each metric (`envelope.json` beside results.json): the worst of them is the baseline value,
+  so an outcome that varies from run to run (bimodal) is judged against its worst seen, not
+  against one draw.
 
 Pure except for `load_set`; `chaoscafe compare` prints `table_rows` and exits 1 on any regression.
 """
@@ -117,6 +121,31 @@ def load_set(directory: Path) -> dict[Key, dict[str, Any]]:
     return found
 
 
+ENVELOPE = "envelope.json"
+Envelope = Mapping[str, list[Any]]   # metric -> its value in each baseline run
+
+
+def load_envelopes(directory: Path) -> dict[Key, dict[str, list[Any]]]:
+    """Every `<experiment>/<shop>/envelope.json` under a baseline directory ({} when none):
+    {key: {metric: [value per baseline run]}}. CompareError for an unreadable file."""
+    found: dict[Key, dict[str, list[Any]]] = {}
+    for path in sorted(directory.glob(f"*/*/{ENVELOPE}")):
+        try:
+            values = json.loads(path.read_text())["values"]
+        except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise CompareError(f"{path}: not an envelope file ({exc})") from exc
+        found[(path.parent.parent.name, path.parent.name)] = values
+    return found
+
+
+def worst(tol: Tolerance, values: list[Any]) -> Any:
+    """The worst of a metric's baseline values under `tol` (None if none is a number)."""
+    numbers = [float(v) for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    if not numbers:
+        return None
+    return max(numbers) if tol.better == "lower" else min(numbers)
+
+
 def load_tolerances(path: Path) -> dict[str, Tolerance]:
     """TOLERANCES updated from a TOML file of `["metric.name"]` tables (fields of Tolerance)."""
     try:
@@ -167,8 +196,9 @@ def judge(metric: str, tol: Tolerance, base: Any, cur: Any, *, expects_zero: boo
 
 
 def compare_one(key: Key, base: Mapping[str, Any], cur: Mapping[str, Any],
-                tolerances: Mapping[str, Tolerance]) -> list[Change]:
-    """Every change between two results of the same experiment and shop, including 'same'."""
+                tolerances: Mapping[str, Tolerance], envelope: Envelope | None = None) -> list[Change]:
+    """Every change between two results of the same experiment and shop, including 'same'; with
+    an `envelope`, a metric's baseline value is the worst of its values there."""
     exp, system = key
     changes: list[Change] = []
     was, now = status_of(base), status_of(cur)
@@ -195,8 +225,12 @@ def compare_one(key: Key, base: Mapping[str, Any], cur: Mapping[str, Any],
         changes.append(Change(exp, system, note[0], note[1], note[2], "note", note[3]))
     for metric, tol in tolerances.items():
         b, c = lookup(dict(base), metric), lookup(dict(cur), metric)
+        rule = tol.text()
+        seen = (envelope or {}).get(metric)
+        if seen and len(seen) > 1 and worst(tol, seen) is not None:
+            b, rule = worst(tol, seen), f"{rule}; worst of {len(seen)} baseline runs"
         status = judge(metric, tol, b, c, expects_zero=_expects_zero(cur, metric) or _expects_zero(base, metric))
-        changes.append(Change(exp, system, metric, b, c, status, tol.text()))
+        changes.append(Change(exp, system, metric, b, c, status, rule))
     return changes
 
 
@@ -211,15 +245,17 @@ def _notes(base: Mapping[str, Any], cur: Mapping[str, Any]) -> Iterable[tuple[st
 
 
 def compare_sets(baseline: Mapping[Key, Mapping[str, Any]], current: Mapping[Key, Mapping[str, Any]],
-                 tolerances: Mapping[str, Tolerance] = TOLERANCES) -> list[Change]:
-    """All changes between two result sets, in baseline order, then what is new."""
+                 tolerances: Mapping[str, Tolerance] = TOLERANCES,
+                 envelopes: Mapping[Key, Envelope] | None = None) -> list[Change]:
+    """All changes between two result sets, in baseline order, then what is new; `envelopes`
+    (load_envelopes) widen the baseline's numbers to the worst of its runs."""
     changes: list[Change] = []
     for key, base in baseline.items():
         cur = current.get(key)
         if cur is None:
             changes.append(Change(*key, "results", "present", "missing", "missing", "not run this time"))
             continue
-        changes.extend(compare_one(key, base, cur, tolerances))
+        changes.extend(compare_one(key, base, cur, tolerances, (envelopes or {}).get(key)))
     for key in current:
         if key not in baseline:
             changes.append(Change(*key, "results", None, "present", "new", "no baseline yet"))

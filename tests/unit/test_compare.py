@@ -15,6 +15,7 @@ from harness.regression.compare import (
     compare_one,
     compare_sets,
     judge,
+    load_envelopes,
     load_set,
     load_tolerances,
     regressions,
@@ -185,6 +186,27 @@ def test_baseline_keeps_results_drops_series_and_histories(tmp_path: Path) -> No
     assert json.loads((tmp_path / "baseline" / "BASELINE.json").read_text())["shop_runs"] == ["a/async", "a/sync"]
     assert not regressions(compare_sets(load_set(tmp_path / "baseline"), load_set(run)))
     assert trim({"x": [{"series": 1, "y": 2}]}) == {"x": [{"y": 2}]}
+
+
+def test_a_baseline_of_several_runs_judges_each_metric_against_its_worst_run(tmp_path: Path) -> None:
+    """A bimodal outcome (availability 0.7 in one run, 0.48 in another): one run cannot be its
+    baseline, the worst of several can; beyond that worst, it is a regression again."""
+    def run(name: str, overall: float, p50: float) -> Path:
+        return write_run(tmp_path / name, {("storm", "sync-resilient"): results(availability__overall=overall,
+                                                                                latency_ms={"acceptance": {"p50": p50, "p99": 40.0},
+                                                                                            "fulfilment": {"p50": 300.0, "p99": 4000.0}})})
+    first, second = run("r1", 0.70, 5.0), run("r2", 0.48, 90.0)
+    written = save_baseline(first, tmp_path / "bl", [second])
+    envelope = json.loads((tmp_path / "bl" / "storm" / "sync-resilient" / "envelope.json").read_text())
+    assert envelope["values"]["availability.overall"] == [0.70, 0.48] and len(written) == 2
+    assert json.loads((tmp_path / "bl" / "BASELINE.json").read_text())["more_runs"] == [str(second)]
+    base, envelopes = load_set(tmp_path / "bl"), load_envelopes(tmp_path / "bl")
+    like_second = load_set(run("r3", 0.47, 100.0))
+    assert regressions(compare_sets(base, like_second))                          # against one draw: flagged
+    assert not regressions(compare_sets(base, like_second, TOLERANCES, envelopes))   # within the worst seen
+    beyond = compare_sets(base, load_set(run("r4", 0.25, 5.0)), TOLERANCES, envelopes)
+    (bad,) = regressions(beyond)
+    assert bad.metric == "availability.overall" and bad.baseline == 0.48 and "worst of 2 baseline runs" in bad.rule
 
 
 def test_an_incomplete_run_cannot_become_the_baseline(tmp_path: Path) -> None:
