@@ -91,9 +91,10 @@ def next_startable(pending: Sequence[ShopRun], running: Collection[ShopRun], job
     return next((i for i, run in enumerate(pending) if may_start(run, running, jobs)), None)
 
 
-def _work(k: int, tasks: Any, events: Any, broker_dir: Path, run_id: str, profile: str, jobs: int) -> None:
-    """Worker k: take ShopRuns from `tasks` until None, put ("progress", i, Progress),
-    ("done", i, results) or ("stopped", i, reason) on `events`."""
+def _work(k: int, tasks: Any, events: Any, broker_dir: Path, run_id: str, profile: str, jobs: int,
+          live: bool) -> None:
+    """Worker k: take ShopRuns from `tasks` until None, put ("progress", i, Progress) (when
+    `live`), ("done", i, results) or ("stopped", i, reason) on `events`."""
     from harness.load.workers import detach_worker
 
     detach_worker()
@@ -113,8 +114,8 @@ def _work(k: int, tasks: Any, events: Any, broker_dir: Path, run_id: str, profil
                     events.put(("progress", i, p))
 
                 results = run_one(task.name, task.experiment, task.system, profile=profile, seed=task.seed,
-                                  out_dir=task.out_dir, run_id=run_id, progress=progress, broker=broker,
-                                  jobs=jobs)
+                                  out_dir=task.out_dir, run_id=run_id, progress=progress if live else None,
+                                  broker=broker, jobs=jobs)
                 events.put(("done", task.index, results))
                 current = None
     except BaseException as exc:   # SystemExit from SIGTERM: what was started is stopped by now
@@ -149,7 +150,8 @@ def run_in_pool(runs: Sequence[ShopRun], *, jobs: int, run_dir: Path, run_id: st
         k, next_worker = next_worker, next_worker + 1
         tasks: Any = ctx.Queue()
         proc = ctx.Process(target=_work, name=f"chaoscafe-run-{k}",
-                           args=(k, tasks, events, run_dir / f"shared-broker-{k}", run_id, profile, jobs))
+                           args=(k, tasks, events, run_dir / f"shared-broker-{k}", run_id, profile, jobs,
+                                 progress is not None))
         proc.start()
         slots[k] = (proc, tasks)
         return k
@@ -171,27 +173,47 @@ def run_in_pool(runs: Sequence[ShopRun], *, jobs: int, run_dir: Path, run_id: st
         run = running.pop(k)
         on_done(run, results)
 
+    def handle(kind: str, index: int | None, payload: Any) -> None:
+        worker = worker_of(index) if index is not None else None
+        if kind == "progress" and progress is not None:
+            progress(payload)
+        elif kind == "done" and worker is not None:
+            finish(worker, payload)
+
+    def bury_dead() -> None:
+        """A worker that exited while running a run: everything it put is in the pipe by now
+        (a queue is flushed when its process exits), so read that first; a run still without a
+        result gets an error result."""
+        dead = [k for k in slots if not slots[k][0].is_alive()]
+        if not dead:
+            return
+        while True:
+            try:
+                handle(*events.get_nowait())
+            except queue.Empty:
+                break
+        for k in dead:   # never handed another run: dispatch spawns a new worker instead
+            proc = slots.pop(k)[0]
+            if k not in running:
+                continue
+            run = running[k]
+            error = RuntimeError(f"the worker process running this shop run ended with exit code "
+                                 f"{proc.exitcode} before it reported")
+            finish(k, errored(run.name, run.experiment, run.system, profile=profile, seed=run.seed,
+                              out_dir=run.out_dir, run_id=run_id, started=started_at[k], error=error))
+
     try:
         dispatch()
+        checked = time.monotonic()
         while running:
             try:
-                kind, index, payload = events.get(timeout=0.5)
+                handle(*events.get(timeout=0.5))
             except queue.Empty:
-                for k in [k for k in running if not slots[k][0].is_alive()]:
-                    proc = slots.pop(k)[0]
-                    run = running[k]
-                    error = RuntimeError(f"the worker process running this shop run ended with exit code "
-                                         f"{proc.exitcode} before it reported")
-                    finish(k, errored(run.name, run.experiment, run.system, profile=profile, seed=run.seed,
-                                      out_dir=run.out_dir, run_id=run_id, started=started_at[k], error=error))
-                dispatch()
-                continue
-            worker = worker_of(index) if index is not None else None
-            if kind == "progress" and progress is not None:
-                progress(payload)
-            elif kind == "done" and worker is not None:
-                finish(worker, payload)
-                dispatch()
+                pass
+            if time.monotonic() - checked >= 1.0:   # not only when the queue is quiet: another worker may stream progress
+                bury_dead()
+                checked = time.monotonic()
+            dispatch()
     except BaseException:
         _stop(slots)
         raise

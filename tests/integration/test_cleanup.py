@@ -4,6 +4,7 @@ Every process the CLI starts inherits a tag in its environment; /proc tells whic
 """
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -137,6 +138,48 @@ def test_ctrl_c_during_an_experiment_flushes_the_history_and_stops_everything(jo
         assert (out / run_dir.name / "tiny.html").is_file(), proc.stdout.read() if proc.stdout else ""
         assert "This set was interrupted" in (out / run_dir.name / "index.html").read_text()
         assert not (run_dir / "steady-state" / "async" / "results.json").exists()   # not finished: not reported
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def spawned_workers(pid: int) -> list[int]:
+    """The harness's multiprocessing workers (spawn_main in their command line), by PID."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            cmdline = (entry / "cmdline").read_bytes()
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == pid and b"spawn_main" in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
+def test_a_worker_that_dies_gives_its_run_an_error_and_the_set_goes_on(tmp_path: Path) -> None:
+    """--jobs 2: one worker killed (SIGKILL) mid-run; its run is recorded as an error naming the
+    exit code, the other run finishes, the exit code is 1, and nothing is left running."""
+    tag = uuid.uuid4().hex
+    out = tmp_path / "reports"
+    proc = run_cli(["run", "steady-state", "duplicate-delivery", "--system", "sync", "--profile", "fast",
+                    "--jobs", "2", "--out", str(out), "--quiet"], tmp_path, tag)
+    try:
+        histories = wait_for(lambda: list(out.glob("runs/*/*/sync/generator-*.jsonl")),
+                             lambda found: len(found) >= 2 or proc.poll() is not None, timeout_s=120, interval_s=0.2)
+        workers = spawned_workers(proc.pid)
+        assert len(histories) >= 2 and len(workers) == 2, (histories, workers)
+        os.kill(workers[0], signal.SIGKILL)
+        proc.wait(timeout=120)
+        assert proc.returncode == 1, proc.stdout.read() if proc.stdout else ""
+        (run_dir,) = (out / "runs").iterdir()
+        rows = json.loads((run_dir / "summary.json").read_text())
+        assert sorted(r["status"] for r in rows) == ["error", "pass"], rows
+        (dead,) = [r for r in rows if r["status"] == "error"]
+        assert "ended with exit code -9" in dead["error"]
+        assert wait_gone(tag) == [], f"left behind: {tagged(tag)}"
     finally:
         if proc.poll() is None:
             proc.kill()
