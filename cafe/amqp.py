@@ -63,6 +63,11 @@ STOP_GRACE_S = 10.0       # how long stop() waits for the deliveries in hand to 
 PERSISTENT = 2
 
 
+def _settled(confirm: asyncio.Future[Any]) -> None:
+    if not confirm.cancelled():
+        confirm.exception()
+
+
 def parameters(url: str, heartbeat_s: int) -> pika.URLParameters:
     """pika connection parameters for the harness's own connections (the services use aiormq)."""
     params = pika.URLParameters(url)
@@ -305,6 +310,9 @@ class Link:
             confirm = asyncio.ensure_future(channel.basic_publish(
                 body, exchange=topology.EXCHANGE, routing_key=event_type,
                 properties=properties(event_type, event_id), wait=False, mandatory=mandatory))
+            # its outcome is read here, or (cancelled: a lost connection, a caller that gave up) by
+            # this callback, so asyncio never logs "Task exception was never retrieved"
+            confirm.add_done_callback(_settled)
             try:
                 while not (await asyncio.wait({confirm}, timeout=CONFIRM_TIMEOUT_S))[0]:
                     if self.blocked:   # a resource alarm: the broker reads it once the alarm clears

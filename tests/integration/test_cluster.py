@@ -1,8 +1,8 @@
 """The async shop on a three-node RabbitMQ cluster (issue 17): the cluster forms on its own loopback
 addresses, a partition made with iptables really separates a member (the cluster stops listing it)
 and healing rejoins it with no rule left, a killed leader is replaced, the services fail over and
-lose nothing, and cleaning up leaves no process and no rule. One cluster for the module (a boot
-costs about 20 s), healed by each test."""
+lose nothing, a killed majority stops the brewing but not the taking, and cleaning up leaves no
+process and no rule. One cluster for the module (a boot costs about 20 s), healed by each test."""
 from __future__ import annotations
 
 import socket
@@ -138,6 +138,32 @@ def test_a_frozen_follower_is_noticed_and_thawed(shop: AsyncShop, cluster_infra:
     assert details["members_down"] == 1 and details["members_down_max"] == 1 and details["noticed"] == 1
     assert details["healed_after_s"] is not None, details
     assert shop.heal_report()["healed"]
+
+
+def test_a_killed_majority_stops_the_brewing_not_the_taking_and_loses_nothing(
+        shop: AsyncShop, cluster_infra: Infrastructure) -> None:
+    """Two of three members killed (`node = "majority"`: the leader and a follower): no queue has a
+    majority, and the survivor pauses itself (pause_minority). The order service still takes every
+    order (the outbox), nothing is brewed while the cluster cannot confirm, and after the heal every
+    order is served."""
+    c = cluster(cluster_infra)
+    leader = c.leader(topology.ORDERS_QUEUE)
+    kill = fault("broker-node-kill", node="majority")
+    kill.setup(shop)
+    kill.start(shop)
+    refs = {str(i) for i in range(300, 310)}
+    try:
+        hit = kill.report()["members"]
+        assert len(hit) == 2 and leader in hit and all(not c.member(m).is_running() for m in hit)
+        assert [s for s, _ in place_orders(shop.entry_url, orders(10, start=300), concurrency=4)] == [202] * 10
+        time.sleep(TICK_S)   # long enough for a relay that could publish to have the orders brewed
+        assert not refs & served_refs(shop), "served while no queue had a majority: the kill missed"
+    finally:
+        kill.stop(shop)
+    details = kill.report()
+    assert details["members_down"] >= 2 and details["healed_after_s"] is not None, details
+    assert c.health()["healed"] and all(c.member(m).is_running() for m in hit)
+    assert wait_until(lambda: refs <= served_refs(shop), 90), shop.backlog()
 
 
 def test_cleanup_leaves_no_process_and_no_rule(tmp_path: Path, cluster_infra: Infrastructure) -> None:
