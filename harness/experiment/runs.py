@@ -89,6 +89,7 @@ def run_all(selected: list[Selected], systems: list[str], *, profile: str, seed:
     run_dir = Path(out).resolve() / "runs" / run_id   # absolute: the shops' processes run elsewhere
     runs = shop_runs(selected, systems, profile=profile, seed=seed, run_dir=run_dir, repeat=repeat)
     done: dict[int, dict[str, Any]] = {}
+    folded: dict[tuple[str, str], dict[str, Any]] = {}   # repeated experiments, folded once
     summary: list[dict[str, Any]] = []
 
     def started(run: ShopRun) -> None:
@@ -100,7 +101,7 @@ def run_all(selected: list[Selected], systems: list[str], *, profile: str, seed:
         done[run.index] = results
         if listener is not None:
             listener.shop_finished(summarise(results), run.repetition)
-        summary[:] = _summary(runs, done, run_dir)
+        summary[:] = _summary(runs, done, run_dir, folded)
 
     if jobs <= 1:
         with SharedBroker(run_dir / "shared-broker") as broker:
@@ -130,9 +131,11 @@ def shop_runs(selected: list[Selected], systems: list[str], *, profile: str, see
     return runs
 
 
-def _summary(runs: list[ShopRun], done: dict[int, dict[str, Any]], run_dir: Path) -> list[dict[str, Any]]:
+def _summary(runs: list[ShopRun], done: dict[int, dict[str, Any]], run_dir: Path,
+             folded: dict[tuple[str, str], dict[str, Any]]) -> list[dict[str, Any]]:
     """The summary rows of every experiment whose shop runs have all finished, in the set's order
-    (repetitions folded, see harness.experiment.repeats); written to run_dir/summary.json."""
+    (repetitions folded once, see harness.experiment.repeats, and kept in `folded`); written to
+    run_dir/summary.json."""
     summary: list[dict[str, Any]] = []
     names = list(dict.fromkeys(r.name for r in runs))
     for name in names:
@@ -143,8 +146,10 @@ def _summary(runs: list[ShopRun], done: dict[int, dict[str, Any]], run_dir: Path
             reps = [done[r.index] for r in mine if r.system == system]
             results = reps[0]
             if len(reps) > 1:
-                results = repeats.fold(results, reps)
-                results_mod.write(results, run_dir / name / system / "results.json")
+                if (name, system) not in folded:
+                    folded[name, system] = repeats.fold(results, reps)
+                    results_mod.write(folded[name, system], run_dir / name / system / "results.json")
+                results = folded[name, system]
             summary.append(summarise(results))
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))

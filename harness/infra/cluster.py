@@ -276,6 +276,10 @@ class RabbitCluster:
                 out.append((m, m._api("nodes", timeout=2)))
         return out
 
+    def answering(self) -> list[str]:
+        """Members whose management API answers now (a paused or hung member does not)."""
+        return [m.nodename for m, _ in self._each()]
+
     def running(self) -> list[str]:
         """Members running as the members that answer see them: a member counts when every answering
         member lists it as running (a paused minority node lists nobody, and nobody lists it)."""

@@ -43,10 +43,10 @@ def cluster_of(shop: Shop, kind: str) -> RabbitCluster:
     return broker
 
 
-def _asked_until(read: Callable[[], R], done: Callable[[R], bool], wait_s: float) -> R:
-    """read() once, then again every second while not done(value) and fewer than `wait_s`
-    seconds have passed; the last value read (tenacity's Retrying over a result)."""
-    retrying: Retrying = Retrying(stop=stop_after_delay(wait_s), wait=wait_fixed(1.0),
+def _asked_until(read: Callable[[], R], done: Callable[[R], bool], wait_s: float, every_s: float = 1.0) -> R:
+    """read() once, then again every `every_s` seconds while not done(value) and fewer than
+    `wait_s` seconds have passed; the last value read (tenacity's Retrying over a result)."""
+    retrying: Retrying = Retrying(stop=stop_after_delay(wait_s), wait=wait_fixed(every_s),
                                   retry=retry_if_result(lambda value: not done(value)),
                                   retry_error_callback=lambda state: state.outcome.result() if state.outcome else None)
     return cast(R, retrying(read))
@@ -111,11 +111,9 @@ def wait_healed(cluster: RabbitCluster, timeout: float = HEAL_S) -> float | None
     boot: until they do, one more failure would leave a queue without a majority); None if not
     within `timeout`."""
     began = time.monotonic()
-    while time.monotonic() - began < timeout:
-        if cluster.health()["healed"] and all(_whole(cluster, q) for q in WORK_QUEUES):
-            return round(time.monotonic() - began, 2)
-        time.sleep(0.3)
-    return None
+    whole = _asked_until(lambda: cluster.health()["healed"] and all(_whole(cluster, q) for q in WORK_QUEUES),
+                         bool, timeout, every_s=0.3)
+    return round(time.monotonic() - began, 2) if whole else None
 
 
 def not_whole(cluster: RabbitCluster) -> dict[str, Any]:
@@ -226,7 +224,7 @@ class ClusterFault(Kind):
         began = time.monotonic()
         healed = wait_healed(self.cluster, self.stuck_s)
         if healed is None:
-            answering = {m.nodename for m, _ in self.cluster._each()}
+            answering = set(self.cluster.answering())
             for member in self.cluster.members:
                 if member.nodename not in answering:
                     member.restart()
@@ -330,11 +328,9 @@ class NodePause(NodeFault):
     def undo_all(self) -> None:
         assert self.cluster is not None
         super().undo_all()
-        began = time.monotonic()
-        while time.monotonic() - began < self.thaw_s and not self.cluster.health()["healed"]:
-            time.sleep(0.3)
+        cluster = self.cluster
         restarted = []
-        if not self.cluster.health()["healed"]:
+        if not _asked_until(lambda: bool(cluster.health()["healed"]), bool, self.thaw_s, every_s=0.3):
             for member in self.targets_hit:
                 member.restart()
                 restarted.append(member.nodename)

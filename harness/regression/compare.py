@@ -226,9 +226,10 @@ def compare_one(key: Key, base: Mapping[str, Any], cur: Mapping[str, Any],
     for metric, tol in tolerances.items():
         b, c = lookup(dict(base), metric), lookup(dict(cur), metric)
         rule = tol.text()
-        seen = (envelope or {}).get(metric)
-        if seen and len(seen) > 1 and worst(tol, seen) is not None:
-            b, rule = worst(tol, seen), f"{rule}; worst of {len(seen)} baseline runs"
+        seen = (envelope or {}).get(metric) or []
+        bound = worst(tol, seen) if len(seen) > 1 else None
+        if bound is not None:
+            b, rule = bound, f"{rule}; worst of {len(seen)} baseline runs"
         status = judge(metric, tol, b, c, expects_zero=_expects_zero(cur, metric) or _expects_zero(base, metric))
         changes.append(Change(exp, system, metric, b, c, status, rule))
     return changes

@@ -65,3 +65,24 @@ def test_runs_that_boot_their_own_broker_are_exclusive_for_the_shops_that_need_o
         ("steady-state", "sync"): False, ("steady-state", "async"): False}
     assert [r.index for r in runs] == list(range(4))
     assert runs[1].out_dir == Path("/tmp/set/broker-partition/async")
+
+
+def test_a_repeated_experiment_is_folded_once_and_summarised_as_its_repeats(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    from harness.experiment import runs as runs_mod
+
+    baseline = Path(__file__).resolve().parents[2] / "reports" / "baseline" / "fast" / "steady-state" / "sync"
+    results = json.loads((baseline / "results.json").read_text())
+    runs = shop_runs(select(["steady-state"]), ["sync"], profile="fast", seed=None, run_dir=tmp_path, repeat=2)
+    folds = []
+    real_fold = runs_mod.repeats.fold
+    monkeypatch.setattr(runs_mod.repeats, "fold", lambda first, reps: folds.append(1) or real_fold(first, reps))
+    folded: dict = {}
+    assert runs_mod._summary(runs, {0: results}, tmp_path, folded) == []   # one repeat still running
+    for _ in range(3):   # every later finished run of the set rewrites the summary
+        summary = runs_mod._summary(runs, {0: results, 1: results}, tmp_path, folded)
+    assert len(folds) == 1 and [row["repeats"] for row in summary] == [2]
+    assert json.loads((tmp_path / "steady-state" / "sync" / "results.json").read_text())["repeats"]["n"] == 2
+    assert json.loads((tmp_path / "summary.json").read_text()) == summary
