@@ -353,7 +353,7 @@ def _run_shop(name: str, experiment: Experiment, system: str, *, profile: str, s
         finally:
             driver.close()
             scaler.stop()
-            nemesis.heal()
+            nemesis.heal(abandon=not complete)   # interrupted or failed: the infrastructure goes next
             sampler.stop()
             try:   # an interrupted run keeps what its generator recorded
                 history.absorb(driver.shard_files)

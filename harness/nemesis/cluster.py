@@ -193,6 +193,16 @@ class ClusterFault(Kind):
     def report(self) -> dict[str, Any]:
         return dict(self.details)
 
+    def abandon(self, shop: Shop) -> None:
+        """The run is over (interrupted or failed) and the cluster is removed next: stop watching,
+        undo what must not outlive the run (`_undo_now`), wait for nothing."""
+        self._watching.set()
+        self.active = False
+        self._undo_now()
+
+    def _undo_now(self) -> None:
+        """Nothing for a node fault: the cluster's cleanup kills its members, stopped or not."""
+
     def _before_heal(self) -> None:
         assert self.cluster is not None
         self._watching.set()
@@ -402,6 +412,11 @@ class Partition(ClusterFault):
         self.net.heal()
         self.details["rules_left"] = len(self.net.rules())
         self._after_heal()
+
+    def _undo_now(self) -> None:
+        if self.net is not None:   # the rules are the kernel's: they outlive every process of the run
+            self.net.heal()
+            self.details["rules_left"] = len(self.net.rules())
 
     def teardown(self, shop: Shop) -> None:
         self.stop(shop)

@@ -118,6 +118,15 @@ class Nemesis:
                 self._settling.append(settle)
                 settle.start()
 
+    def _abandon(self, window: FaultWindow, fault: Any) -> None:
+        try:
+            fault.abandon(self.shop)
+        except Exception as exc:   # teardown and the infrastructure's cleanup come next all the same
+            log.exception("fault %s: abandon failed", window.name)
+            self._note(window, "error", action="abandon", error=f"{exc.__class__.__name__}: {exc}")
+        self.active.pop(window.name, None)
+        self._note(window, "end", abandoned=True)
+
     def _settle(self, window: FaultWindow, effect: str, ended: float) -> None:
         """Record {"phase": "settled", "effect", "after_s", "settled"} once the shop has settled after
         the heal of `window` (or SETTLE_LIMIT_S passed: settled False); what fails in between is
@@ -135,14 +144,21 @@ class Nemesis:
             time.sleep(0.1)
         self._note(window, "settled", effect=effect, after_s=round(time.time() - ended, 3), settled=settled)
 
-    def heal(self) -> None:
-        """Stop scheduling, heal every active fault (recording its end), tear everything down."""
+    def heal(self, *, abandon: bool = False) -> None:
+        """Stop scheduling, heal every active fault (recording its end), tear everything down.
+        `abandon`: the run was interrupted or failed and its infrastructure is torn down next; a
+        fault that offers `abandon()` then undoes what it did (an iptables rule removed) without
+        waiting for its target to recover (a cluster's heal can take 15 s or more), recorded as an
+        end with `abandoned`."""
         self._halt.set()
         if self._thread.is_alive():
             self._thread.join(timeout=120)
         with self._lock:
             for window, fault in list(self.active.values()):
-                self._apply(window, fault, "stop")
+                if abandon and hasattr(fault, "abandon"):
+                    self._abandon(window, fault)
+                else:
+                    self._apply(window, fault, "stop")
             for _, fault in self.faults:
                 try:
                     fault.teardown(self.shop)

@@ -79,6 +79,13 @@ def test_three_nodes_form_one_cluster_each_on_its_own_address(cluster_infra: Inf
     assert cluster_infra.describe()["broker_nodes"] == ", ".join(c.names())
 
 
+def test_the_shop_on_the_cluster_serves_200_orders_each_once(shop: AsyncShop) -> None:
+    refs = {str(i) for i in range(1000, 1200)}
+    assert [s for s, _ in place_orders(shop.entry_url, orders(200, start=1000), concurrency=8)] == [202] * 200
+    assert wait_until(lambda: refs <= served_refs(shop), 60), shop.backlog()
+    assert sorted(str(r["ref"]) for r in shop.served() if str(r["ref"]) in refs) == sorted(refs)
+
+
 def test_a_partition_separates_a_member_and_healing_rejoins_it(shop: AsyncShop, cluster_infra: Infrastructure) -> None:
     c = cluster(cluster_infra)
     partition = fault("broker-partition", mode="isolate-follower")

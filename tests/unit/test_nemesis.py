@@ -164,6 +164,32 @@ def test_heal_stops_whatever_is_still_active(recorder: Any) -> None:
     assert [c[0] for c in recorder.calls].count("stop") == 1
 
 
+class Abandoner(Recorder):
+    kind: ClassVar[str] = "abandoner"
+
+    def abandon(self, shop: Any) -> None:
+        self.calls.append(("abandon", self.window.name, time.time()))
+
+
+def test_an_abandoned_run_undoes_its_faults_without_healing_them(recorder: Any) -> None:
+    """An interrupted run (heal(abandon=True)): a kind with abandon() is abandoned, not stopped
+    (no wait for its target to recover); one without it is stopped as always."""
+    FAULT_KINDS["abandoner"] = Abandoner
+    try:
+        records: list[dict] = []
+        windows = [FaultWindow("cut", "abandoner", "barista", 0.0, 3600.0),
+                   FaultWindow("kill", "record", "barista", 0.0, 3600.0)]
+        nemesis = Nemesis(windows, "shop", records.append, time.time()).start()
+        time.sleep(0.2)
+        nemesis.heal(abandon=True)
+    finally:
+        del FAULT_KINDS["abandoner"]
+    done = sorted((c[0], c[1]) for c in recorder.calls if c[0] in ("abandon", "stop"))
+    assert done == [("abandon", "cut"), ("stop", "kill")]
+    assert [(r["name"], r.get("abandoned")) for r in records if r["phase"] == "end"] == [("cut", True), ("kill", None)]
+    assert not nemesis.active
+
+
 def test_not_applicable_is_reported_not_skipped(recorder: Any) -> None:
     records: list[dict] = []
     nemesis = Nemesis([FaultWindow("x", "record", "barista", 0.0, 1.0)], "no-barista-here", records.append,
