@@ -248,6 +248,18 @@ def cmd_run(args: argparse.Namespace) -> int:
             return 2
     if args.runtime:   # every Infrastructure of this run reads it (harness/infra/runtime.py)
         os.environ["CHAOSCAFE_RUNTIME"] = args.runtime
+    from harness.infra.runtime import ENV_VAR as RUNTIME_ENV
+    from harness.infra.runtime import requested_runtime
+
+    try:   # a bad $CHAOSCAFE_RUNTIME is bad input, found before anything starts
+        requested_runtime()
+    except ValueError as exc:
+        error_line(f"{RUNTIME_ENV}={os.environ.get(RUNTIME_ENV)!r}: {exc}")
+        return 2
+    for option, value in (("--junit", args.junit), ("--summary-md", args.summary_md)):
+        if value and Path(value).is_dir():   # found now, not after the whole run
+            error_line(f"{option} {value}: is a directory, not a file")
+            return 2
     if args.generator_workers is not None:   # every shop run of this set reads it (harness/load/shards.py)
         from harness.load.shards import WORKERS_ENV
 
@@ -268,12 +280,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 2
     systems = _shops(args.system)
     out = Path(args.out)
-    for where in (out, *out.parents):   # before anything starts: a file where a directory must go
-        if where.exists():
-            if not where.is_dir():
-                error_line(f"--out {args.out}: {where} is a file, not a directory")
-                return 2
-            break
+    if not _out_dir_ok(args.out):
+        return 2
     run_id = new_run_id()
     run_dir = out / "runs" / run_id
     live = console.is_terminal and not args.quiet
@@ -372,9 +380,24 @@ def _write_report(run_dir: Path, out: Path) -> Path:
     return report.index
 
 
+def _out_dir_ok(value: str) -> bool:
+    """False (after one error line) when --out `value`, or a parent of it, is a file: found before
+    anything starts, not when the first file is written."""
+    out = Path(value)
+    for where in (out, *out.parents):
+        if where.exists():
+            if not where.is_dir():
+                error_line(f"--out {value}: {where} is a file, not a directory")
+                return False
+            break
+    return True
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from harness.report import latest_run_dir
 
+    if not _out_dir_ok(args.out):
+        return 2
     try:
         run_dir = Path(args.run_dir) if args.run_dir else latest_run_dir(Path("reports").resolve() / "runs")
         if not run_dir.is_dir():
@@ -522,11 +545,11 @@ EXIT_CODES = """exit codes (every command):
 
 
 def _shop_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--baristas", type=int, default=1, help="barista replicas (default 1)")
-    p.add_argument("--brewers", type=int, default=4, help="brews in parallel per barista (default 4)")
-    p.add_argument("--brew-ms", type=float, default=50.0, help="fixed brew time in ms (default 50)")
-    p.add_argument("--capacity", type=int, default=32, help="sync cashier: orders at once (default 32)")
-    p.add_argument("--prefetch", type=int, default=4, help="async barista prefetch (default 4)")
+    p.add_argument("--baristas", type=_positive, default=1, help="barista replicas (default 1)")
+    p.add_argument("--brewers", type=_positive, default=4, help="brews in parallel per barista (default 4)")
+    p.add_argument("--brew-ms", type=_non_negative_ms, default=50.0, help="fixed brew time in ms (default 50)")
+    p.add_argument("--capacity", type=_positive, default=32, help="sync cashier: orders at once (default 32)")
+    p.add_argument("--prefetch", type=_positive, default=4, help="async barista prefetch (default 4)")
     p.add_argument("--publish-mode", choices=["outbox", "direct"], default="outbox")
     p.add_argument("--no-idempotency", action="store_true")
     p.add_argument("--run-dir", help="where logs and databases go (default .chaoscafe/runs/)")
@@ -561,6 +584,16 @@ def _positive(text: str) -> int:
     return value
 
 
+def _non_negative_ms(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value >= 0:   # also NaN
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="chaoscafe", description=__doc__.splitlines()[0] if __doc__ else None,
                                 epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -578,7 +611,7 @@ def parser() -> argparse.ArgumentParser:
     _shop_options(shop)
     shop.set_defaults(func=cmd_shop)
     demo = sub.add_parser("demo", help="start both shops and serve a batch of orders through each")
-    demo.add_argument("--orders", type=int, default=50)
+    demo.add_argument("--orders", type=_positive, default=50)
     demo.add_argument("--system", choices=SHOP_CHOICES, default="all")
     demo.add_argument("--seed", type=int, default=1)
     demo.add_argument("--json", help="also write the results as JSON to this file")

@@ -35,7 +35,9 @@ def from_dict(data: dict[str, Any], path: Path | str = "<experiment>") -> Experi
     try:
         return Experiment.model_validate(data)
     except ValidationError as exc:
-        error = exc.errors(include_url=False)[0]
+        errors = exc.errors(include_url=False)
+        # an unknown key first: a misspelt `rat` also makes `rate` missing, and the cause is the key
+        error = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
         value = error.get("input")
         has_value = error["type"] != "missing" and not isinstance(value, dict)
         loc, message = tuple(error["loc"]), _message(error)

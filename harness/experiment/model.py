@@ -7,7 +7,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictFloat,
+    StrictInt,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from cafe.brewing import BrewTime
 from cafe.menu import load_menu
@@ -32,38 +42,40 @@ MIN_BACKLOG_INTERVAL_S = 0.2   # compression stops here: each sample is a few HT
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    """Numbers are numbers: whole ones written whole (`baristas = 2.0` and `seed = true` are errors,
+    not 2 and 1), no `true` for a rate, no nan or inf."""
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class RunSpec(Strict):
-    duration_s: float = Field(gt=0, le=3600, description="arrivals are scheduled in [0, duration_s)")
-    drain_s: float = Field(30.0, ge=0, le=3600, description="after the last arrival, wait this long at most for service")
-    seed: int = Field(1, ge=0)
-    slo_s: float = Field(30.0, gt=0, description="business probe: accepted orders must be served within this")
-    backlog_interval_s: float = Field(0.5, gt=0, le=60)
-    late_ms: float = Field(10.0, gt=0, description="generator lag above this counts an arrival as late")
-    max_lag_ms: float = Field(1000.0, gt=0, description="a generator lag p99 above this makes the run inconclusive")
+    duration_s: StrictFloat = Field(gt=0, le=3600, description="arrivals are scheduled in [0, duration_s)")
+    drain_s: StrictFloat = Field(30.0, ge=0, le=3600, description="after the last arrival, wait this long at most for service")
+    seed: StrictInt = Field(1, ge=0)
+    slo_s: StrictFloat = Field(30.0, gt=0, description="business probe: accepted orders must be served within this")
+    backlog_interval_s: StrictFloat = Field(0.5, gt=0, le=60)
+    late_ms: StrictFloat = Field(10.0, gt=0, description="generator lag above this counts an arrival as late")
+    max_lag_ms: StrictFloat = Field(1000.0, gt=0, description="a generator lag p99 above this makes the run inconclusive")
 
 
 class LoadSpec(Strict):
     shape: Literal["constant", "step", "ramp", "morning-rush"]
     process: Literal["poisson", "uniform"] = "poisson"
-    rate: float = Field(gt=0, le=5000, description="orders/s: the constant rate, the rush's base, the ramp's start")
-    to_rate: float | None = Field(None, ge=0, le=5000)
-    ramp_s: float | None = Field(None, gt=0)
-    peak_factor: float | None = Field(None, ge=1, le=100)
-    peak_start_s: float | None = Field(None, ge=0)
-    peak_duration_s: float | None = Field(None, gt=0)
+    rate: StrictFloat = Field(gt=0, le=5000, description="orders/s: the constant rate, the rush's base, the ramp's start")
+    to_rate: StrictFloat | None = Field(None, ge=0, le=5000)
+    ramp_s: StrictFloat | None = Field(None, gt=0)
+    peak_factor: StrictFloat | None = Field(None, ge=1, le=100)
+    peak_start_s: StrictFloat | None = Field(None, ge=0)
+    peak_duration_s: StrictFloat | None = Field(None, gt=0)
     steps: list[tuple[float, float]] | None = None
-    client_timeout_s: float = Field(10.0, gt=0, le=600, description="a customer gives up after this")
-    max_in_flight: int = Field(10_000, ge=1, le=15_000, description="beyond this many open requests, arrivals are dropped")
-    retries: int = Field(0, ge=0, le=10, description="a customer whose attempt ends unknown tries again this often")
-    retry_after_s: float = Field(1.0, ge=0, le=600, description="pause before a retry (exponential: the first)")
+    client_timeout_s: StrictFloat = Field(10.0, gt=0, le=600, description="a customer gives up after this")
+    max_in_flight: StrictInt = Field(10_000, ge=1, le=15_000, description="beyond this many open requests, arrivals are dropped")
+    retries: StrictInt = Field(0, ge=0, le=10, description="a customer whose attempt ends unknown tries again this often")
+    retry_after_s: StrictFloat = Field(1.0, ge=0, le=600, description="pause before a retry (exponential: the first)")
     retry_backoff: Literal["fixed", "exponential"] = Field(
         "fixed", description="fixed: retry_after_s every time; exponential: doubling from it up to retry_max_s")
-    retry_max_s: float = Field(30.0, gt=0, le=3600, description="exponential backoff: the longest pause")
+    retry_max_s: StrictFloat = Field(30.0, gt=0, le=3600, description="exponential backoff: the longest pause")
     retry_jitter: Literal["none", "full"] = Field("none", description="full: each pause drawn in [0, pause]")
-    retry_budget: float | None = Field(None, ge=0, le=10,
+    retry_budget: StrictFloat | None = Field(None, ge=0, le=10,
                                        description="retries allowed per first attempt (a token bucket); none: no cap")
     idempotency_key: bool = Field(False, description="every attempt of an order carries the same Idempotency-Key")
 
@@ -116,9 +128,9 @@ class LoadSpec(Strict):
 
 class BrewSpec(Strict):
     distribution: Literal["fixed", "uniform", "exponential"] = "fixed"
-    mean_ms: float = Field(100.0, ge=0, le=600_000)
-    min_ms: float = Field(0.0, ge=0)
-    max_ms: float | None = Field(None, ge=0)
+    mean_ms: StrictFloat = Field(100.0, ge=0, le=600_000)
+    min_ms: StrictFloat = Field(0.0, ge=0)
+    max_ms: StrictFloat | None = Field(None, ge=0)
 
     @model_validator(mode="after")
     def _bounds(self) -> "BrewSpec":
@@ -130,23 +142,23 @@ class BrewSpec(Strict):
 class ShopSpec(Strict):
     """The configuration both shops share (capacity, brew times, timeouts) and the async-only knobs."""
 
-    baristas: int = Field(1, ge=1, le=16)
-    brewers: int = Field(1, ge=1, le=64)
+    baristas: StrictInt = Field(1, ge=1, le=16)
+    brewers: StrictInt = Field(1, ge=1, le=64)
     brew: BrewSpec = BrewSpec()
-    capacity: int = Field(8, ge=1, le=2000, description="sync cashier: orders handled at once")
-    barista_timeout_s: float = Field(10.0, gt=0, le=600)
-    prefetch: int = Field(1, ge=1, le=1000)
+    capacity: StrictInt = Field(8, ge=1, le=2000, description="sync cashier: orders handled at once")
+    barista_timeout_s: StrictFloat = Field(10.0, gt=0, le=600)
+    prefetch: StrictInt = Field(1, ge=1, le=1000)
     idempotency: bool = True
     publish_mode: Literal["outbox", "direct"] = "outbox"
     queue_type: Literal["quorum", "classic"] = "quorum"
-    delivery_limit: int = Field(5, ge=1, le=100)
-    max_length: int | None = Field(None, ge=1, le=10_000_000,
+    delivery_limit: StrictInt = Field(5, ge=1, le=100)
+    max_length: StrictInt | None = Field(None, ge=1, le=10_000_000,
                                    description="async work queues: messages held at most (x-max-length)")
     overflow: Literal["drop-head", "reject-publish"] = Field(
         "drop-head", description="what a full work queue does: dead-letter its oldest message, or nack the publish")
-    heartbeat_s: int = Field(10, ge=0, le=3600, description="async services' AMQP heartbeat (s, whole; 0 = off)")
-    slow_replica: int | None = Field(None, ge=1, le=16, description="this barista replica brews slow_factor x slower")
-    slow_factor: float = Field(1.0, ge=1, le=100)
+    heartbeat_s: StrictInt = Field(10, ge=0, le=3600, description="async services' AMQP heartbeat (s, whole; 0 = off)")
+    slow_replica: StrictInt | None = Field(None, ge=1, le=16, description="this barista replica brews slow_factor x slower")
+    slow_factor: StrictFloat = Field(1.0, ge=1, le=100)
     menu_mix: dict[str, float] = Field(default_factory=lambda: {"Flat White": 3.0, "Latte": 2.0, "Cappuccino": 2.0,
                                                                 "Espresso": 1.0, "Americano": 1.0, "Mocha": 1.0})
 
@@ -181,19 +193,19 @@ class BrokerSpec(Strict):
     nodes: Literal[1, 3, 5] = Field(1, description="RabbitMQ nodes; > 1 starts a private cluster for the run")
     partition_handling: Literal["pause_minority", "autoheal", "ignore"] = Field(
         "pause_minority", description="RabbitMQ's cluster_partition_handling")
-    net_ticktime_s: int = Field(60, ge=2, le=120, description=(
+    net_ticktime_s: StrictInt = Field(60, ge=2, le=120, description=(
         "Erlang's net_ticktime: a silent peer is declared down after 1-1.25 x it (whole seconds, not compressed)"))
 
 
 class FaultSpec(Strict):
     kind: str
     target: str
-    start_s: float = Field(ge=0)
-    duration_s: float = Field(gt=0)
-    replica: int | None = Field(None, ge=1)
+    start_s: StrictFloat = Field(ge=0)
+    duration_s: StrictFloat = Field(gt=0)
+    replica: StrictInt | None = Field(None, ge=1)
     name: str | None = None
     params: dict[str, Any] = Field(default_factory=dict)
-    wait_for_work_s: float = Field(0.0, ge=0, le=60, description=(
+    wait_for_work_s: StrictFloat = Field(0.0, ge=0, le=60, description=(
         "start at the first moment within this after start_s that the target holds work (an order in "
         "flight), so that the fault hits something; scaled by profiles"))
 
@@ -224,25 +236,25 @@ class FaultSpec(Strict):
 class ScaleSpec(Strict):
     """A scheduled change of the barista pool: at start_s (after t0), make it `replicas` strong."""
 
-    start_s: float = Field(ge=0)
+    start_s: StrictFloat = Field(ge=0)
     target: Literal["barista"] = "barista"
-    replicas: int = Field(ge=1, le=16)
+    replicas: StrictInt = Field(ge=1, le=16)
 
 
 class AutoscalerSpec(Strict):
     """The autoscaler (harness.elasticity.autoscaler.Policy) watching the backlog every interval_s."""
 
-    min_replicas: int = Field(1, ge=1, le=16)
-    max_replicas: int = Field(8, ge=1, le=16)
-    cooldown_s: float = Field(2.0, ge=0, le=600, description="no change within this of the previous one")
-    window_s: float = Field(1.0, gt=0, le=600, description="backlog samples judged at each decision")
-    down_window_s: float | None = Field(None, gt=0, le=600, description="samples judged to scale down (default window_s)")
-    interval_s: float = Field(0.5, gt=0, le=60, description="time between decisions")
+    min_replicas: StrictInt = Field(1, ge=1, le=16)
+    max_replicas: StrictInt = Field(8, ge=1, le=16)
+    cooldown_s: StrictFloat = Field(2.0, ge=0, le=600, description="no change within this of the previous one")
+    window_s: StrictFloat = Field(1.0, gt=0, le=600, description="backlog samples judged at each decision")
+    down_window_s: StrictFloat | None = Field(None, gt=0, le=600, description="samples judged to scale down (default window_s)")
+    interval_s: StrictFloat = Field(0.5, gt=0, le=60, description="time between decisions")
     policy: Literal["target", "thresholds"] = "target"
-    target_per_replica: float | None = Field(None, gt=0)
-    scale_up_above: float | None = Field(None, ge=0)
-    scale_down_below: float | None = Field(None, ge=0)
-    step: int = Field(1, ge=1, le=16)
+    target_per_replica: StrictFloat | None = Field(None, gt=0)
+    scale_up_above: StrictFloat | None = Field(None, ge=0)
+    scale_down_below: StrictFloat | None = Field(None, ge=0)
+    step: StrictInt = Field(1, ge=1, le=16)
 
     @model_validator(mode="after")
     def _a_policy(self) -> "AutoscalerSpec":
@@ -285,9 +297,9 @@ class SteadyStateSpec(Strict):
     """The steady-state hypothesis checked before the first fault (Chaos Toolkit's hypothesis
     before the method): if it does not hold, the run is inconclusive, not passed or failed."""
 
-    min_orders: int = Field(5, ge=1, description="orders completed before the first fault, at least")
-    min_availability: float = Field(0.95, ge=0, le=1, description="share of those accepted, at least")
-    max_backlog: float | None = Field(None, ge=0, description="backlog sampled before the first fault, at most")
+    min_orders: StrictInt = Field(5, ge=1, description="orders completed before the first fault, at least")
+    min_availability: StrictFloat = Field(0.95, ge=0, le=1, description="share of those accepted, at least")
+    max_backlog: StrictFloat | None = Field(None, ge=0, description="backlog sampled before the first fault, at most")
 
 
 class Profile(Strict):
@@ -295,9 +307,9 @@ class Profile(Strict):
     `rate_factor` shorten the run (fewer orders, same shop); `speed` compresses time (the same
     orders and the same shop, k times faster)."""
 
-    time_factor: float = Field(1.0, gt=0, le=10)
-    rate_factor: float = Field(1.0, gt=0, le=10)
-    speed: float = Field(1.0, ge=1, le=20, description=(
+    time_factor: StrictFloat = Field(1.0, gt=0, le=10)
+    rate_factor: StrictFloat = Field(1.0, gt=0, le=10)
+    speed: StrictFloat = Field(1.0, ge=1, le=20, description=(
         "time compression k: every time (run windows, brews, timeouts, retries, SLOs, fault windows "
         "and their time parameters, the autoscaler's clock, sampling) divided by k, every rate multiplied by k"))
 
@@ -311,8 +323,8 @@ class LatecomerSpec(Strict):
     sources: list[Literal["replay", "feed", "pages"]] = Field(
         default_factory=lambda: list(SOURCES), min_length=1)
     restart: bool = Field(True, description="kill each once a third caught up, and start it again")
-    more_orders: int = Field(20, ge=0, le=10_000, description="orders placed after they caught up")
-    timeout_s: float = Field(300.0, gt=0, le=7200, description="per source, to catch up")
+    more_orders: StrictInt = Field(20, ge=0, le=10_000, description="orders placed after they caught up")
+    timeout_s: StrictFloat = Field(300.0, gt=0, le=7200, description="per source, to catch up")
 
     @field_validator("sources")
     @classmethod

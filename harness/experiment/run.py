@@ -165,16 +165,21 @@ def scaler_for(exp: Experiment, shop: Shop, history: HistoryWriter, t0: float) -
 
 
 def actual_faults(history: list[Record]) -> list[dict[str, Any]]:
-    """The fault windows as applied, with what each hit when it started (`hit`) and what it
-    reported it did (`details`, e.g. crashes)."""
+    """The fault windows as applied, with what each hit when it started (`hit`), how much later
+    than declared it began because a heal before it overran (`slip_s`), and what it reported it
+    did (`details`, e.g. crashes)."""
     details = {r["name"]: r["details"] for r in history
                if r.get("type") == "fault" and r.get("phase") == "end" and r.get("details")}
     hits: dict[str, Any] = {}
+    slips: dict[str, float] = {}   # how late the schedule ran after a heal that overran
     for r in history:
         if r.get("type") == "fault" and r.get("phase") == "start" and "hit" in r:
             hits.setdefault(r["name"], r["hit"])
+        if r.get("type") == "fault" and r.get("phase") == "start" and r.get("slip_s"):
+            slips.setdefault(r["name"], r["slip_s"])
     return [{"name": w.name, "kind": w.kind, "target": w.target, "start_s": round(w.start_s, 3),
              "end_s": round(w.end_s, 3), **({"hit": hits[w.name]} if w.name in hits else {}),
+             **({"slip_s": slips[w.name]} if w.name in slips else {}),
              **({"details": details[w.name]} if w.name in details else {})}
             for w in fault_windows(history)]
 

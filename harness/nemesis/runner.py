@@ -13,13 +13,16 @@ from harness.shops.base import Shop
 
 log = logging.getLogger("harness.nemesis")
 WORK_POLL_S = 0.005   # how often a fault waiting for work looks at its target
+SLIP_AFTER_S = 1.0    # an event this late (the action before it overran) slides the rest of the schedule
 SETTLE_GRACE_S = 0.5  # after a heal with a side effect: time for the closed connections to be noticed ...
 SETTLE_LIMIT_S = 30.0  # ... then at most this long for the shop to settle (Shop.settled)
 Record = dict[str, Any]
 
 
 class Nemesis:
-    """Starts each window's fault at t0 + start_s and stops it at t0 + end_s (t0: wall-clock epoch).
+    """Starts each window's fault at t0 + start_s and stops it at t0 + end_s (t0: wall-clock epoch),
+    both later by `slip_s` once a heal overran: the windows after it keep their length, and their
+    start records carry `slip_s`.
 
     Every transition is recorded through `record` as {"type": "fault", "phase": "start"|"end"|
     "not-applicable"|"error", "name", "kind", "target", "time"}, with the time at which the
@@ -38,6 +41,7 @@ class Nemesis:
         self.active: dict[str, tuple[FaultWindow, Any]] = {}
         self._lock = threading.Lock()
         self._halt = threading.Event()
+        self.slip_s = 0.0   # how far the schedule slid behind the declared one (heals that overran)
         self._settling: list[threading.Thread] = []
         self._thread = threading.Thread(target=self._run, name="nemesis", daemon=True)
         for window in windows:
@@ -73,8 +77,17 @@ class Nemesis:
         events = sorted([(w.start_s, 1, w.name, "start") for w, _ in self.faults]
                         + [(w.end_s, 0, w.name, "stop") for w, _ in self.faults])
         by_name = {w.name: (w, f) for w, f in self.faults}
+        healed_last = False
         for at_s, _, name, action in events:
-            if self._halt.wait(max(0.0, self.t0 + at_s - time.time())):
+            due = self.t0 + at_s + self.slip_s
+            late = time.time() - due
+            # a heal that overran (a cluster restarting a member: 15-25 s) slides the rest of the
+            # schedule, so that the windows after it keep their declared length instead of starting
+            # late and ending on time; a start that waited for work (wait_for_work_s) does not
+            if healed_last and late > SLIP_AFTER_S:
+                self.slip_s = round(self.slip_s + late, 3)
+                due += late
+            if self._halt.wait(max(0.0, due - time.time())):
                 return
             window, fault = by_name[name]
             with self._lock:
@@ -82,6 +95,7 @@ class Nemesis:
                     self._apply(window, fault, "start")
                 elif name in self.active:
                     self._apply(window, fault, "stop")
+            healed_last = action == "stop"
 
     def _hit(self, window: FaultWindow) -> dict[str, Any]:
         """What the target holds at the fault's start; with `wait_for_work_s`, poll until it holds
@@ -106,7 +120,8 @@ class Nemesis:
         if action == "start":
             self.active[window.name] = (window, fault)
             condition = {"from_start": True} if getattr(getattr(fault, "spec", None), "from_start", False) else {}
-            self._note(window, "start", hit=hit, began=began, **condition)
+            slid = {"slip_s": self.slip_s} if self.slip_s else {}
+            self._note(window, "start", hit=hit, began=began, **condition, **slid)
         else:
             self.active.pop(window.name, None)
             report = getattr(fault, "report", None)   # what the fault did, for kinds that count it

@@ -164,6 +164,39 @@ def test_heal_stops_whatever_is_still_active(recorder: Any) -> None:
     assert [c[0] for c in recorder.calls].count("stop") == 1
 
 
+class SlowHeal(Recorder):
+    kind: ClassVar[str] = "slow-heal"
+
+    def stop(self, shop: Any) -> None:
+        time.sleep(0.4)   # a heal that overruns the next window's start
+        super().stop(shop)
+
+
+def test_a_heal_that_overran_slides_the_windows_after_it_so_they_keep_their_length(
+        recorder: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """broker-partition: an isolate-leader heal that restarted a member (23 s) left the bridge after
+    it 6.6 of its 15 s, too short for the cluster to react; now the rest of the schedule slides."""
+    import harness.nemesis.runner as runner
+
+    monkeypatch.setattr(runner, "SLIP_AFTER_S", 0.1)
+    FAULT_KINDS["slow-heal"] = SlowHeal
+    try:
+        records: list[dict] = []
+        t0 = time.time() + 0.05
+        windows = [FaultWindow("a", "slow-heal", "barista", 0.0, 0.1), FaultWindow("b", "record", "barista", 0.2, 0.3)]
+        nemesis = Nemesis(windows, "shop", records.append, t0).start()
+        while not nemesis.done():
+            time.sleep(0.05)
+        nemesis.heal()
+    finally:
+        del FAULT_KINDS["slow-heal"]
+    at = {(c[0], c[1]): c[2] - t0 for c in recorder.calls}
+    assert at["start", "b"] == pytest.approx(0.5, abs=0.1)   # after a's heal (0.1 + 0.4), not at 0.2
+    assert at["stop", "b"] - at["start", "b"] == pytest.approx(0.3, abs=0.08)   # its whole length
+    (b_start,) = [r for r in records if r["name"] == "b" and r["phase"] == "start"]
+    assert b_start["slip_s"] == pytest.approx(0.3, abs=0.1)
+
+
 class Abandoner(Recorder):
     kind: ClassVar[str] = "abandoner"
 
