@@ -77,7 +77,8 @@ def cmd_provision(args: argparse.Namespace) -> int:
 def cmd_infra(args: argparse.Namespace) -> int:
     if args.action == "status":
         if not INFRA_STATE.exists():
-            console.print("infra: down (no state file)")
+            console.print(f"infra: down (no state file {INFRA_STATE.resolve()}: `infra up` keeps its state under "
+                          "the directory it was started from)")
             return 1
         state = json.loads(INFRA_STATE.read_text())
         alive = _pid_alive(state["pid"])
@@ -222,11 +223,13 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_validate(args: argparse.Namespace) -> int:
     from harness.errors import ExperimentError
     from harness.experiment import load_experiment
+    from harness.experiment.runs import EXPERIMENTS_DIR
 
     bad = 0
     for path in args.files:
         try:
-            load_experiment(path)
+            named = EXPERIMENTS_DIR / f"{path}.toml"   # a name, as `run` takes it: experiments/NAME.toml
+            load_experiment(named if not path.endswith(".toml") and named.is_file() else path)
             console.print(f"{path}: ok")
         except ExperimentError as exc:
             bad += 1
@@ -429,7 +432,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     except CompareError as exc:
         error_line(f"chaoscafe compare: {exc}")
         return 2
-    changes = compare_sets(baseline, current, tolerances, envelopes)
+    changes = compare_sets(baseline, current, tolerances, envelopes, ran_only=args.ran_only)
     bad = regressions(changes)
     if args.json:
         Path(args.json).write_text(json.dumps([c.to_dict() for c in changes], indent=2))
@@ -502,9 +505,18 @@ def cmd_explore(args: argparse.Namespace) -> int:
 def cmd_baseline(args: argparse.Namespace) -> int:
     from harness.errors import CompareError
     from harness.regression.baseline import save_baseline
+    from harness.regression.compare import load_set
 
     try:
-        written = save_baseline(Path(args.run_dir), Path(args.out), [Path(p) for p in args.more])
+        out = Path(args.out)
+        if (out / "BASELINE.json").is_file() and not args.replace:   # never drop shop runs unasked
+            dropped = sorted(set(load_set(out)) - set(load_set(Path(args.run_dir))))
+            if dropped:
+                error_line(f"chaoscafe baseline: {args.out} holds {len(dropped)} shop run(s) that {args.run_dir} "
+                           f"does not ({', '.join('/'.join(k) for k in dropped[:3])}"
+                           f"{', ...' if len(dropped) > 3 else ''}): --replace to drop them, or --out elsewhere")
+                return 2
+        written = save_baseline(Path(args.run_dir), out, [Path(p) for p in args.more])
     except CompareError as exc:
         error_line(f"chaoscafe baseline: {exc}")
         return 2
@@ -570,8 +582,8 @@ def _generator_workers(text: str) -> int:
 
     try:
         return check_workers(text, "--generator-workers")
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+    except ValueError as exc:   # argparse names the option itself
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--generator-workers: ")) from None
 
 
 def _positive(text: str) -> int:
@@ -652,6 +664,9 @@ def parser() -> argparse.ArgumentParser:
     cmp.add_argument("current", metavar="CURRENT_DIR", help="a run directory, or an --out directory (newest run)")
     cmp.add_argument("--tolerances", help="TOML file overriding per-metric tolerances")
     cmp.add_argument("--all", action="store_true", help="also list metrics that did not change")
+    cmp.add_argument("--ran-only", action="store_true",
+                     help="judge only the shop runs CURRENT has (a few experiments, not the whole set): the "
+                          "baseline's others are not reported missing")
     cmp.add_argument("--json", help="also write every change as JSON to this file")
     cmp.add_argument("--format", choices=["text", "markdown", "json"], default="text",
                      help="text: a table for people (default); markdown or json: one document on stdout, for CI")
@@ -674,6 +689,8 @@ def parser() -> argparse.ArgumentParser:
                       help="more runs of the same set: each metric's worst value over all the runs becomes the "
                            "baseline (envelope.json), for outcomes that vary from run to run")
     base.add_argument("--out", default="reports/baseline/fast", help="default reports/baseline/fast")
+    base.add_argument("--replace", action="store_true",
+                      help="replace a baseline even when RUN_DIR lacks some of its shop runs (they are dropped)")
     base.set_defaults(func=cmd_baseline)
     shp = sub.add_parser("shops", help="list the registered shops: built-in and plugins (docs/shops.md)")
     shp.set_defaults(func=cmd_shops)

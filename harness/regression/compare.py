@@ -247,12 +247,15 @@ def _notes(base: Mapping[str, Any], cur: Mapping[str, Any]) -> Iterable[tuple[st
 
 def compare_sets(baseline: Mapping[Key, Mapping[str, Any]], current: Mapping[Key, Mapping[str, Any]],
                  tolerances: Mapping[str, Tolerance] = TOLERANCES,
-                 envelopes: Mapping[Key, Envelope] | None = None) -> list[Change]:
+                 envelopes: Mapping[Key, Envelope] | None = None, *, ran_only: bool = False) -> list[Change]:
     """All changes between two result sets, in baseline order, then what is new; `envelopes`
-    (load_envelopes) widen the baseline's numbers to the worst of its runs."""
+    (load_envelopes) widen the baseline's numbers to the worst of its runs; `ran_only` judges only
+    the shop runs `current` has (a part of the set: the rest of the baseline is not "missing")."""
     changes: list[Change] = []
     for key, base in baseline.items():
         cur = current.get(key)
+        if cur is None and ran_only:
+            continue
         if cur is None:
             changes.append(Change(*key, "results", "present", "missing", "missing", "not run this time"))
             continue

@@ -147,6 +147,10 @@ def test_missing_and_new_shop_runs() -> None:
     by_key = {(c.experiment, c.status) for c in changes if c.metric == "results"}
     assert by_key == {("b", "missing"), ("c", "new")}
     assert [c.experiment for c in regressions(changes)] == ["b"]
+    # a part of the set (a user's few experiments): what it did not run is not missing
+    part = compare_sets({("a", "sync"): results(), ("b", "sync"): results()}, {("a", "sync"): results()},
+                        ran_only=True)
+    assert not regressions(part) and {c.experiment for c in part} == {"a"}
 
 
 def test_a_different_schedule_or_profile_is_noted_not_failed() -> None:
@@ -249,6 +253,12 @@ def test_cli_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert "no such directory" in capsys.readouterr().out
     assert main(["baseline", str(worse), "--out", str(tmp_path / "bl")]) == 0
     assert (tmp_path / "bl" / "a" / "async" / "results.json").is_file()
+    # a baseline is never cut down to a smaller set unasked (a new user's 3 runs replaced the 105)
+    other = write_run(tmp_path / "other", {("b", "async"): results()})
+    assert main(["baseline", str(other), "--out", str(tmp_path / "bl")]) == 2
+    assert "--replace" in capsys.readouterr().out and (tmp_path / "bl" / "a" / "async" / "results.json").is_file()
+    assert main(["baseline", str(other), "--out", str(tmp_path / "bl"), "--replace"]) == 0
+    assert not (tmp_path / "bl" / "a").exists()
 
 
 def test_a_shop_run_not_applicable_on_one_side_is_changed_and_nothing_else_is_compared() -> None:

@@ -76,6 +76,11 @@ def test_minimal_experiment_has_defaults() -> None:
     ("expect", {"async": {"orders.lost": {}}}, "expect.async.orders.lost", "give min, max or both"),
     ("expect", {"martian": {"orders.lost": {"max": 0}}}, "expect.martian", "unknown key"),
     ("profiles", {"nightly": {"time_factor": 2}}, "profiles.nightly", "unknown key"),
+    # numbers are numbers (the new-user pass of 2026-12-01 found these taken as 1, 2 and a bound error)
+    ("run.seed", True, "run.seed", "= True: Input should be a valid integer"),
+    ("shop.baristas", 2.0, "shop.baristas", "= 2.0: Input should be a valid integer"),
+    ("load.rate", float("nan"), "load.rate", "finite number"),
+    ("load.rate", True, "load.rate", "valid number"),
 ])
 def test_bad_fields_are_named_with_their_value(path: str, value: Any, field: str, words: str) -> None:
     with pytest.raises(ExperimentError) as info:
@@ -85,6 +90,12 @@ def test_bad_fields_are_named_with_their_value(path: str, value: Any, field: str
     assert words in str(error), str(error)
     assert str(error).startswith("x.toml: ")
     assert "\n" not in str(error)
+
+
+def test_a_misspelt_key_is_named_not_the_key_it_leaves_missing() -> None:
+    load = {k: v for k, v in MINIMAL["load"].items() if k != "rate"} | {"rat": 5}
+    with pytest.raises(ExperimentError, match="load.rat = 5: unknown key"):
+        from_dict(with_change("load", load), "x.toml")
 
 
 @pytest.mark.parametrize("missing", ["title", "claim", "run", "load", "time_scale"])

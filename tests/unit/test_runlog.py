@@ -90,3 +90,29 @@ def test_run_with_out_naming_a_file_is_bad_input_before_anything_starts(tmp_path
     err = capsys.readouterr()
     assert "is a file, not a directory" in err.out + err.err and "Traceback" not in err.out + err.err
     assert afile.read_text() == ""
+
+
+@pytest.mark.parametrize(("args", "env", "words"), [
+    (["run", "steady-state", "--profile", "fast", "--junit", "{tmp}"], {}, "is a directory, not a file"),
+    (["run", "steady-state", "--profile", "fast", "--summary-md", "{tmp}"], {}, "is a directory, not a file"),
+    (["run", "steady-state", "--profile", "fast"], {"CHAOSCAFE_RUNTIME": "podman"}, "unknown runtime 'podman'"),
+    (["report", "--out", "{tmp}/afile"], {}, "is a file, not a directory"),
+])
+def test_bad_input_found_by_the_new_user_is_one_line_and_exit_2_before_anything_starts(
+        args: list[str], env: dict[str, str], words: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "afile").write_text("")
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert cli.main([a.replace("{tmp}", str(tmp_path)) for a in args]) == 2
+    err = capsys.readouterr()
+    assert words in err.out + err.err and "Traceback" not in err.out + err.err
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("option", ["--orders=0", "--baristas=0", "--brewers=0", "--capacity=0", "--prefetch=0",
+                                    "--brew-ms=-10", "--brew-ms=nan"])
+def test_demo_numbers_are_checked_by_the_parser(option: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        cli.parser().parse_args(["demo", option])
+    assert exit_.value.code == 2 and option.split("=")[0] in capsys.readouterr().err
