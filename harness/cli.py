@@ -215,7 +215,8 @@ def cmd_list(args: argparse.Namespace) -> int:
     for column in ("name", "scenarios", "claim"):
         table.add_column(column, overflow="fold")
     for item in _selected([]):
-        table.add_row(item.name, ", ".join(map(str, item.experiment.scenarios)), item.experiment.claim)
+        table.add_row(item.name, ", ".join(map(str, item.experiment.scenarios)) or "- (the reference)",
+                      item.experiment.claim)
     console.print(table)
     return 0
 
