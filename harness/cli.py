@@ -224,13 +224,15 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_validate(args: argparse.Namespace) -> int:
     from harness.errors import ExperimentError
     from harness.experiment import load_experiment
-    from harness.experiment.runs import EXPERIMENTS_DIR
+    from harness.experiment.runs import select
 
     bad = 0
     for path in args.files:
         try:
-            named = EXPERIMENTS_DIR / f"{path}.toml"   # a name, as `run` takes it: experiments/NAME.toml
-            load_experiment(named if not path.endswith(".toml") and named.is_file() else path)
+            if path.endswith(".toml") or Path(path).is_file():
+                load_experiment(path)
+            else:   # a name, as `run` takes it (experiments/NAME.toml; an unknown one lists the known)
+                select([path])
             console.print(f"{path}: ok")
         except ExperimentError as exc:
             bad += 1

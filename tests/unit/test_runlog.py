@@ -116,3 +116,11 @@ def test_demo_numbers_are_checked_by_the_parser(option: str, capsys: pytest.Capt
     with pytest.raises(SystemExit) as exit_:
         cli.parser().parse_args(["demo", option])
     assert exit_.value.code == 2 and option.split("=")[0] in capsys.readouterr().err
+
+
+def test_validate_takes_names_as_run_does_and_an_unknown_one_lists_the_known(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["validate", "steady-state", "scale-out@baristas=2"]) == 0
+    assert cli.main(["validate", "nope"]) == 2
+    err = capsys.readouterr()
+    assert "no such experiment file (known: " in err.out + err.err and "steady-state" in err.out + err.err
