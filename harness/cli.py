@@ -508,18 +508,10 @@ def cmd_explore(args: argparse.Namespace) -> int:
 def cmd_baseline(args: argparse.Namespace) -> int:
     from harness.errors import CompareError
     from harness.regression.baseline import save_baseline
-    from harness.regression.compare import load_set
 
     try:
-        out = Path(args.out)
-        if (out / "BASELINE.json").is_file() and not args.replace:   # never drop shop runs unasked
-            dropped = sorted(set(load_set(out)) - set(load_set(Path(args.run_dir))))
-            if dropped:
-                error_line(f"chaoscafe baseline: {args.out} holds {len(dropped)} shop run(s) that {args.run_dir} "
-                           f"does not ({', '.join('/'.join(k) for k in dropped[:3])}"
-                           f"{', ...' if len(dropped) > 3 else ''}): --replace to drop them, or --out elsewhere")
-                return 2
-        written = save_baseline(Path(args.run_dir), out, [Path(p) for p in args.more])
+        written = save_baseline(Path(args.run_dir), Path(args.out), [Path(p) for p in args.more],
+                                replace=args.replace)
     except CompareError as exc:
         error_line(f"chaoscafe baseline: {exc}")
         return 2

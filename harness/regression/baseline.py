@@ -30,11 +30,18 @@ def trim(value: Any) -> Any:
     return value
 
 
-def save_baseline(run_dir: Path, out: Path, more: list[Path] | None = None) -> list[Path]:
+def save_baseline(run_dir: Path, out: Path, more: list[Path] | None = None, *, replace: bool = False) -> list[Path]:
     """Write the trimmed results of `run_dir` into `out` (replacing what was there), and with
-    `more` runs an envelope per shop run; return the files. Refuses an incomplete run: a
-    baseline must come from runs that finished."""
+    `more` runs an envelope per shop run; return the files. Refuses (CompareError) an incomplete
+    run: a baseline must come from runs that finished; and, unless `replace`, a run that lacks
+    shop runs the baseline already in `out` has (they would be dropped unasked)."""
     results = load_set(run_dir)
+    if (out / "BASELINE.json").is_file() and not replace:
+        dropped = sorted(set(load_set(out)) - set(results))
+        if dropped:
+            names = ", ".join("/".join(k) for k in dropped[:3]) + (", ..." if len(dropped) > 3 else "")
+            raise CompareError(f"{out} holds {len(dropped)} shop run(s) that {run_dir} does not ({names}): "
+                               f"--replace to drop them, or --out elsewhere")
     others = [load_set(path) for path in (more or [])]
     for path, found in zip([run_dir, *(more or [])], [results, *others], strict=True):
         incomplete = [f"{e}/{s}" for (e, s), r in found.items() if not r.get("complete", False)]
