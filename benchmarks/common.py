@@ -117,6 +117,7 @@ def summarise(rate: float, schedule: ArrivalSchedule, t0: float, records: list[R
                  if len(sent_times) > 1 and sent_times[-1] > sent_times[0] else None)
     oks = [r for r in done if r["type"] == "ok"]
     latencies = [(r["time"] - invokes[r["ref"]]["intended"]) * 1000.0 for r in oks]
+    from_sent = [(r["time"] - invokes[r["ref"]]["sent"]) * 1000.0 for r in oks]
     last_ok = max((r["time"] for r in oks), default=None)
     accepted_per_s = len(oks) / (last_ok - t0) if last_ok is not None and last_ok > t0 else None
     per_second: dict[int, list[float]] = {}
@@ -132,7 +133,8 @@ def summarise(rate: float, schedule: ArrivalSchedule, t0: float, records: list[R
         send_rate=None if send_rate is None else round(send_rate, 2),
         accepted_per_s=None if accepted_per_s is None else round(accepted_per_s, 2),
         lag_ms=_dist(lags), lag_p99_per_s=[percentile(per_second.get(s, []), 99) for s in range(seconds)],
-        latency_ms=_dist(latencies), errors=dict(errors.most_common(6)), wall_s=round(wall_s, 3))
+        latency_ms=_dist(latencies), errors=dict(errors.most_common(6)), wall_s=round(wall_s, 3),
+        extra={"latency_from_sent_ms": _dist(from_sent)})
 
 
 _TICK = os.sysconf("SC_CLK_TCK")

@@ -37,7 +37,7 @@ from harness.infra.ports import free_port  # noqa: E402
 from harness.infra.processes import ServiceSpec, Supervisor, install_signal_handlers  # noqa: E402
 from harness.load.shards import check_workers, default_workers  # noqa: E402
 
-DEFAULT_RATES = "100,200,400,600,800,1000,1200,1600,2000,2400,3200,4000,5000,6000,8000"
+DEFAULT_RATES = "100,200,400,600,800,1000,1200,1600,2000,2400,3200,4000,5000,6000,8000,10000,12000,16000"
 SERVER = Path(__file__).resolve().parent / "trivial_server.py"
 
 

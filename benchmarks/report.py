@@ -1,7 +1,9 @@
 """Render the benchmarks' JSON results as Markdown (the tables and derived numbers of docs/performance.md).
 
 Every number printed is read from the JSON files or computed from them here, never typed in.
-Run: python -m benchmarks.report [--generator PATH] [--shops PATH]
+With `--before-generator` / `--before-shops` (the same benchmarks run on an older tree, in the same
+session) it first prints a before -> after table of the headline numbers.
+Run: python -m benchmarks.report [--generator PATH] [--shops PATH] [--before-generator PATH] [--before-shops PATH]
 """
 from __future__ import annotations
 
@@ -122,16 +124,59 @@ def headline(gen: dict[str, Any] | None, shops: dict[str, Any] | None) -> list[s
     return ["### Headline (computed from the JSON)", "", table(["what", "value"], rows, align_numbers=False)]
 
 
+def _headline_numbers(gen: dict[str, Any] | None, shops: dict[str, Any] | None) -> dict[str, str]:
+    """{what: value} of one tree's results: ceilings, served/s and CPU per order at each shop's ceiling."""
+    out: dict[str, str] = {}
+    if gen:
+        out["generator ceiling (lag p99 < 5 ms)"] = f"{fmt(gen['ceiling_per_s'], 0)}/s"
+    runs = {r["label"]: r for r in (shops or {}).get("runs", [])}
+    for label, run in runs.items():
+        out[f"{label}: acceptance ceiling"] = f"{fmt(run['ceiling_per_s'], 0)}/s"
+        step = ceiling_step(run)
+        if step is not None:
+            if step.get("served_per_s") is not None:
+                out[f"{label}: served/s at its ceiling"] = f"{fmt(step['served_per_s'])}/s"
+            whole = step.get("shop_cpu_ms_per_order")   # until the shop was idle again
+            if (ms := whole if whole is not None else cpu_per_order(step)) is not None:
+                out[f"{label}: shop CPU per accepted order at its ceiling"] = f"{ms:.2f} ms"
+        served = [s["served_per_s"] for s in run["steps"] if s.get("served_per_s") is not None]
+        if served:
+            out[f"{label}: highest served/s in any step"] = f"{fmt(max(served))}/s"
+    sync, asyn = runs.get("sync"), runs.get("async")
+    if sync and asyn and sync["ceiling_per_s"] and asyn["ceiling_per_s"]:
+        out["async / sync acceptance ceiling"] = f"{asyn['ceiling_per_s'] / sync['ceiling_per_s']:.2f}"
+    return out
+
+
+def before_after(before: dict[str, str], after: dict[str, str]) -> list[str]:
+    """A Markdown table: what, before, after (a row for every key in either)."""
+    keys = list(dict.fromkeys([*after, *before]))
+    rows = [[k, before.get(k, "-"), after.get(k, "-")] for k in keys]
+    return ["### Before and after (computed from the JSON)", "", table(["what", "before", "after"], rows,
+                                                                         align_numbers=False)]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--generator", type=Path, default=RESULTS_DIR / "generator.json")
     parser.add_argument("--shops", type=Path, default=RESULTS_DIR / "shops.json")
+    parser.add_argument("--before-generator", type=Path, default=None, help="the generator benchmark on an older tree")
+    parser.add_argument("--before-shops", type=Path, default=None, help="the shop benchmark on an older tree")
     args = parser.parse_args(argv)
     gen, shops = load(args.generator), load(args.shops)
     if gen is None and shops is None:
         print(f"no results: run the benchmarks first ({args.generator}, {args.shops})", file=sys.stderr)
         return 1
-    sections = headline(gen, shops) + [""]
+    sections: list[str] = []
+    if args.before_generator or args.before_shops:
+        before = [load(p) if p else None for p in (args.before_generator, args.before_shops)]
+        missing = [str(p) for p, data in zip((args.before_generator, args.before_shops), before, strict=True)
+                   if p and data is None]
+        if missing:
+            print(f"no such results: {', '.join(missing)}", file=sys.stderr)
+            return 1
+        sections += before_after(_headline_numbers(*before), _headline_numbers(gen, shops)) + [""]
+    sections += headline(gen, shops) + [""]
     if gen:
         sections += generator_section(gen) + [""]
     if shops:

@@ -91,8 +91,7 @@ def raw_broker(shop: Shop, infra: Infrastructure, windows: tuple[int, ...], seco
     pids = {pid: name for pid, name in shop_pids(shop, infra).items() if name in ("rabbitmq", "toxiproxy")}
 
     async def publish_for(window: int) -> dict[str, Any]:
-        link = Link("bench-raw", broker.amqp_url_at(proxy.listen_port), queue_type=settings.queue_type,
-                    delivery_limit=settings.delivery_limit, window=window)
+        link = Link("bench-raw", broker.amqp_url_at(proxy.listen_port), queues=settings.queues, window=window)
         link.start()
         try:
             await asyncio.wait_for(link.connected.wait(), 15)

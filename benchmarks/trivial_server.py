@@ -1,12 +1,13 @@
 """A trivial HTTP endpoint for benchmarking the load generator: `POST /orders` -> 202 {"id": "..."}.
 
 It reads the body and answers at once (no validation, no storage), so the measured limit is the
-generator's, not a shop's. It is a bare asyncio protocol (HTTP/1.1 keep-alive, bodies with
+generator's, not a shop's; with `--delay-ms D` it answers each order D ms after it arrived (a
+timer, no thread: answers keep their order on a connection). It is a bare asyncio protocol (HTTP/1.1 keep-alive, bodies with
 Content-Length) on uvloop when installed, not aiohttp: aiohttp's server cost about 0.17 ms of CPU
 per request on the 2-core machine, which at 5,000 orders/s is most of a core taken from the
 generator being measured. Binds 127.0.0.1 only, stops on SIGTERM/SIGINT and, as a safety net,
 by itself after `--lifetime-s`.
-Run: python benchmarks/trivial_server.py --port PORT [--lifetime-s 900]
+Run: python benchmarks/trivial_server.py --port PORT [--lifetime-s 900] [--delay-ms 0]
 """
 from __future__ import annotations
 
@@ -26,6 +27,8 @@ def _response(status: str, body: bytes, keep_alive: bool) -> bytes:
 
 class TrivialHTTP(asyncio.Protocol):
     """POST /orders -> 202 {"id": "t-N"}; GET /health -> 200 {"status": "ok"}; anything else 404."""
+
+    delay_s = 0.0   # answer POST /orders this long after it arrived (set from --delay-ms)
 
     def __init__(self) -> None:
         self.buf = bytearray()
@@ -61,10 +64,20 @@ class TrivialHTTP(asyncio.Protocol):
             else:
                 answer = _response("404 Not Found", b'{"error":"not found"}', keep)
             assert self.transport is not None
-            self.transport.write(answer)
+            if self.delay_s > 0 and method == b"POST":
+                asyncio.get_running_loop().call_later(self.delay_s, self._answer, answer, keep)
+            else:
+                self._answer(answer, keep)
             if not keep:
-                self.transport.close()
                 return
+
+    def _answer(self, answer: bytes, keep: bool) -> None:
+        assert self.transport is not None
+        if self.transport.is_closing():
+            return
+        self.transport.write(answer)
+        if not keep:
+            self.transport.close()
 
 
 async def serve(port: int, lifetime_s: float) -> None:
@@ -87,7 +100,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--lifetime-s", type=float, default=900.0, help="stop by itself after this long")
+    parser.add_argument("--delay-ms", type=float, default=0.0, help="answer each order after this long (default 0)")
     args = parser.parse_args()
+    TrivialHTTP.delay_s = max(0.0, args.delay_ms) / 1000.0
     try:
         import uvloop
     except ImportError:

@@ -1,8 +1,9 @@
 """The open-loop load driver: every order is sent at its intended time, whatever earlier ones do.
 
-wrk2/k6 style: the schedule is fixed up front and one event loop walks it: it sleeps until the
-next arrival is due, then dispatches every arrival due by now (one sleep per batch, not per
-arrival), each as its own request task, so a stalled shop cannot slow the generator down (no
+wrk2/k6 style: the schedule is fixed up front and one event loop walks it: it waits until the
+next arrival is due (`harness.load.pacer`: to tens of microseconds, not the loop timers' whole
+milliseconds), then dispatches every arrival due by now (one wait per batch, not per arrival),
+each as its own request task, so a stalled shop cannot slow the generator down (no
 coordinated omission). Latency is measured from the intended time. When the generator itself
 falls behind, the lag is recorded on every invoke; when `max_in_flight` requests are open, an
 arrival is recorded as `dropped` instead of sent. Outcomes are classified by
@@ -26,7 +27,6 @@ from the first intended time.
 from __future__ import annotations
 
 import asyncio
-import math
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -38,6 +38,7 @@ from hdrh.histogram import HdrHistogram
 
 from harness.history import OTHER, REFUSED, RESET, TIMEOUT, classify
 from harness.load.http import OriginClient, TransportError
+from harness.load.pacer import Pacer
 from harness.load.retry import RetryBudget, RetryPolicy
 from harness.load.schedule import Arrival, ArrivalSchedule
 
@@ -63,6 +64,7 @@ def error_kind(exc: BaseException) -> str:
     return OTHER
 
 
+SPIN_S = 50e-6   # a wait shorter than this yields to the loop instead of asking the pacer (a thread hand-over costs about as much)
 LOOP_ENV = "CHAOSCAFE_LOOP"   # "asyncio": asyncio's own event loop instead of uvloop's (as cafe.web's services)
 
 
@@ -153,14 +155,15 @@ class OpenLoopDriver:
         arrivals, n, i = self.arrivals, len(self.arrivals), 0
         # convert the wall-clock t0 to the monotonic clock once: waiting uses monotonic time
         mono_t0 = time.monotonic() + (self.t0 - time.time())
+        pacer = Pacer(loop)
         try:
             while i < n:
                 now = time.monotonic()
-                wait = mono_t0 + arrivals[i].offset_s - now
-                if wait > 0:
-                    # one sleep until the next arrival is due (whole milliseconds, the loops' timer
-                    # resolution: uvloop would round a shorter wait to 0 and spin) ...
-                    await asyncio.sleep(math.ceil(wait * 1000) / 1000)
+                due = mono_t0 + arrivals[i].offset_s
+                if due > now:
+                    # one wait until the next arrival is due, on the pacer's clock (the loops' own
+                    # timers have whole milliseconds); a wait shorter than SPIN_S just yields ...
+                    await (pacer.until(due) if due - now > SPIN_S else asyncio.sleep(0))
                     continue
                 while i < n and mono_t0 + arrivals[i].offset_s <= now:   # ... then all that are due
                     arrival = arrivals[i]
@@ -174,9 +177,11 @@ class OpenLoopDriver:
                     task = loop.create_task(self._send(client, arrival))
                     tasks.add(task)
                     task.add_done_callback(tasks.discard)
+            pacer.close()
             if tasks:
                 await asyncio.gather(*tasks, return_exceptions=True)
         finally:
+            pacer.close()
             for task in tasks:
                 task.cancel()
             client.close()

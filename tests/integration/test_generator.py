@@ -138,3 +138,31 @@ def test_ctrl_c_of_the_program_leaves_no_worker(trivial: str, tmp_path: Path) ->
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_the_trivial_server_answers_after_its_delay(tmp_path: Path) -> None:
+    """`--delay-ms` (the reference benchmark's endpoint with a latency in it): every order is
+    answered 202, none sooner than the delay, on keep-alive connections."""
+    with Supervisor(tmp_path / "server") as supervisor:
+        port = free_port()
+        supervisor.add(ServiceSpec("trivial-server",
+                                   lambda i: [sys.executable, str(SERVER), "--port", str(port), "--lifetime-s", "60",
+                                              "--delay-ms", "40"],
+                                   lambda i: f"http://127.0.0.1:{port}/health", ready_timeout=20.0))
+        schedule = build_schedule(Constant(100), 1.0, process="uniform", seed=3, menu_mix=MIX, sizes=SIZES)
+        driver = ShardedDriver(f"http://127.0.0.1:{port}", schedule, workers=1, shard_dir=tmp_path,
+                               accepted_status=202, client_timeout_s=5, max_in_flight=1000)
+        with HistoryWriter(tmp_path / "history.jsonl") as history:
+            try:
+                driver.start()
+                t0 = time.time() + 0.3
+                history.write({"type": "run", "t0": t0})
+                driver.run(t0)
+            finally:
+                driver.close()
+            history.absorb(driver.shard_files)
+    records = load(tmp_path / "history.jsonl")
+    sent = {r["ref"]: r["sent"] for r in records if r["type"] == "invoke"}
+    oks = [r for r in records if r["type"] == "ok"]
+    assert len(oks) == len(schedule) == len(sent)
+    assert min(r["time"] - sent[r["ref"]] for r in oks) >= 0.039
