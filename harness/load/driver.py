@@ -64,7 +64,6 @@ def error_kind(exc: BaseException) -> str:
     return OTHER
 
 
-SPIN_S = 50e-6   # a wait shorter than this yields to the loop instead of asking the pacer (a thread hand-over costs about as much)
 LOOP_ENV = "CHAOSCAFE_LOOP"   # "asyncio": asyncio's own event loop instead of uvloop's (as cafe.web's services)
 
 
@@ -155,15 +154,15 @@ class OpenLoopDriver:
         arrivals, n, i = self.arrivals, len(self.arrivals), 0
         # convert the wall-clock t0 to the monotonic clock once: waiting uses monotonic time
         mono_t0 = time.monotonic() + (self.t0 - time.time())
-        pacer = Pacer(loop)
+        # the pacer wakes the loop when arrivals are due (the loops' own timers have whole milliseconds)
+        due = asyncio.Event()
+        pacer = Pacer(loop, [mono_t0 + a.offset_s for a in arrivals], due.set)
         try:
             while i < n:
                 now = time.monotonic()
-                due = mono_t0 + arrivals[i].offset_s
-                if due > now:
-                    # one wait until the next arrival is due, on the pacer's clock (the loops' own
-                    # timers have whole milliseconds); a wait shorter than SPIN_S just yields ...
-                    await (pacer.until(due) if due - now > SPIN_S else asyncio.sleep(0))
+                if mono_t0 + arrivals[i].offset_s > now:
+                    await due.wait()     # one wait until the next arrival is due ...
+                    due.clear()
                     continue
                 while i < n and mono_t0 + arrivals[i].offset_s <= now:   # ... then all that are due
                     arrival = arrivals[i]

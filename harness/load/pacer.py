@@ -1,82 +1,63 @@
-"""Wake an event loop at a monotonic deadline to within a few tens of microseconds.
+"""Wake an event loop at each of a list of monotonic deadlines, to within a few tens of microseconds.
 
 The event loops' own timers have whole milliseconds (libuv's clock under uvloop; asyncio's epoll
 timeout is rounded up to a millisecond), so a driver that sleeps on them sends each order up to a
 millisecond or two after its intended time: measured against Vegeta at 500 orders/s (benchmarks/
 generator_reference.py) that lag was 0.6 ms at the median, added to every latency from the
-intended time. A `Pacer` waits in a thread of its own instead, on a condition variable with a
-timeout (a futex with the kernel's high-resolution timer), and then hands the loop a finished
-future (`call_soon_threadsafe`). One wait is outstanding at a time, as the driver has one next
-arrival: a new `until` replaces the one before it (whose future is then never finished; the
-driver awaits one at a time).
+intended time. A `Pacer` knows the schedule's times up front and waits for each in a thread of its
+own (`threading.Event.wait` with a timeout: a futex on the kernel's high-resolution timer), then
+calls `wake` in the loop (`call_soon_threadsafe`). Deadlines already past when it wakes are
+passed over with it (one call for a batch), so the loop is woken at most once per deadline and
+never before one.
 
-    pacer = Pacer(asyncio.get_running_loop())
+    due = asyncio.Event()
+    pacer = Pacer(loop, deadlines, due.set)     # deadlines: ascending time.monotonic() values
     try:
-        await pacer.until(time.monotonic() + 0.0042)
+        ...  await due.wait(); due.clear(); send what is due ...
     finally:
         pacer.close()
 
-The thread holds the GIL only to hand the future over; while it waits it holds nothing.
+The thread holds the GIL only to hand a call over; while it waits it holds nothing.
 """
 from __future__ import annotations
 
 import asyncio
 import threading
 import time
-
-
-def _release(future: asyncio.Future[None]) -> None:
-    if not future.done():   # cancelled while it waited: nothing to do
-        future.set_result(None)
+from collections.abc import Callable, Sequence
 
 
 class Pacer:
-    """A thread that finishes a future of `loop` at a `time.monotonic()` deadline (`until`)."""
+    """A thread that calls `wake()` in `loop` once `time.monotonic()` reaches each of `deadlines`
+    (seconds, ascending), starting at once; `close()` stops it."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
-        self._cond = threading.Condition()
-        self._deadline: float | None = None
-        self._future: asyncio.Future[None] | None = None
-        self._closed = False
+    def __init__(self, loop: asyncio.AbstractEventLoop, deadlines: Sequence[float], wake: Callable[[], None]) -> None:
+        self._loop, self._deadlines, self._wake = loop, deadlines, wake
+        self._stop = threading.Event()
+        self.wakes = 0   # calls handed to the loop (<= len(deadlines))
         self._thread = threading.Thread(target=self._serve, name="chaoscafe-pacer", daemon=True)
         self._thread.start()
 
-    def until(self, deadline: float) -> asyncio.Future[None]:
-        """A future of the loop, finished once `time.monotonic() >= deadline` (seconds).
-
-        Call it from the loop's thread. Raises RuntimeError after `close()`.
-        """
-        future: asyncio.Future[None] = self._loop.create_future()
-        with self._cond:
-            if self._closed:
-                raise RuntimeError("pacer closed")
-            self._deadline, self._future = deadline, future
-            self._cond.notify()
-        return future
-
     def close(self) -> None:
-        """Stop the thread (a pending future is left unfinished) and join it; idempotent."""
-        with self._cond:
-            self._closed = True
-            self._cond.notify()
+        """Stop the thread and join it; idempotent."""
+        self._stop.set()
         self._thread.join(timeout=2.0)
 
     def _serve(self) -> None:
-        with self._cond:
-            while True:
-                if self._closed:
+        deadlines, i, n = self._deadlines, 0, len(self._deadlines)
+        while i < n:
+            left = deadlines[i] - time.monotonic()
+            if left > 0:
+                if self._stop.wait(left):
                     return
-                if self._deadline is None:
-                    self._cond.wait()
-                    continue
-                left = self._deadline - time.monotonic()
-                if left > 0:
-                    self._cond.wait(left)   # a new deadline or close() wakes it early: look again
-                    continue
-                future, self._deadline, self._future = self._future, None, None
-                assert future is not None
-                try:
-                    self._loop.call_soon_threadsafe(_release, future)
-                except RuntimeError:        # the loop was closed under us
-                    return
+                continue
+            now = time.monotonic()
+            while i < n and deadlines[i] <= now:   # everything due by now: one call
+                i += 1
+            if self._stop.is_set():
+                return
+            try:
+                self._loop.call_soon_threadsafe(self._wake)
+            except RuntimeError:                    # the loop was closed under us
+                return
+            self.wakes += 1

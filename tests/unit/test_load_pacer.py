@@ -1,63 +1,56 @@
-"""harness.load.pacer: a loop woken at a deadline, not before it, by a thread of its own."""
+"""harness.load.pacer: a loop woken at each deadline, never before it, by a thread of its own."""
 from __future__ import annotations
 
 import asyncio
 import threading
 import time
 
-import pytest
-
 from harness.load.pacer import Pacer
 
 
-def test_a_wait_ends_at_its_deadline_never_before() -> None:
-    async def main() -> list[float]:
-        pacer = Pacer(asyncio.get_running_loop())
-        late = []
+def _run(offsets: list[float]) -> tuple[list[float], int, list[float]]:
+    """Wake times (monotonic) of a pacer over now + offsets, its wakes, and the deadlines."""
+    async def main() -> tuple[list[float], int, list[float]]:
+        loop = asyncio.get_running_loop()
+        woken: list[float] = []
+        start = time.monotonic()
+        deadlines = [start + o for o in offsets]
+        pacer = Pacer(loop, deadlines, lambda: woken.append(time.monotonic()))
         try:
-            for wait in (0.0003, 0.002, 0.0, -1.0, 0.01):
-                asked = time.monotonic()
-                deadline = asked + wait
-                await pacer.until(deadline)
-                late.append(time.monotonic() - max(deadline, asked))   # a past deadline: at once
+            await asyncio.sleep(max(offsets, default=0) + 0.1)
         finally:
             pacer.close()
-        return late
-
-    late = asyncio.run(main())
-    assert all(x >= 0 for x in late)            # never early
-    assert max(late) < 0.5                      # and not lost (generous: a shared machine)
+        return woken, pacer.wakes, deadlines
+    return asyncio.run(main())
 
 
-def test_a_new_wait_replaces_the_one_before_and_close_stops_the_thread() -> None:
-    async def main() -> tuple[bool, bool]:
-        pacer = Pacer(asyncio.get_running_loop())
-        first = pacer.until(time.monotonic() + 30)
-        second = pacer.until(time.monotonic() + 0.001)
-        await asyncio.wait_for(second, 5)
+def test_every_deadline_wakes_the_loop_once_and_never_before_it() -> None:
+    offsets = [0.001, 0.0035, 0.010, 0.0102, 0.030]
+    woken, wakes, deadlines = _run(offsets)
+    assert wakes == len(woken) and 1 <= len(woken) <= len(offsets)
+    # each deadline is covered by a wake at or after it, and that wake is not long after (generous)
+    for d in deadlines:
+        after = [w for w in woken if w >= d]
+        assert after and after[0] - d < 0.5
+
+
+def test_deadlines_already_past_are_one_wake() -> None:
+    woken, wakes, _ = _run([-0.5, -0.4, -0.3, 0.0])
+    assert len(woken) == wakes == 1
+
+
+def test_close_stops_the_thread_before_its_deadlines() -> None:
+    async def main() -> int:
+        loop = asyncio.get_running_loop()
+        calls: list[int] = []
+        pacer = Pacer(loop, [time.monotonic() + 30], lambda: calls.append(1))
         await asyncio.sleep(0.01)
+        started = time.monotonic()
         pacer.close()
-        pacer.close()                            # idempotent
-        with pytest.raises(RuntimeError, match="pacer closed"):
-            pacer.until(time.monotonic())
-        return first.done(), second.done()
+        pacer.close()                        # idempotent
+        assert time.monotonic() - started < 1.0
+        await asyncio.sleep(0.01)
+        return len(calls)
 
-    before = {t.name for t in threading.enumerate()}
-    assert asyncio.run(main()) == (False, True)
-    assert "chaoscafe-pacer" not in {t.name for t in threading.enumerate()} - before
-
-
-def test_a_cancelled_wait_is_left_alone() -> None:
-    async def main() -> None:
-        pacer = Pacer(asyncio.get_running_loop())
-        try:
-            waiting = asyncio.ensure_future(pacer.until(time.monotonic() + 0.005))
-            await asyncio.sleep(0)
-            waiting.cancel()
-            await asyncio.sleep(0.02)              # the pacer fires into a cancelled future: no error
-            assert waiting.cancelled()
-            await asyncio.wait_for(pacer.until(time.monotonic() + 0.001), 5)
-        finally:
-            pacer.close()
-
-    asyncio.run(main())
+    assert asyncio.run(main()) == 0
+    assert "chaoscafe-pacer" not in {t.name for t in threading.enumerate()}
