@@ -14,8 +14,10 @@ the harness's own percentiles (`harness.checkers.distribution`), in milliseconds
 - ours: from each order's *intended* time to its 202 (what `chaoscafe run` reports), and from
   its *sent* time (what a tool that times from the send would report);
 - Vegeta's: its `latency` field, from the start of each request; and, computed the way ours is,
-  from each request's intended time on Vegeta's own constant-rate schedule (its first start +
-  i / rate; Vegeta records no intended time, so its lag is its start against that schedule).
+  from each request's intended time on Vegeta's own constant-rate schedule. Vegeta records no
+  intended time, so its schedule is placed as early as its starts allow (anchor + i / rate, the
+  anchor the least start_i - i / rate): no lag is negative, and Vegeta's lags are the smallest any
+  placement gives, which makes the reference as punctual as it can honestly be.
 
 A round passes when
 - from the send (both clients timing the same thing: the request), our p50 and p99 are each within
@@ -32,8 +34,8 @@ Vegeta is found at `$CHAOSCAFE_VEGETA`, on PATH, or in ~/go/bin; install it with
 command.
 
 Run: python -m benchmarks.generator_reference [--rate 500] [--step-s 10] [--rounds 3] [--delay-ms 0] [--json PATH]
-Exit codes: 0 the median round passed, 1 it did not (or the run failed), 2 bad arguments or no Vegeta,
-130 interrupted.
+Exit codes: 0 most rounds passed, 1 they did not (or the run failed), 2 bad arguments, an
+unwritable --json or no Vegeta, 130 interrupted.
 """
 from __future__ import annotations
 
@@ -84,11 +86,40 @@ def find_vegeta() -> Path | None:
     return next((c for c in candidates if c.is_file() and os.access(c, os.X_OK)), None)
 
 
+def schedule_lags_ms(starts: list[float], rate: float) -> list[float]:
+    """Each start's lag (ms) against the earliest constant-rate schedule anchor + i / rate that no
+    start precedes (the anchor is the least start_i - i / rate): every lag >= 0, the smallest is 0."""
+    anchor = min((start - i / rate for i, start in enumerate(starts)), default=0.0)
+    return [(start - (anchor + i / rate)) * 1000.0 for i, start in enumerate(starts)]
+
+
+def vegeta_version(vegeta: Path) -> str | None:
+    """The module version a `go install` build carries (`go version -m`), else what `vegeta --version`
+    prints (empty for such a build), else None."""
+    go = shutil.which("go")
+    if go:
+        try:
+            info = subprocess.run([go, "version", "-m", str(vegeta)], capture_output=True, text=True, timeout=20).stdout
+        except (OSError, subprocess.SubprocessError):
+            info = ""
+        for line in info.splitlines():
+            parts = line.split()
+            if len(parts) >= 3 and parts[0] == "mod" and "vegeta" in parts[1]:
+                return f"{parts[1]} {parts[2]}"
+    try:
+        printed = subprocess.run([str(vegeta), "--version"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    text = " ".join(printed.split())
+    return text if text.removeprefix("Version:").strip() else None
+
+
 def vegeta_step(vegeta: Path, url: str, rate: float, duration_s: float, timeout_s: float,
                 work: Path) -> dict[str, Any]:
     """One constant-rate Vegeta attack on POST {url}/orders; its hits summarised (latencies in ms).
 
-    `lag_ms` is each hit's start against Vegeta's own ideal schedule (first start + i / rate),
+    `lag_ms` is each hit's start against Vegeta's own ideal schedule (anchor + i / rate, the anchor
+    the least start_i - i / rate, so no lag is negative),
     `latency_from_sent_ms` its `latency` field (start of the request to the end of the response),
     `latency_ms` lag + latency (from the intended time, as ours), over the hits answered 202;
     `cpu_cores` is the attacker's CPU over the attack's wall time.
@@ -96,7 +127,8 @@ def vegeta_step(vegeta: Path, url: str, rate: float, duration_s: float, timeout_
     targets, body, results = work / "targets.txt", work / "body.json", work / "results.bin"
     body.write_bytes(BODY)
     targets.write_text(f"POST {url}/orders\nContent-Type: application/json\n@{body}\n")
-    attack = [str(vegeta), "attack", f"-rate={rate:g}/1s", f"-duration={duration_s:g}s", f"-timeout={timeout_s:g}s",
+    attack = [str(vegeta), "attack", f"-rate={round(rate)}/1s", f"-duration={round(duration_s * 1000)}ms",
+              f"-timeout={round(timeout_s * 1000)}ms",
               "-keepalive=true", "-http2=false", "-max-body=0", f"-targets={targets}", f"-output={results}"]
     started = time.monotonic()
     proc = subprocess.Popen(attack, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
@@ -112,13 +144,14 @@ def vegeta_step(vegeta: Path, url: str, rate: float, duration_s: float, timeout_
             proc.wait()
     wall = time.monotonic() - started
     if proc.returncode != 0:
-        raise RuntimeError(f"vegeta attack exited {proc.returncode}: {err.decode(errors='replace')[-300:]}")
+        first = [line for line in err.decode(errors="replace").splitlines() if line.strip()][:3]
+        raise RuntimeError(f"vegeta attack exited {proc.returncode}: {' / '.join(first)}")
     encoded = subprocess.run([str(vegeta), "encode", "-to=json", str(results)], capture_output=True, check=True,
                              timeout=60).stdout
     hits = [orjson.loads(line) for line in encoded.splitlines() if line.strip()]
     hits.sort(key=lambda h: h["seq"])
     starts = [datetime.fromisoformat(h["timestamp"]).timestamp() for h in hits]
-    lags = [(s - (starts[0] + i / rate)) * 1000.0 for i, s in enumerate(starts)] if starts else []
+    lags = schedule_lags_ms(starts, rate)
     ok = [(lag, h["latency"] / 1e6) for lag, h in zip(lags, hits, strict=True) if h["code"] == 202]
     return {"tool": "vegeta", "scheduled": round(rate * duration_s), "sent": len(hits), "ok": len(ok),
             "errors": sorted({h["error"] for h in hits if h["error"]})[:5],
@@ -196,14 +229,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=RESULTS_DIR / "generator-reference.json")
     parser.add_argument("--run-dir", type=Path, default=None, help="logs of the trivial server")
     args = parser.parse_args(argv)
-    for name, value, ok in (("--rate", args.rate, 0 < args.rate <= 20_000), ("--step-s", args.step_s, 0 < args.step_s <= 60),
+    for name, value, ok in (("--rate", args.rate, 0 < args.rate <= 20_000 and float(args.rate).is_integer()),
+                            ("--step-s", args.step_s, 0.1 <= args.step_s <= 60),
+                            ("--timeout-s", args.timeout_s, 0.1 <= args.timeout_s <= 60),
                             ("--rounds", args.rounds, 1 <= args.rounds <= 20),
                             ("--delay-ms", args.delay_ms, 0 <= args.delay_ms <= 1000),
                             ("--tolerance", args.tolerance, 0 < args.tolerance < 1),
                             ("--floor-ms", args.floor_ms, 0 <= args.floor_ms),
                             ("--generator-workers", args.generator_workers, 1 <= args.generator_workers <= 16)):
         if not (math.isfinite(value) and ok):
-            parser.error(f"{name}: out of range: {value!r}")
+            parser.error(f"{name}: out of range: {value!r} (--rate: a whole number in (0, 20000], Vegeta's unit; "
+                         "--step-s and --timeout-s: 0.1 to 60)")
     vegeta = find_vegeta()
     if vegeta is None:
         print(f"error: Vegeta not found (${VEGETA_ENV}, PATH, ~/go/bin): install it with `go install {VEGETA_PKG}`",
@@ -212,17 +248,22 @@ def main(argv: list[str] | None = None) -> int:
     install_signal_handlers()
     run_dir = args.run_dir or RESULTS_DIR / "runs" / f"reference-{stamp()}"
     command = " ".join(["python -m benchmarks.generator_reference", *(argv if argv is not None else sys.argv[1:])])
-    version = subprocess.run([str(vegeta), "--version"], capture_output=True, text=True, timeout=10).stdout.strip()
+    version = vegeta_version(vegeta)
     out: dict[str, Any] = {
         "benchmark": "generator_reference", "command": command, "started": stamp(), "git": git_revision(),
         "machine": machine(),
         "settings": {"rate": args.rate, "step_s": args.step_s, "rounds": args.rounds, "delay_ms": args.delay_ms,
                      "tolerance": args.tolerance, "floor_ms": args.floor_ms, "seed": args.seed,
                      "generator_workers": args.generator_workers, "timeout_s": args.timeout_s,
-                     "reference": {"tool": "vegeta", "binary": str(vegeta), "version": version.splitlines()[:1]},
+                     "reference": {"tool": "vegeta", "binary": str(vegeta), "version": version},
                      "endpoint": "benchmarks/trivial_server.py (separate process)"},
         "rounds": [], "median": None, "passed": None, "error": None,
     }
+    try:
+        write_json(args.json, out)   # a path that cannot be written fails now, not after the run
+    except OSError as exc:
+        print(f"error: --json {args.json}: cannot be written ({exc.strerror or exc})", file=sys.stderr)
+        return 2
     started, code = time.monotonic(), 1
     try:
         with Supervisor(run_dir) as supervisor, tempfile.TemporaryDirectory(prefix="chaoscafe-vegeta-") as tmp:
@@ -260,7 +301,10 @@ def main(argv: list[str] | None = None) -> int:
         raise
     finally:
         out["wall_s"] = round(time.monotonic() - started, 1)
-        write_json(args.json, out)
+        try:
+            write_json(args.json, out)
+        except OSError as exc:   # the results still reach the terminal
+            print(f"note: --json {args.json} could not be written: {exc}", file=sys.stderr)
         print()
         print(render(out["rounds"]))
         print(f"\nmedian over the rounds: {out['median']}; passed: {out['passed']}; json: {args.json}")

@@ -136,9 +136,12 @@ def _headline_numbers(gen: dict[str, Any] | None, shops: dict[str, Any] | None) 
         if step is not None:
             if step.get("served_per_s") is not None:
                 out[f"{label}: served/s at its ceiling"] = f"{fmt(step['served_per_s'])}/s"
-            whole = step.get("shop_cpu_ms_per_order")   # until the shop was idle again
-            if (ms := whole if whole is not None else cpu_per_order(step)) is not None:
-                out[f"{label}: shop CPU per accepted order at its ceiling"] = f"{ms:.2f} ms"
+            # during the step, as every tree's JSON has it (the headline's measure too)
+            if (ms := cpu_per_order(step)) is not None:
+                out[f"{label}: shop CPU per accepted order at its ceiling, during the step"] = f"{ms:.2f} ms"
+            if step.get("shop_cpu_ms_per_order") is not None:   # newer JSON only: until the shop was idle
+                out[f"{label}: shop CPU per accepted order at its ceiling, until idle"] = \
+                    f"{step['shop_cpu_ms_per_order']:.2f} ms"
         served = [s["served_per_s"] for s in run["steps"] if s.get("served_per_s") is not None]
         if served:
             out[f"{label}: highest served/s in any step"] = f"{fmt(max(served))}/s"

@@ -163,6 +163,8 @@ class OpenLoopDriver:
                 if mono_t0 + arrivals[i].offset_s > now:
                     await due.wait()     # one wait until the next arrival is due ...
                     due.clear()
+                    if pacer.error is not None:
+                        raise RuntimeError(f"the generator's pacer failed: {pacer.error!r}") from pacer.error
                     continue
                 while i < n and mono_t0 + arrivals[i].offset_s <= now:   # ... then all that are due
                     arrival = arrivals[i]

@@ -29,12 +29,16 @@ from collections.abc import Callable, Sequence
 
 class Pacer:
     """A thread that calls `wake()` in `loop` once `time.monotonic()` reaches each of `deadlines`
-    (seconds, ascending), starting at once; `close()` stops it."""
+    (seconds, ascending), starting at once; `close()` stops it. If the thread fails, `error` holds
+    why and `wake()` is called once more, so a waiter looks and can raise it."""
+
+    MAX_WAIT_S = 60.0   # one wait at most this long (then it looks again): no timeout too large for the platform
 
     def __init__(self, loop: asyncio.AbstractEventLoop, deadlines: Sequence[float], wake: Callable[[], None]) -> None:
         self._loop, self._deadlines, self._wake = loop, deadlines, wake
         self._stop = threading.Event()
         self.wakes = 0   # calls handed to the loop (<= len(deadlines))
+        self.error: BaseException | None = None   # what ended the thread early; `wake` was called once more
         self._thread = threading.Thread(target=self._serve, name="chaoscafe-pacer", daemon=True)
         self._thread.start()
 
@@ -44,11 +48,21 @@ class Pacer:
         self._thread.join(timeout=2.0)
 
     def _serve(self) -> None:
+        try:
+            self._pace()
+        except BaseException as exc:   # noqa: BLE001 - handed to the loop, whose waiter would hang otherwise
+            self.error = exc
+            try:
+                self._loop.call_soon_threadsafe(self._wake)
+            except RuntimeError:
+                pass
+
+    def _pace(self) -> None:
         deadlines, i, n = self._deadlines, 0, len(self._deadlines)
         while i < n:
             left = deadlines[i] - time.monotonic()
             if left > 0:
-                if self._stop.wait(left):
+                if self._stop.wait(min(left, self.MAX_WAIT_S)):
                     return
                 continue
             now = time.monotonic()

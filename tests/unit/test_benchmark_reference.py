@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.generator_reference import find_vegeta, judge
+from benchmarks.generator_reference import find_vegeta, judge, schedule_lags_ms
 
 
 def _tool(name: str, p50: float | None, p99: float | None, ok: int = 100, scheduled: int = 100) -> dict:
@@ -66,3 +66,12 @@ def test_more_punctual_than_the_reference_is_no_fault_but_a_faster_request_is() 
     ours["latency_from_sent_ms"] = {"p50": 0.19, "p99": 0.10, "max": 1.0}    # timing a different thing
     assert judge(ours, ref, 0.10, 0.1)["reasons"] == [
         "p99 from the send 0.100 ms vs vegeta 0.320 ms: off by more than 10% and more than 0.1 ms"]
+
+
+def test_vegetas_schedule_is_placed_so_that_no_lag_is_negative() -> None:
+    # at 500/s: the first request 0.4 ms late, the second on time, the third 0.1 ms late
+    starts = [100.0004, 100.002, 100.0041]
+    lags = schedule_lags_ms(starts, 500)
+    assert min(lags) == 0 and all(x >= 0 for x in lags)
+    assert [round(x, 3) for x in lags] == [0.4, 0.0, 0.1]
+    assert schedule_lags_ms([], 500) == []

@@ -54,3 +54,26 @@ def test_close_stops_the_thread_before_its_deadlines() -> None:
 
     assert asyncio.run(main()) == 0
     assert "chaoscafe-pacer" not in {t.name for t in threading.enumerate()}
+
+
+def test_a_failing_pacer_wakes_the_loop_with_its_error() -> None:
+    async def main() -> BaseException | None:
+        due = asyncio.Event()
+        pacer = Pacer(asyncio.get_running_loop(), ["not a time"], due.set)  # type: ignore[list-item]
+        try:
+            await asyncio.wait_for(due.wait(), 5)      # woken, not left hanging
+        finally:
+            pacer.close()
+        return pacer.error
+
+    assert isinstance(asyncio.run(main()), TypeError)
+
+
+def test_a_deadline_far_away_is_waited_for_in_bounded_steps() -> None:
+    async def main() -> None:
+        pacer = Pacer(asyncio.get_running_loop(), [time.monotonic() + 1e10], lambda: None)
+        await asyncio.sleep(0.05)
+        pacer.close()
+        assert pacer.error is None                   # no OverflowError from a timeout too large
+
+    asyncio.run(main())

@@ -1,13 +1,15 @@
 """Run a command and sample its process's resident memory (VmRSS) every 0.25 s.
 
-Prints the peak (MiB and MB) and writes the samples (seconds since start, KiB) to rss.tsv in the
-working directory. Used for docs/performance.md's "Memory of a 50,000-order run".
+Prints the peak (MiB and MB) and writes the samples (seconds since start, KiB) to
+$RSS_TSV (default: rss.tsv in the system's temporary directory). Used for docs/performance.md's "Memory of a 50,000-order run".
 Run: python rss.py COMMAND [ARGS...]
 """
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -25,9 +27,10 @@ def main(argv: list[str]) -> int:
         except OSError:
             pass
         time.sleep(0.25)
-    Path("rss.tsv").write_text("".join(f"{t:.2f}\t{kib}\n" for t, kib in samples))
+    out = Path(os.environ.get("RSS_TSV") or Path(tempfile.gettempdir()) / "rss.tsv")
+    out.write_text("".join(f"{t:.2f}\t{kib}\n" for t, kib in samples))
     print(f"rc={proc.returncode} peak VmRSS {peak / 1024:.1f} MiB = {peak * 1024 / 1e6:.1f} MB "
-          f"over {time.monotonic() - started:.0f} s", flush=True)
+          f"over {time.monotonic() - started:.0f} s; samples: {out}", flush=True)
     return proc.returncode
 
 

@@ -1,7 +1,9 @@
 #!/bin/bash
 # BEFORE: a tree of 0254cd3^ (mkdir B && git archive 0254cd3^ | tar -x -C B); AFTER: this checkout; both absolute
-set -u
+set -euo pipefail
+: "${BEFORE:?set BEFORE to the absolute path of a 0254cd3^ tree}" "${AFTER:?set AFTER to this checkout (absolute)}"
 OUT=${OUT:-/tmp/ba4}
+mkdir -p "$OUT"
 SRATES=200,300,400,500,600,700,800,900,1000,1200,1500,2000
 for round in 1 2; do
 echo "$(date +%T) shops before $round"; (cd $BEFORE && PYTHONPATH=$BEFORE python -m benchmarks.shop_ceiling --shop both --rates $SRATES --step-s 4 --brew-ms 0 --brew-limited-ms 0 --paused-baristas-run --json $OUT/before-shops-$round.json --run-dir $OUT/runs/bs$round) > $OUT/before-shops-$round.log 2>&1
