@@ -6,8 +6,8 @@ reference is Vegeta (github.com/tsenart/vegeta, Go): a constant-rate attacker th
 request on its own schedule whatever the earlier ones do (open loop), with keep-alive connections.
 
 Each round runs both tools once, `--step-s` seconds each, against the trivial endpoint
-(benchmarks/trivial_server.py, a separate process; `--delay-ms` makes it answer after that long,
-so a latency has something besides the loopback in it). Rounds alternate which tool goes first
+(benchmarks/trivial_server.py, a separate process; `--delay-ms D` makes it answer after D/2 to
+3D/2 ms, so a latency has something besides the loopback in it). Rounds alternate which tool goes first
 (ABBA), so a drift of the machine falls on both alike. Both tools' latencies are summarised with
 the harness's own percentiles (`harness.checkers.distribution`), in milliseconds:
 

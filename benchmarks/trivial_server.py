@@ -1,8 +1,11 @@
 """A trivial HTTP endpoint for benchmarking the load generator: `POST /orders` -> 202 {"id": "..."}.
 
 It reads the body and answers at once (no validation, no storage), so the measured limit is the
-generator's, not a shop's; with `--delay-ms D` it answers each order D ms after it arrived (a
-timer, no thread: answers keep their order on a connection). It is a bare asyncio protocol (HTTP/1.1 keep-alive, bodies with
+generator's, not a shop's; with `--delay-ms D` it answers each order after a delay drawn uniformly
+from [D/2, 3D/2) (a timer, no thread). The delay varies because the loop's timers have whole
+milliseconds: with a fixed D, a client whose sends keep one phase against that clock (a uniform
+schedule sent on time) would see a narrower latency spread than one whose sends jitter, and two
+clients would differ by the endpoint's clock, not by what they measure. It is a bare asyncio protocol (HTTP/1.1 keep-alive, bodies with
 Content-Length) on uvloop when installed, not aiohttp: aiohttp's server cost about 0.17 ms of CPU
 per request on the 2-core machine, which at 5,000 orders/s is most of a core taken from the
 generator being measured. Binds 127.0.0.1 only, stops on SIGTERM/SIGINT and, as a safety net,
@@ -14,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
+import random
 import signal
 
 HOST = "127.0.0.1"
@@ -65,7 +69,8 @@ class TrivialHTTP(asyncio.Protocol):
                 answer = _response("404 Not Found", b'{"error":"not found"}', keep)
             assert self.transport is not None
             if self.delay_s > 0 and method == b"POST":
-                asyncio.get_running_loop().call_later(self.delay_s, self._answer, answer, keep)
+                delay = self.delay_s * (0.5 + random.random())
+                asyncio.get_running_loop().call_later(delay, self._answer, answer, keep)
             else:
                 self._answer(answer, keep)
             if not keep:
@@ -100,7 +105,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--lifetime-s", type=float, default=900.0, help="stop by itself after this long")
-    parser.add_argument("--delay-ms", type=float, default=0.0, help="answer each order after this long (default 0)")
+    parser.add_argument("--delay-ms", type=float, default=0.0,
+                        help="answer each order after D/2 to 3D/2 ms, uniformly (default 0)")
     args = parser.parse_args()
     TrivialHTTP.delay_s = max(0.0, args.delay_ms) / 1000.0
     try:

@@ -142,7 +142,8 @@ def test_ctrl_c_of_the_program_leaves_no_worker(trivial: str, tmp_path: Path) ->
 
 def test_the_trivial_server_answers_after_its_delay(tmp_path: Path) -> None:
     """`--delay-ms` (the reference benchmark's endpoint with a latency in it): every order is
-    answered 202, none sooner than the delay, on keep-alive connections."""
+    answered 202, none sooner than half the delay (it is drawn from [D/2, 3D/2)), on keep-alive
+    connections, and the delays vary."""
     with Supervisor(tmp_path / "server") as supervisor:
         port = free_port()
         supervisor.add(ServiceSpec("trivial-server",
@@ -165,4 +166,5 @@ def test_the_trivial_server_answers_after_its_delay(tmp_path: Path) -> None:
     sent = {r["ref"]: r["sent"] for r in records if r["type"] == "invoke"}
     oks = [r for r in records if r["type"] == "ok"]
     assert len(oks) == len(schedule) == len(sent)
-    assert min(r["time"] - sent[r["ref"]] for r in oks) >= 0.039
+    waits = [r["time"] - sent[r["ref"]] for r in oks]
+    assert min(waits) >= 0.019 and max(waits) - min(waits) > 0.01
