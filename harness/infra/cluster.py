@@ -78,6 +78,16 @@ class ClusterNode(RabbitNode):
             raise BrokerError(f"{self.nodename} is not running")
         os.kill(beam, signal.SIGSTOP)
 
+    def frozen(self) -> bool:
+        """Whether this member's VM is stopped (SIGSTOP: state T in /proc); False when it is gone."""
+        beam = self.beam_pid()
+        if beam is None:
+            return False
+        try:
+            return Path(f"/proc/{beam}/stat").read_text().rsplit(")", 1)[1].split()[0] in ("T", "t")
+        except (OSError, IndexError):
+            return False
+
     def resume(self) -> None:
         """SIGCONT this member's VM (no-op when it is not running)."""
         beam = self.beam_pid()
@@ -197,6 +207,15 @@ class RabbitCluster:
                 return
             time.sleep(0.3)
         raise BrokerError(f"cluster not formed within {timeout:g}s: {state}")
+
+    def members_out(self, health: dict[str, Any] | None = None) -> int:
+        """Members out of the running cluster: as the members that answer list it (`health`, read
+        now when not given); when none answers (a frozen peer can hold every member's management
+        API past its timeout), the members whose VM is gone or stopped, which is known without one."""
+        health = self.health() if health is None else health
+        if health["partitions"]:   # one entry per member that answered
+            return self.size - len(health["running"])
+        return sum(1 for m in self.members if not m.is_running() or m.frozen())
 
     def health(self) -> dict[str, Any]:
         """{"running": members the cluster lists as running, "partitions": {node: [nodes it reports

@@ -172,7 +172,7 @@ class ClusterFault(Kind):
                 health = self.cluster.health()
             except Exception:   # a member going away mid-read: next time
                 continue
-            self._down_max = max(self._down_max, self.cluster.size - len(health["running"]))
+            self._down_max = max(self._down_max, self.cluster.members_out(health))
             self._partitions_seen.update(node for node, cut in health["partitions"].items() if cut)
 
     def _begin_watch(self) -> None:
@@ -213,10 +213,10 @@ class ClusterFault(Kind):
         at_start = self.details.get("term_at_start")
         # elections of the barista queue's Raft group in the window (also one the old leader won again)
         elections = self.details["elections"] = term - at_start if term is not None and at_start is not None else None
-        running = self.cluster.running()
-        self.details["running_before_heal"] = running
+        health = self.cluster.health()
+        self.details["running_before_heal"] = health["running"] if health["partitions"] else None   # None: nobody answered
         # numbers an experiment can expect (`faults.<name>.<key>`): the fault's effect, seen by the cluster
-        down = self.details["members_down"] = self.cluster.size - len(running)
+        down = self.details["members_down"] = self.cluster.members_out(health)
         changed = self.details["leader_changed"] = int(leader is not None and leader != self.details.get("leader_at_start"))
         self.details["members_down_max"] = max(self._down_max, down)
         self.details["partitions_reported_by"] = sorted(self._partitions_seen)

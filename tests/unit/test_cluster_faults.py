@@ -148,3 +148,23 @@ def test_a_leader_elected_by_the_end_of_the_heal_counts_as_noticed() -> None:
     unnamed = {"leader_at_start": "n1", "leader_before_heal": None, "noticed": 0, "leader_after_heal": "n2"}
     assert seen_after_heal(unnamed) == {"noticed": 1, "noticed_seen": "after the heal", "leader_changed": 1,
                                         "leader_changed_seen": "after the heal"}
+
+
+def test_members_out_counts_what_answers_and_without_an_answer_only_what_is_known(tmp_path: Any) -> None:
+    """A frozen follower can hold every member's management API past its timeout: no member
+    answers, and that is not three members out (a CI run once read `members_down_max` 3 for one
+    frozen follower); without an answer only gone or stopped VMs count."""
+    from harness.infra.cluster import RabbitCluster
+    c = RabbitCluster(tmp_path, size=3)
+    n1, n2, n3 = c.members
+    state = {n1.nodename: "up", n2.nodename: "up", n3.nodename: "frozen"}
+    for m in c.members:
+        m.is_running = lambda m=m: state[m.nodename] != "gone"  # type: ignore[method-assign]
+        m.frozen = lambda m=m: state[m.nodename] == "frozen"    # type: ignore[method-assign]
+    seen = {"running": [n1.nodename, n2.nodename], "partitions": {n1.nodename: [], n2.nodename: []}}
+    assert c.members_out(seen) == 1                               # as the answering members list it
+    nobody = {"running": [], "partitions": {}}
+    assert c.members_out(nobody) == 1                             # only the frozen one is known to be out
+    state[n1.nodename] = "gone"                                   # a killed majority: two gone, one paused
+    state[n3.nodename] = "gone"
+    assert c.members_out(nobody) == 2
