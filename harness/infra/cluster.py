@@ -32,6 +32,7 @@ from harness.infra import netfilter
 from harness.infra.broker import NODE_ERL_ARGS, RabbitNode, amqp_url_of
 from harness.infra.netfilter import Netfilter
 from harness.infra.ports import free_port
+from harness.infra.processes import proc_stat
 
 PARTITION_HANDLING = ("pause_minority", "autoheal", "ignore")
 _DIST_HOST = "127.0.0.1"   # where every member's distribution listener is (short names resolve here)
@@ -81,12 +82,8 @@ class ClusterNode(RabbitNode):
     def frozen(self) -> bool:
         """Whether this member's VM is stopped (SIGSTOP: state T in /proc); False when it is gone."""
         beam = self.beam_pid()
-        if beam is None:
-            return False
-        try:
-            return Path(f"/proc/{beam}/stat").read_text().rsplit(")", 1)[1].split()[0] in ("T", "t")
-        except (OSError, IndexError):
-            return False
+        stat = proc_stat(beam) if beam is not None else None
+        return stat is not None and stat[1] in ("T", "t")
 
     def resume(self) -> None:
         """SIGCONT this member's VM (no-op when it is not running)."""

@@ -178,7 +178,6 @@ class OpenLoopDriver:
                     task = loop.create_task(self._send(client, arrival))
                     tasks.add(task)
                     task.add_done_callback(tasks.discard)
-            pacer.close()
             if tasks:
                 await asyncio.gather(*tasks, return_exceptions=True)
         finally:

@@ -168,3 +168,28 @@ def test_members_out_counts_what_answers_and_without_an_answer_only_what_is_know
     state[n1.nodename] = "gone"                                   # a killed majority: two gone, one paused
     state[n3.nodename] = "gone"
     assert c.members_out(nobody) == 2
+
+
+def test_frozen_reads_a_stopped_vm_from_proc(tmp_path: Any) -> None:
+    """ClusterNode.frozen: a process stopped by SIGSTOP is frozen, a running or gone one is not."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    from harness.infra.cluster import RabbitCluster
+    member = RabbitCluster(tmp_path, size=2).members[0]
+    proc = subprocess.Popen(["sleep", "30"])
+    try:
+        member.beam_pid = lambda: proc.pid  # type: ignore[method-assign]
+        assert not member.frozen()
+        os.kill(proc.pid, signal.SIGSTOP)
+        deadline = time.monotonic() + 5
+        while not member.frozen() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert member.frozen()
+    finally:
+        proc.kill()
+        proc.wait()
+    member.beam_pid = lambda: None  # type: ignore[method-assign]
+    assert not member.frozen()
