@@ -35,6 +35,8 @@ from harness.infra.ports import free_port
 from harness.infra.processes import proc_stat
 
 PARTITION_HANDLING = ("pause_minority", "autoheal", "ignore")
+DISCOVERY_RETRIES = 1   # peer discovery at a member's first boot: tries to join a member with tables
+DISCOVERY_RETRY_INTERVAL_MS = 200   # ... this far apart, before it starts the cluster itself
 _DIST_HOST = "127.0.0.1"   # where every member's distribution listener is (short names resolve here)
 
 
@@ -58,8 +60,16 @@ class ClusterNode(RabbitNode):
         cookie.chmod(0o400)
 
     def _extra_conf(self) -> list[str]:
+        # The member that takes the peer-discovery lock first finds nobody with tables yet (they
+        # all boot at once) and, by default, retries 10 times 500 ms before it starts the cluster
+        # alone, holding the lock, while the others back off on it (global:set_lock sleeps up to
+        # 0.25, 0.5, 1, 2, 4, then 8 s a try): 14-25 s to form. One retry 200 ms later holds the
+        # lock ~0.4 s: formed in 8.6-8.7 s (10-12 s with a core busy), every time one fresh
+        # member and the others joined it; 4 retries 250 ms apart: 8-15 s (docs/performance.md).
         return [f"cluster_partition_handling = {self.cluster.partition_handling}",
                 "cluster_formation.peer_discovery_backend = classic_config",
+                f"cluster_formation.discovery_retry_limit = {DISCOVERY_RETRIES}",
+                f"cluster_formation.discovery_retry_interval = {DISCOVERY_RETRY_INTERVAL_MS}",
                 *(f"cluster_formation.classic_config.nodes.{k} = {self.cluster.nodename_of(k)}"
                   for k in range(1, self.cluster.size + 1))]
 
