@@ -314,8 +314,13 @@ class Link:
             # this callback, so asyncio never logs "Task exception was never retrieved"
             confirm.add_done_callback(_settled)
             try:
+                was_blocked = False
                 while not (await asyncio.wait({confirm}, timeout=CONFIRM_TIMEOUT_S))[0]:
-                    if self.blocked:   # a resource alarm: the broker reads it once the alarm clears
+                    # a resource alarm: the broker reads it once the alarm clears, so the publish
+                    # waits, and gets one whole timeout more after connection.unblocked (its confirm
+                    # follows the unblock: a timeout falling between the two is no dead connection)
+                    if self.blocked or was_blocked:
+                        was_blocked = self.blocked
                         continue
                     log.warning("%s: no confirm within %gs: dropping the connection", self.name, CONFIRM_TIMEOUT_S)
                     await self._close()

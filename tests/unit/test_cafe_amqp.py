@@ -129,6 +129,35 @@ def test_a_blocked_connection_waits_for_its_confirm_past_the_timeout(monkeypatch
     assert asyncio.run(scenario()) == (1, False)
 
 
+def test_a_confirm_right_after_the_unblock_is_no_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    """connection.unblocked comes before the confirm: a timeout that falls between the two (CI saw
+    it under load) must not drop the connection; a whole timeout after the unblock, it does."""
+    monkeypatch.setattr(amqp, "CONFIRM_TIMEOUT_S", 0.05)
+
+    async def scenario() -> tuple[int, bool, float]:
+        link = Link("t", "amqp://127.0.0.1:1")
+        channel = connected(link, FakeChannel())
+        link._conn = conn = FakeConnection(blocked=True)
+        publish = asyncio.ensure_future(link.publish("CoffeeOrdered", "e", b"{}"))
+        await asyncio.sleep(0.12)
+        conn.blocked = False                      # unblocked; the confirm is late
+        await asyncio.sleep(0.04)                 # past the timeout of the wait that saw the block
+        assert not publish.done()
+        channel.confirm_all()
+        await publish
+        late = asyncio.ensure_future(link.publish("CoffeeOrdered", "f", b"{}"))
+        conn.blocked = True
+        await asyncio.sleep(0.06)
+        conn.blocked = False                      # unblocked, and no confirm ever
+        began = asyncio.get_running_loop().time()
+        with pytest.raises(TimeoutError):
+            await late
+        return link.published, conn.is_closed, asyncio.get_running_loop().time() - began
+
+    published, closed, after = asyncio.run(scenario())
+    assert published == 1 and closed and after >= 0.04   # dropped, a whole timeout after the unblock at the most
+
+
 def test_an_unblocked_connection_without_a_confirm_is_dropped(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(amqp, "CONFIRM_TIMEOUT_S", 0.02)
 
