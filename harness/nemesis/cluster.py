@@ -225,6 +225,10 @@ class ClusterFault(Kind):
         self.details["noticed"] = int(bool(self.details["members_down_max"] or self._partitions_seen or changed
                                            or elections))
 
+    def _note_errors(self, errors: list[BaseException]) -> None:
+        if errors:
+            self.details.setdefault("start_errors", []).extend(str(e).splitlines()[0] for e in errors)
+
     def _after_heal(self) -> None:
         """Wait for the cluster to be whole; a member still not answering after `stuck_s` gets its
         VM restarted, as an operator would (`restarted`): a member that paused itself (pause_minority)
@@ -235,10 +239,9 @@ class ClusterFault(Kind):
         healed = wait_healed(self.cluster, self.stuck_s)
         if healed is None:
             answering = set(self.cluster.answering())
-            for member in self.cluster.members:
-                if member.nodename not in answering:
-                    member.restart()
-                    self.details.setdefault("restarted", []).append(member.nodename)
+            stuck = [m for m in self.cluster.members if m.nodename not in answering]
+            self.details.setdefault("restarted", []).extend(m.nodename for m in stuck)
+            self._note_errors(RabbitCluster.boot(stuck, restart=True))
             if wait_healed(self.cluster) is not None:
                 healed = round(time.monotonic() - began, 2)
             else:
@@ -295,12 +298,9 @@ class NodeFault(ClusterFault):
     def act(self, member: ClusterNode) -> None: ...
 
     def undo_all(self) -> None:
-        for member in self.targets_hit:
-            self.undo(member)
-
-    def undo(self, member: ClusterNode) -> None:
-        if not member.is_running():
-            member.start()
+        """Start the members that are down, all at once (RabbitCluster.boot); one that does not come
+        up is left to the heal's restart (`_after_heal`), its error kept in `start_errors`."""
+        self._note_errors(RabbitCluster.boot([m for m in self.targets_hit if not m.is_running()]))
 
 
 @register
@@ -332,18 +332,15 @@ class NodePause(NodeFault):
     def act(self, member: ClusterNode) -> None:
         member.pause()
 
-    def undo(self, member: ClusterNode) -> None:
-        member.resume()
-
     def undo_all(self) -> None:
         assert self.cluster is not None
-        super().undo_all()
+        for member in self.targets_hit:
+            member.resume()
         cluster = self.cluster
         restarted = []
         if not _asked_until(lambda: bool(cluster.health()["healed"]), bool, self.thaw_s, every_s=0.3):
-            for member in self.targets_hit:
-                member.restart()
-                restarted.append(member.nodename)
+            restarted = [m.nodename for m in self.targets_hit]
+            self._note_errors(RabbitCluster.boot(self.targets_hit, restart=True))
         self.details["restarted"] = restarted
 
 
