@@ -1,7 +1,11 @@
 """The backlog of orders waiting in the shop, as sampled in "backlog" records (`time`, `total`).
 
 time_to_drain_s runs from the first sample at the maximum to the first later sample at 0: 0.0 when
-the backlog never rose above 0, None when it never drained or there are no samples.
+the backlog never rose above 0, None when it never drained or there are no samples. In a run with
+faults it is the backlog they leave: only samples from the first fault's start on count
+(`drain_from_s`, seconds after t0; None without faults). Before, a run where the faults built no
+backlog measured from a pre-fault fluctuation (4 orders at 2 s, at 10 orders/s) to the first sample
+that happened to read 0, 34 s later (broker-partition in one CI run).
 `orders_nodes`: where the barista queue was, from the samples' `orders_node` (the broker node
 leading a quorum queue or holding a classic one, as the management API said): consecutive samples
 on one node as a span {node, from_s, to_s, samples, max_orders} (seconds after t0; `max_orders`, the
@@ -60,12 +64,16 @@ class Backlog:
         samples = sorted((float(r["time"]), r["total"]) for r in history
                          if r.get("type") == "backlog" and r.get("total") is not None)
         totals = [total for _, total in samples]
+        starts = [float(r["time"]) for r in history if r.get("type") == "fault" and r.get("phase") == "start"]
+        drain_from = min(starts) if starts else None
+        after = [(time, total) for time, total in samples if drain_from is None or time >= drain_from]
         data: dict[str, Any] = {
             "samples": len(samples),
             "max": max(totals) if totals else None,
             "mean": round(sum(totals) / len(totals), 6) if totals else None,
             "series": [{"t": round(time - origin, 6), "total": total} for time, total in samples],
-            "time_to_drain_s": time_to_drain(samples),
+            "time_to_drain_s": time_to_drain(after),
+            "drain_from_s": round(drain_from - origin, 6) if drain_from is not None else None,
             "orders_nodes": node_spans(history, origin),
         }
         return CheckerResult(self.name, True, data)

@@ -468,6 +468,24 @@ def test_backlog_drain_edge_cases(totals: list[int], drain: float | None) -> Non
     assert check(Backlog(), history.end(9.0)).data["time_to_drain_s"] == drain
 
 
+def test_backlog_drain_time_counts_the_backlog_the_faults_leave() -> None:
+    """A fluctuation before the first fault is no backlog to drain: the peak that counts is at or
+    after the fault's start (the first fault when there are several)."""
+    history = History()
+    for at, total in [(1, 4), (2, 1), (3, 2)]:
+        history.backlog(at, total)
+    history.fault("cut", 5, 9).fault("cut-again", 12, 14)
+    for at, total in [(6, 3), (8, 30), (9, 12), (10.5, 0), (13, 1), (15, 0)]:
+        history.backlog(at, total)
+    data = check(Backlog(), history.end(16.0)).data
+    assert (data["max"], data["time_to_drain_s"], data["drain_from_s"]) == (30, 2.5, 5.0)
+    quiet = History()
+    for at, total in [(1, 4), (2, 1), (3, 2), (6, 3), (8, 1), (8.5, 0)]:
+        quiet.backlog(at, total)
+    quiet.fault("cut", 5, 9)
+    assert check(Backlog(), quiet.end(16.0)).data["time_to_drain_s"] == 2.5   # from 3 at 6 s, not from 4 at 1 s
+
+
 def test_backlog_ignores_failed_samples() -> None:
     """A sample the sampler could not take (service paused or down) has total None and is skipped."""
     history = History()
