@@ -64,8 +64,8 @@ class ClusterNode(RabbitNode):
         # all boot at once) and, by default, retries 10 times 500 ms before it starts the cluster
         # alone, holding the lock, while the others back off on it (global:set_lock sleeps up to
         # 0.25, 0.5, 1, 2, 4, then 8 s a try): 14-25 s to form. One retry 200 ms later holds the
-        # lock ~0.4 s: formed in 8.6-8.7 s (10-12 s with a core busy), every time one fresh
-        # member and the others joined it; 4 retries 250 ms apart: 8-15 s (docs/performance.md).
+        # lock ~0.4 s: 4-6 s less in one session (benchmarks/cluster_boot.py, docs/performance.md),
+        # every time with one member starting the cluster and the others joining it.
         return [f"cluster_partition_handling = {self.cluster.partition_handling}",
                 "cluster_formation.peer_discovery_backend = classic_config",
                 f"cluster_formation.discovery_retry_limit = {DISCOVERY_RETRIES}",

@@ -193,3 +193,36 @@ def test_frozen_reads_a_stopped_vm_from_proc(tmp_path: Any) -> None:
         proc.wait()
     member.beam_pid = lambda: None  # type: ignore[method-assign]
     assert not member.frozen()
+
+
+class Booting:
+    """A member whose start needs every other member starting at the same time (as two killed
+    Mnesia members do, each waiting for the other's tables): a barrier of all of them."""
+
+    def __init__(self, index: int, barrier: Any, fails: bool = False) -> None:
+        self.index, self.barrier, self.fails = index, barrier, fails
+        self.calls: list[str] = []
+
+    def start(self, timeout: float = 90) -> None:
+        self.calls.append("start")
+        self.barrier.wait()
+        if self.fails:
+            raise RuntimeError(f"member {self.index} did not come up")
+
+    def restart(self, timeout: float = 90) -> None:
+        self.calls.append("restart")
+        self.barrier.wait()
+
+
+def test_members_boot_at_once_and_their_errors_are_returned() -> None:
+    import threading
+
+    from harness.infra.cluster import RabbitCluster
+    barrier = threading.Barrier(3, timeout=5)   # started in turn, the first would wait 5 s and fail
+    members: Any = [Booting(1, barrier), Booting(2, barrier, fails=True), Booting(3, barrier)]
+    errors = RabbitCluster.boot(members)
+    assert [str(e) for e in errors] == ["member 2 did not come up"]
+    assert [m.calls for m in members] == [["start"]] * 3
+    again = threading.Barrier(2, timeout=5)
+    pair: Any = [Booting(1, again), Booting(2, again)]
+    assert RabbitCluster.boot(pair, restart=True) == [] and [m.calls for m in pair] == [["restart"]] * 2
