@@ -1,4 +1,4 @@
-"""How long a private three-node RabbitMQ cluster takes to form, with the peer-discovery retries
+"""How long a private RabbitMQ cluster (three nodes, or five) takes to form, with the peer-discovery retries
 harness/infra/cluster.py sets (or others given here), a few rounds in a row.
 
 Each round boots a fresh `RabbitCluster` (three members at once, `classic_config` discovery) and
@@ -36,10 +36,11 @@ def _fresh_members(cluster: RabbitCluster) -> int:
     return len(cluster.members) - joined
 
 
-def boot_once(size: int) -> dict[str, Any]:
+def boot_once(size: int, retries: int, interval_ms: int) -> dict[str, Any]:
     """Boot one cluster of `size` in a temporary directory: {"boot_s", "fresh", "running"}."""
     with tempfile.TemporaryDirectory(prefix="chaoscafe-cluster-boot-") as tmp:
-        cluster = RabbitCluster(Path(tmp) / "cluster", size=size)
+        cluster = RabbitCluster(Path(tmp) / "cluster", size=size, discovery_retries=retries,
+                                discovery_interval_ms=interval_ms)
         try:
             cluster.start()
             return {"boot_s": cluster.started_after_s, "fresh": _fresh_members(cluster),
@@ -61,13 +62,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.rounds < 1 or args.retries < 0 or args.interval_ms < 1:
         parser.error(f"--rounds {args.rounds}, --retries {args.retries}, --interval-ms {args.interval_ms}: "
                      "need rounds >= 1, retries >= 0, interval >= 1 ms")
-    cluster_mod.DISCOVERY_RETRIES, cluster_mod.DISCOVERY_RETRY_INTERVAL_MS = args.retries, args.interval_ms
     rounds: list[dict[str, Any]] = []
     failed = 0
     try:
         for k in range(1, args.rounds + 1):
             try:
-                row = boot_once(args.size)
+                row = boot_once(args.size, args.retries, args.interval_ms)
             except BrokerError as exc:
                 failed += 1
                 row = {"error": str(exc).splitlines()[0]}

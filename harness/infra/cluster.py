@@ -68,8 +68,8 @@ class ClusterNode(RabbitNode):
         # every time with one member starting the cluster and the others joining it.
         return [f"cluster_partition_handling = {self.cluster.partition_handling}",
                 "cluster_formation.peer_discovery_backend = classic_config",
-                f"cluster_formation.discovery_retry_limit = {DISCOVERY_RETRIES}",
-                f"cluster_formation.discovery_retry_interval = {DISCOVERY_RETRY_INTERVAL_MS}",
+                f"cluster_formation.discovery_retry_limit = {self.cluster.discovery_retries}",
+                f"cluster_formation.discovery_retry_interval = {self.cluster.discovery_interval_ms}",
                 *(f"cluster_formation.classic_config.nodes.{k} = {self.cluster.nodename_of(k)}"
                   for k in range(1, self.cluster.size + 1))]
 
@@ -125,13 +125,15 @@ class RabbitCluster:
     shared = False
 
     def __init__(self, base_dir: Path, *, size: int = 3, partition_handling: str = "pause_minority",
-                 net_ticktime_s: int = 60) -> None:
+                 net_ticktime_s: int = 60, discovery_retries: int = DISCOVERY_RETRIES,
+                 discovery_interval_ms: int = DISCOVERY_RETRY_INTERVAL_MS) -> None:
         if size < 2:
             raise ValueError(f"a cluster has at least 2 nodes, got {size}")
         if partition_handling not in PARTITION_HANDLING:
             raise ValueError(f"partition_handling {partition_handling!r}: one of {PARTITION_HANDLING}")
         self.base_dir = Path(base_dir).resolve()
         self.size, self.partition_handling, self.net_ticktime_s = size, partition_handling, net_ticktime_s
+        self.discovery_retries, self.discovery_interval_ms = discovery_retries, discovery_interval_ms
         self.prefix = f"127.{100 + secrets.randbelow(100)}.{1 + secrets.randbelow(250)}"
         self.token = secrets.token_hex(3)
         self.tag = f"chaoscafe-{self.token}"   # the comment on every iptables rule a fault adds to this cluster
