@@ -511,7 +511,7 @@ def cmd_baseline(args: argparse.Namespace) -> int:
 
     try:
         written = save_baseline(Path(args.run_dir), Path(args.out), [Path(p) for p in args.more],
-                                replace=args.replace)
+                                replace=args.replace, only=args.only)
     except CompareError as exc:
         error_line(f"chaoscafe baseline: {exc}")
         return 2
@@ -686,6 +686,9 @@ def parser() -> argparse.ArgumentParser:
     base.add_argument("--out", default="reports/baseline/fast", help="default reports/baseline/fast")
     base.add_argument("--replace", action="store_true",
                       help="replace a baseline even when RUN_DIR lacks some of its shop runs (they are dropped)")
+    base.add_argument("--only", action="append", metavar="EXPERIMENT",
+                      help="update only this experiment's shop runs (its matrix variants too) in the baseline "
+                           "at --out, from RUN_DIR and MORE_RUN_DIRs; the others stay as they are (repeatable)")
     base.set_defaults(func=cmd_baseline)
     shp = sub.add_parser("shops", help="list the registered shops: built-in and plugins (docs/shops.md)")
     shp.set_defaults(func=cmd_shops)

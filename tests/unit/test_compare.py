@@ -269,3 +269,33 @@ def test_a_shop_run_not_applicable_on_one_side_is_changed_and_nothing_else_is_co
         assert [(c.metric, c.status) for c in changes] == [("verdict", "changed")]
         assert not regressions(changes)
     assert compare_one(("e", "s"), not_run, not_run, TOLERANCES) == []
+
+
+def test_a_baseline_update_replaces_one_experiments_shop_runs_and_keeps_the_others(tmp_path: Path) -> None:
+    """--only: the named experiment's variants come from the new runs (with their envelope); every
+    other shop run, its envelope and BASELINE.json's own keys stay; the update is recorded."""
+    def run(name: str, served: float, other: float) -> Path:
+        return write_run(tmp_path / name, {("scale@c=1", "sync"): results(throughput__served_per_s=served),
+                                           ("scale@c=2", "sync"): results(throughput__served_per_s=served),
+                                           ("storm", "sync"): results(throughput__served_per_s=other)})
+    out = tmp_path / "bl"
+    save_baseline(run("r1", 10.0, 5.0), out, [run("r2", 9.0, 4.0)])
+    meta = json.loads((out / "BASELINE.json").read_text())
+    (out / "BASELINE.json").write_text(json.dumps({**meta, "note": "kept"}))
+    storm_before = (out / "storm" / "sync" / "envelope.json").read_text()
+    written = save_baseline(run("n1", 20.0, 99.0), out, [run("n2", 18.0, 99.0)], only=["scale"])
+    assert sorted(p.parent.parent.name for p in written if p.name == "results.json") == ["scale@c=1", "scale@c=2"]
+    envelopes = load_envelopes(out)
+    assert envelopes[("scale@c=1", "sync")]["throughput.served_per_s"] == [20.0, 18.0]
+    assert (out / "storm" / "sync" / "envelope.json").read_text() == storm_before
+    assert load_set(out)[("storm", "sync")]["throughput"]["served_per_s"] == 5.0
+    meta = json.loads((out / "BASELINE.json").read_text())
+    assert meta["note"] == "kept" and meta["from_run"] == str(tmp_path / "r1")
+    assert meta["shop_runs"] == ["scale@c=1/sync", "scale@c=2/sync", "storm/sync"]
+    (update,) = meta["updates"]
+    assert update["experiments"] == ["scale"] and update["from_run"] == str(tmp_path / "n1")
+    assert update["shop_runs"] == ["scale@c=1/sync", "scale@c=2/sync"]
+    with pytest.raises(CompareError, match="no shop run of 'scal'"):
+        save_baseline(run("n3", 1.0, 1.0), out, only=["scal"])
+    with pytest.raises(CompareError, match="no baseline to update"):
+        save_baseline(run("n4", 1.0, 1.0), tmp_path / "none", only=["scale"])
