@@ -259,6 +259,11 @@ def test_cli_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert "--replace" in capsys.readouterr().out and (tmp_path / "bl" / "a" / "async" / "results.json").is_file()
     assert main(["baseline", str(other), "--out", str(tmp_path / "bl"), "--replace"]) == 0
     assert not (tmp_path / "bl" / "a").exists()
+    # --only updates one experiment's shop runs; a name the run lacks is bad input (exit 2)
+    assert main(["baseline", str(base), "--out", str(tmp_path / "bl"), "--only", "a"]) == 0
+    assert sorted(load_set(tmp_path / "bl")) == [("a", "async"), ("b", "async")]
+    assert main(["baseline", str(base), "--out", str(tmp_path / "bl"), "--only", "c"]) == 2
+    assert "no shop run of 'c'" in capsys.readouterr().out
 
 
 def test_a_shop_run_not_applicable_on_one_side_is_changed_and_nothing_else_is_compared() -> None:
