@@ -48,9 +48,14 @@ def save_baseline(run_dir: Path, out: Path, more: list[Path] | None = None, *, r
     updates those experiments' shop runs of the baseline in `out` (see the module docstring);
     CompareError when `out` holds no baseline or `run_dir` has no shop run of a name."""
     results = load_set(run_dir)
+    meta: dict[str, Any] = {}
     if only is not None:
         if not (out / "BASELINE.json").is_file():
             raise CompareError(f"{out}: no baseline to update (BASELINE.json missing); save one without --only first")
+        try:   # read before anything is removed: a bad file leaves the baseline as it was
+            meta = json.loads((out / "BASELINE.json").read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise CompareError(f"{out / 'BASELINE.json'}: not readable ({exc})") from exc
         missing = [name for name in only if not any(covers(name, e) for e, _ in results)]
         if missing:
             raise CompareError(f"{run_dir}: no shop run of {', '.join(repr(n) for n in missing)} to update the baseline with")
@@ -88,7 +93,6 @@ def save_baseline(run_dir: Path, out: Path, more: list[Path] | None = None, *, r
              "run_id": first.get("run_id"), "profile": first.get("profile"),
              "commit": (first.get("provenance") or {}).get("commit")}
     if only is not None:
-        meta = json.loads((out / "BASELINE.json").read_text())
         meta["shop_runs"] = [f"{e}/{s}" for e, s in sorted(load_set(out))]
         meta.setdefault("updates", []).append({**saved, "experiments": list(only),
                                                "shop_runs": [f"{e}/{s}" for e, s in sorted(results)],

@@ -304,3 +304,7 @@ def test_a_baseline_update_replaces_one_experiments_shop_runs_and_keeps_the_othe
         save_baseline(run("n3", 1.0, 1.0), out, only=["scal"])
     with pytest.raises(CompareError, match="no baseline to update"):
         save_baseline(run("n4", 1.0, 1.0), tmp_path / "none", only=["scale"])
+    (out / "BASELINE.json").write_text("{")
+    with pytest.raises(CompareError, match="BASELINE.json: not readable"):
+        save_baseline(run("n5", 1.0, 1.0), out, only=["scale"])
+    assert load_set(out)[("scale@c=1", "sync")]["throughput"]["served_per_s"] == 20.0   # left as it was
