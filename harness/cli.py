@@ -386,9 +386,10 @@ def _write_report(run_dir: Path, out: Path) -> Path:
     return report.index
 
 
-def _out_dir_ok(value: str) -> bool:
-    """False (after one error line) when --out `value`, or a parent of it, is a file: found before
-    anything starts, not when the first file is written."""
+def _out_dir_ok(value: str, *, create: bool = True) -> bool:
+    """False (after one error line) when --out `value`, or a parent of it, is a file, or (with
+    `create`) when the directory cannot be made: found before anything starts, not when the
+    first file is written."""
     out = Path(value)
     for where in (out, *out.parents):
         if where.exists():
@@ -396,6 +397,12 @@ def _out_dir_ok(value: str) -> bool:
                 error_line(f"--out {value}: {where} is a file, not a directory")
                 return False
             break
+    if create:
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            error_line(f"--out {value}: cannot create it ({exc.strerror or exc})")
+            return False
     return True
 
 
@@ -509,14 +516,22 @@ def cmd_baseline(args: argparse.Namespace) -> int:
     from harness.errors import CompareError
     from harness.regression.baseline import save_baseline
 
+    if not _out_dir_ok(args.out, create=False):
+        return 2
     try:
         written = save_baseline(Path(args.run_dir), Path(args.out), [Path(p) for p in args.more],
                                 replace=args.replace, only=args.only)
     except CompareError as exc:
         error_line(f"chaoscafe baseline: {exc}")
         return 2
+    except OSError as exc:
+        error_line(f"chaoscafe baseline: --out {args.out}: cannot write the baseline there "
+                   f"({exc.strerror or exc}: {exc.filename})")
+        return 2
     size = sum(p.stat().st_size for p in written)
-    console.print(f"baseline: {len(written)} results ({size / 1024:.0f} KiB) in {args.out}; review and commit it")
+    results = sum(1 for p in written if p.name == "results.json")
+    console.print(f"baseline: {results} results, {len(written) - results} envelopes ({size / 1024:.0f} KiB) "
+                  f"in {args.out}; review and commit it")
     return 0
 
 
@@ -617,18 +632,18 @@ def parser() -> argparse.ArgumentParser:
     shop.add_argument("kind", choices=list(SHOP_NAMES))
     _shop_options(shop)
     shop.set_defaults(func=cmd_shop)
-    demo = sub.add_parser("demo", help="start both shops and serve a batch of orders through each")
+    demo = sub.add_parser("demo", help="start every shop (or --system one) and serve a batch of orders through each")
     demo.add_argument("--orders", type=_positive, default=50)
     demo.add_argument("--system", choices=SHOP_CHOICES, default="all")
     demo.add_argument("--seed", type=int, default=1)
     demo.add_argument("--json", help="also write the results as JSON to this file")
     _shop_options(demo)
     demo.set_defaults(func=cmd_demo)
-    run = sub.add_parser("run", help="run experiments against both shops with the same schedule and faults")
+    run = sub.add_parser("run", help="run experiments against every shop (or --system one) with the same schedule and faults")
     run.add_argument("experiments", nargs="*", help="experiment names or TOML files (default: all in experiments/)")
     run.add_argument("--system", choices=SHOP_CHOICES, default="all")
     run.add_argument("--profile", choices=list(PROFILES),
-                     help="fast: smoke compressed in time (each file's [profiles.fast] speed); smoke: CI-sized; "
+                     help="fast: smoke compressed in time (each file's [profiles.fast] speed); smoke: short, in real time; "
                           "full: the real run (default $CHAOSCAFE_PROFILE, else full)")
     run.add_argument("--seed", type=int, help="override every experiment's seed")
     run.add_argument("--out", default="reports", help="output directory (default reports/)")

@@ -76,7 +76,7 @@ def run_all(selected: list[Selected], systems: list[str], *, profile: str, seed:
     that a drift of the machine touches both alike.
 
     A shop run that raises is recorded as an error (harness.experiment.run.run_one) and the set goes on;
-    summary.json is rewritten after every experiment, so an interrupted set leaves what finished.
+    summary.json is rewritten after every shop run, so an interrupted set leaves what finished.
     The async shop runs share one RabbitMQ node (RUN_DIR/shared-broker, started at the first of
     them, stopped at the end), each in a vhost of its own; a run whose faults stop the broker
     starts a private node instead.
@@ -133,16 +133,17 @@ def shop_runs(selected: list[Selected], systems: list[str], *, profile: str, see
 
 def _summary(runs: list[ShopRun], done: dict[int, dict[str, Any]], run_dir: Path,
              folded: dict[tuple[str, str], dict[str, Any]]) -> list[dict[str, Any]]:
-    """The summary rows of every experiment whose shop runs have all finished, in the set's order
-    (repetitions folded once, see harness.experiment.repeats, and kept in `folded`); written to
-    run_dir/summary.json."""
+    """The summary rows of every shop of an experiment whose runs (all its repetitions) have
+    finished, in the set's order (repetitions folded once, see harness.experiment.repeats, and kept
+    in `folded`); written to run_dir/summary.json, so that an interrupted set reports every shop
+    run that finished."""
     summary: list[dict[str, Any]] = []
     names = list(dict.fromkeys(r.name for r in runs))
     for name in names:
         mine = [r for r in runs if r.name == name]
-        if not all(r.index in done for r in mine):
-            continue
         for system in dict.fromkeys(r.system for r in mine):
+            if not all(r.index in done for r in mine if r.system == system):
+                continue
             reps = [done[r.index] for r in mine if r.system == system]
             results = reps[0]
             if len(reps) > 1:

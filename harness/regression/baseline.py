@@ -56,6 +56,9 @@ def save_baseline(run_dir: Path, out: Path, more: list[Path] | None = None, *, r
             meta = json.loads((out / "BASELINE.json").read_text())
         except (OSError, json.JSONDecodeError) as exc:
             raise CompareError(f"{out / 'BASELINE.json'}: not readable ({exc})") from exc
+        if not isinstance(meta, dict) or not isinstance(meta.get("updates", []), list):
+            raise CompareError(f"{out / 'BASELINE.json'}: not a baseline's record (an object whose \"updates\", "
+                               f"if any, is a list); save the baseline again without --only")
         missing = [name for name in only if not any(covers(name, e) for e, _ in results)]
         if missing:
             raise CompareError(f"{run_dir}: no shop run of {', '.join(repr(n) for n in missing)} to update the baseline with")

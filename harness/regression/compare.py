@@ -115,6 +115,8 @@ def load_set(directory: Path) -> dict[Key, dict[str, Any]]:
             results = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError) as exc:
             raise CompareError(f"{path}: not a results file ({exc})") from exc
+        if not isinstance(results, dict):
+            raise CompareError(f"{path}: not a results file (a JSON {type(results).__name__}, not an object)")
         found[(path.parent.parent.name, path.parent.name)] = results
     if not found:
         raise CompareError(f"{directory}: no <experiment>/<shop>/results.json in it")
@@ -134,6 +136,8 @@ def load_envelopes(directory: Path) -> dict[Key, dict[str, list[Any]]]:
             values = json.loads(path.read_text())["values"]
         except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
             raise CompareError(f"{path}: not an envelope file ({exc})") from exc
+        if not isinstance(values, dict) or not all(isinstance(v, list) for v in values.values()):
+            raise CompareError(f"{path}: not an envelope file (\"values\" must map each metric to a list)")
         found[(path.parent.parent.name, path.parent.name)] = values
     return found
 

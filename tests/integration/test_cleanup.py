@@ -112,7 +112,7 @@ def test_ctrl_c_during_an_experiment_flushes_the_history_and_stops_everything(jo
     out = tmp_path / "reports"
     (tmp_path / "tiny.toml").write_text(TINY)
     proc = run_cli(["run", str(tmp_path / "tiny.toml"), "steady-state", "--system", "async", "--out", str(out),
-                    "--quiet", "--jobs", str(jobs)], tmp_path, tag)
+                    "--quiet", "--jobs", str(jobs), "--junit", str(tmp_path / "junit.xml")], tmp_path, tag)
 
     def sending(histories: list[Path]) -> bool:   # tiny done and 20 orders of steady-state sent (or the run is over)
         if proc.poll() is not None:
@@ -138,6 +138,8 @@ def test_ctrl_c_during_an_experiment_flushes_the_history_and_stops_everything(jo
         assert (out / run_dir.name / "tiny.html").is_file(), proc.stdout.read() if proc.stdout else ""
         assert "This set was interrupted" in (out / run_dir.name / "index.html").read_text()
         assert not (run_dir / "steady-state" / "async" / "results.json").exists()   # not finished: not reported
+        junit = (tmp_path / "junit.xml").read_text()
+        assert "after 1 finished shop run(s)" in junit and 'classname="tiny"' in junit, junit
     finally:
         if proc.poll() is None:
             proc.kill()

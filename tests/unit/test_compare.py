@@ -304,7 +304,35 @@ def test_a_baseline_update_replaces_one_experiments_shop_runs_and_keeps_the_othe
         save_baseline(run("n3", 1.0, 1.0), out, only=["scal"])
     with pytest.raises(CompareError, match="no baseline to update"):
         save_baseline(run("n4", 1.0, 1.0), tmp_path / "none", only=["scale"])
-    (out / "BASELINE.json").write_text("{")
-    with pytest.raises(CompareError, match="BASELINE.json: not readable"):
-        save_baseline(run("n5", 1.0, 1.0), out, only=["scale"])
-    assert load_set(out)[("scale@c=1", "sync")]["throughput"]["served_per_s"] == 20.0   # left as it was
+    envelope = (out / "scale@c=1" / "sync" / "envelope.json").read_text()
+    for bad in ("{", "[1, 2, 3]", "null", '{"updates": "one"}'):   # unreadable, or JSON of another shape
+        (out / "BASELINE.json").write_text(bad)
+        with pytest.raises(CompareError, match="BASELINE.json: not"):
+            save_baseline(run("n5", 1.0, 1.0), out, [run("n6", 1.0, 1.0)], only=["scale"])
+        assert load_set(out)[("scale@c=1", "sync")]["throughput"]["served_per_s"] == 20.0   # left as it was
+        assert (out / "scale@c=1" / "sync" / "envelope.json").read_text() == envelope
+
+
+def test_results_and_envelopes_of_another_shape_are_one_clear_error(tmp_path: Path) -> None:
+    run = write_run(tmp_path / "run", {("a", "sync"): results()})
+    (run / "a" / "sync" / "results.json").write_text("[]")
+    with pytest.raises(CompareError, match="results.json: not a results file .a JSON list"):
+        load_set(run)
+    (run / "a" / "sync" / "envelope.json").write_text('{"runs": [1], "values": []}')
+    with pytest.raises(CompareError, match="envelope.json: not an envelope file"):
+        load_envelopes(run)
+
+
+def test_baseline_out_that_cannot_hold_a_baseline_is_bad_input(tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    from harness.cli import main
+
+    run = write_run(tmp_path / "run", {("a", "sync"): results()})
+    (tmp_path / "afile").write_text("x")
+    assert main(["baseline", str(run), "--out", str(tmp_path / "afile")]) == 2
+    assert "is a file, not a directory" in capsys.readouterr().out
+    assert main(["baseline", str(run), "--out", str(tmp_path / "afile" / "below")]) == 2
+    assert main(["baseline", str(run), "--out", "/proc/chaoscafe-baseline"]) == 2
+    assert "cannot write the baseline there" in capsys.readouterr().out
+    assert main(["baseline", str(run), "--out", str(tmp_path / "bl")]) == 0
+    assert "1 results, 0 envelopes" in capsys.readouterr().out

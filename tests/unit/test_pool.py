@@ -86,3 +86,18 @@ def test_a_repeated_experiment_is_folded_once_and_summarised_as_its_repeats(
     assert len(folds) == 1 and [row["repeats"] for row in summary] == [2]
     assert json.loads((tmp_path / "steady-state" / "sync" / "results.json").read_text())["repeats"]["n"] == 2
     assert json.loads((tmp_path / "summary.json").read_text()) == summary
+
+
+def test_an_interrupted_set_summarises_every_shop_run_that_finished(tmp_path: Path) -> None:
+    """The summary (and so an interrupted set's JUnit and Markdown) holds a finished shop run even
+    while its experiment's other shop still runs."""
+    import json
+
+    from harness.experiment import runs as runs_mod
+
+    baseline = Path(__file__).resolve().parents[2] / "reports" / "baseline" / "fast" / "steady-state" / "sync"
+    results = json.loads((baseline / "results.json").read_text())
+    runs = shop_runs(select(["steady-state"]), ["sync", "async"], profile="fast", seed=None, run_dir=tmp_path)
+    summary = runs_mod._summary(runs, {0: results}, tmp_path, {})
+    assert [(row["experiment"], row["system"]) for row in summary] == [("steady-state", "sync")]
+    assert json.loads((tmp_path / "summary.json").read_text()) == summary
