@@ -500,8 +500,9 @@ def cmd_explore(args: argparse.Namespace) -> int:
         if finding.found:
             found_any = True
             assert finding.minimal is not None
+            stopped = " (the budget stopped the shrinking: maybe not the smallest)" if finding.budget_spent else ""
             console.print(f"[red]{system}: a violation ({', '.join(finding.minimal_failed)}), shrunk to "
-                          f"{len(finding.minimal.faults)} fault(s) in {finding.seconds:.0f} s[/red]; "
+                          f"{len(finding.minimal.faults)} fault(s){stopped} in {finding.seconds:.0f} s[/red]; "
                           f"replayed from {finding.file}: {'reproduced' if finding.reproduced else 'NOT reproduced'}",
                           highlight=False)
             console.print(f"  replay: chaoscafe run {finding.file} --system {system}", highlight=False)

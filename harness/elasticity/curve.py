@@ -70,6 +70,9 @@ def main(argv: list[str]) -> int:
     if not argv:
         print("usage: python -m harness.elasticity.curve RUN_DIR [EXPERIMENT]", file=sys.stderr)
         return 2
+    if not Path(argv[0]).is_dir():
+        print(f"{argv[0]}: no such directory", file=sys.stderr)
+        return 2
     rows = curve(load_results(Path(argv[0]), argv[1] if len(argv) > 1 else "scale-out"))
     if not rows:
         print(f"{argv[0]}: no run with an M/M/c theory section", file=sys.stderr)

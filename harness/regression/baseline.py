@@ -70,6 +70,12 @@ def save_baseline(run_dir: Path, out: Path, more: list[Path] | None = None, *, r
             raise CompareError(f"{out} holds {len(dropped)} shop run(s) that {run_dir} does not ({names}): "
                                f"--replace to drop them, or --out elsewhere")
     others = [load_set(path) for path in (more or [])]
+    for path, found in zip(more or [], others, strict=True):   # an envelope needs the same shop runs in every run
+        lacking = sorted(set(results) - set(found))
+        if lacking:
+            names = ", ".join("/".join(k) for k in lacking[:3]) + (", ..." if len(lacking) > 3 else "")
+            raise CompareError(f"{path}: lacks {len(lacking)} shop run(s) of {run_dir} ({names}); "
+                               f"the runs of a baseline must be of the same set")
     for path, found in zip([run_dir, *(more or [])], [results, *others], strict=True):
         incomplete = [f"{e}/{s}" for (e, s), r in found.items() if not r.get("complete", False) and (e, s) in results]
         if incomplete:

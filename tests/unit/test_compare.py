@@ -313,6 +313,14 @@ def test_a_baseline_update_replaces_one_experiments_shop_runs_and_keeps_the_othe
         assert (out / "scale@c=1" / "sync" / "envelope.json").read_text() == envelope
 
 
+def test_the_runs_of_a_baseline_must_be_of_the_same_set(tmp_path: Path) -> None:
+    first = write_run(tmp_path / "r1", {("a", "sync"): results(), ("b", "sync"): results()})
+    other = write_run(tmp_path / "r2", {("c", "sync"): results()})
+    with pytest.raises(CompareError, match="r2: lacks 2 shop run.s. of .*a/sync, b/sync"):
+        save_baseline(first, tmp_path / "bl", [other])
+    assert not (tmp_path / "bl").exists()
+
+
 def test_results_and_envelopes_of_another_shape_are_one_clear_error(tmp_path: Path) -> None:
     run = write_run(tmp_path / "run", {("a", "sync"): results()})
     (run / "a" / "sync" / "results.json").write_text("[]")
