@@ -34,6 +34,11 @@ def trim(value: Any) -> Any:
     return value
 
 
+def _some(keys: list[tuple[str, str]]) -> str:
+    """The first three (experiment, shop) keys as "e/s, e/s, e/s, ..." for an error message."""
+    return ", ".join("/".join(k) for k in keys[:3]) + (", ..." if len(keys) > 3 else "")
+
+
 def covers(name: str, experiment: str) -> bool:
     """Whether an `only` name covers a shop run's experiment: the same name, or one of its variants."""
     return experiment == name or experiment.startswith(name + "@")
@@ -66,15 +71,13 @@ def save_baseline(run_dir: Path, out: Path, more: list[Path] | None = None, *, r
     elif (out / "BASELINE.json").is_file() and not replace:
         dropped = sorted(set(load_set(out)) - set(results))
         if dropped:
-            names = ", ".join("/".join(k) for k in dropped[:3]) + (", ..." if len(dropped) > 3 else "")
-            raise CompareError(f"{out} holds {len(dropped)} shop run(s) that {run_dir} does not ({names}): "
+            raise CompareError(f"{out} holds {len(dropped)} shop run(s) that {run_dir} does not ({_some(dropped)}): "
                                f"--replace to drop them, or --out elsewhere")
     others = [load_set(path) for path in (more or [])]
     for path, found in zip(more or [], others, strict=True):   # an envelope needs the same shop runs in every run
         lacking = sorted(set(results) - set(found))
         if lacking:
-            names = ", ".join("/".join(k) for k in lacking[:3]) + (", ..." if len(lacking) > 3 else "")
-            raise CompareError(f"{path}: lacks {len(lacking)} shop run(s) of {run_dir} ({names}); "
+            raise CompareError(f"{path}: lacks {len(lacking)} shop run(s) of {run_dir} ({_some(lacking)}); "
                                f"the runs of a baseline must be of the same set")
     for path, found in zip([run_dir, *(more or [])], [results, *others], strict=True):
         incomplete = [f"{e}/{s}" for (e, s), r in found.items() if not r.get("complete", False) and (e, s) in results]

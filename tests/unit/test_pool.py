@@ -73,8 +73,7 @@ def test_a_repeated_experiment_is_folded_once_and_summarised_as_its_repeats(
 
     from harness.experiment import runs as runs_mod
 
-    baseline = Path(__file__).resolve().parents[2] / "reports" / "baseline" / "fast" / "steady-state" / "sync"
-    results = json.loads((baseline / "results.json").read_text())
+    results = _baseline_results("steady-state", "sync")
     runs = shop_runs(select(["steady-state"]), ["sync"], profile="fast", seed=None, run_dir=tmp_path, repeat=2)
     folds = []
     real_fold = runs_mod.repeats.fold
@@ -95,9 +94,16 @@ def test_an_interrupted_set_summarises_every_shop_run_that_finished(tmp_path: Pa
 
     from harness.experiment import runs as runs_mod
 
-    baseline = Path(__file__).resolve().parents[2] / "reports" / "baseline" / "fast" / "steady-state" / "sync"
-    results = json.loads((baseline / "results.json").read_text())
+    results = _baseline_results("steady-state", "sync")
     runs = shop_runs(select(["steady-state"]), ["sync", "async"], profile="fast", seed=None, run_dir=tmp_path)
     summary = runs_mod._summary(runs, {0: results}, tmp_path, {})
     assert [(row["experiment"], row["system"]) for row in summary] == [("steady-state", "sync")]
     assert json.loads((tmp_path / "summary.json").read_text()) == summary
+
+
+def _baseline_results(experiment: str, system: str) -> dict:
+    """A real results.json: the committed baseline's, for `experiment` on `system`."""
+    import json
+
+    path = Path(__file__).resolve().parents[2] / "reports" / "baseline" / "fast" / experiment / system / "results.json"
+    return json.loads(path.read_text())
