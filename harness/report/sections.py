@@ -53,7 +53,8 @@ def latecomers(shops: Sequence[ShopRun]) -> str:
     if not rows:
         return ""
     return ("<h2>Late-comers</h2><p class=\"note\">A loyalty service started after the drain, once per source; "
-            "it was killed after about a third of the orders earned points and started again, then orders "
+            "it was killed once it was seen to have awarded a third of the orders (\"killed at\": a kill at the "
+            "whole history came after the catch-up, not in it) and started again, then orders "
             "placed live had to earn points too. Catch-up time includes starting the process.</p>"
             + _table(["shop", "source", "", "orders in history", "catch-up s", "awards/s", "killed at",
                       "feed pages read", "points per customer"], rows))
