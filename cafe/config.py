@@ -58,6 +58,7 @@ class ServiceConfig:
     source_url: str = ""           # base URL of the service whose feed or pages are read
     page_size: int = 100           # entries per feed page (waiter) / per GET page (readers)
     poll_s: float = 0.5            # how often a caught-up reader asks for more
+    hold_at_awarded: int = 0       # a failpoint (0: off): stop reading once this many orders are awarded
 
     def __post_init__(self) -> None:
         if self.publish_mode not in PUBLISH_MODES:
@@ -69,6 +70,8 @@ class ServiceConfig:
                      "breaker_threshold"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}: must be >= 1, got {getattr(self, name)}")
+        if self.hold_at_awarded < 0:
+            raise ValueError(f"hold_at_awarded: must be >= 0, got {self.hold_at_awarded}")
 
         for name in ("deadline_s", "bulkhead", "breaker_reset_s", "backoff_s"):
             value = getattr(self, name)

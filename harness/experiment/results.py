@@ -37,7 +37,8 @@ def built_in_checks(header: dict[str, Any], checked: dict[str, CheckerResult]) -
     Invariants (a violation fails the run): the ledger's (nothing accepted lost, nothing
     unexpected), every fault healed, a newcomer's and the late-comers' exactness where they ran.
     Validity (a violation makes the run inconclusive): every checker ran, the generator kept up,
-    the steady state held before the first fault, every fault and pool change was applied.
+    the steady state held before the first fault, every fault and pool change was applied, every
+    restarted late-comer was killed mid-way.
     """
     checks: list[dict[str, Any]] = []
     ledger = checked.get("ledger")
@@ -63,6 +64,12 @@ def built_in_checks(header: dict[str, Any], checked: dict[str, CheckerResult]) -
                              "right points per customer, live orders included",
                              {src: (d.get("points") or {}).get("correct", d.get("not_applicable"))
                               for src, d in late.get("sources", {}).items()}, bool(late.get("correct"))))
+        killed = {src: d for src, d in late.get("sources", {}).items() if d.get("killed_at_awarded") is not None}
+        if late.get("restart") and killed:   # a kill before the first award or after the last tests no restart
+            checks.append(_check("late-comers killed mid-way", VALIDITY, "each late-comer killed with some but "
+                                 "not all of the history awarded", {src: f"{d['killed_at_awarded']} of {d.get('target')}"
+                                                                    for src, d in killed.items()},
+                                 all(d.get("killed_mid_way") for d in killed.values())))
     raised = {name: r.error for name, r in checked.items() if r.error is not None}
     checks.append(_check("checkers ran", VALIDITY, "no checker raised", raised or None, not raised))
     generator = checked.get("generator")

@@ -2,7 +2,8 @@
 
 After the load and the drain, for each source (replay of the event log, the Atom-style feed,
 paging), a fresh loyalty service starts, catches up with every coffee served so far (one point
-per served order to its customer), optionally is killed half way and started again, and then must
+per served order to its customer), optionally is killed a third of the way (held there by its
+failpoint, so that the kill lands mid-way however fast the source) and started again, and then must
 also award orders placed after it caught up. Its totals must equal, customer by customer, what
 the history says was served: `expected_points` (pure) against GET /points.
 
@@ -54,18 +55,35 @@ def _awarded(url: str) -> int:
         return -1
 
 
+def _held(url: str) -> bool:
+    try:
+        return bool(get_json(f"{url}/health").get("held"))
+    except OSError:
+        return False
+
+
+def kill_point(target: int) -> int:
+    """Where a restarted late-comer is killed: after a third of `target` awards (at least one), so
+    that 0 < kill_point < target whenever target >= 2."""
+    return max(1, target // 3)
+
+
 def catch_up(shop: Shop, source: str, *, target: int, restart: bool, timeout_s: float) -> dict[str, Any]:
     """Start a loyalty service reading `source` and wait until it awarded `target` orders
-    (NotApplicable where the shop has no such source). With `restart`, SIGKILL it once it has
-    awarded a third and start it again from its own database."""
+    (NotApplicable where the shop has no such source). With `restart`, it holds at its failpoint
+    once it has awarded `kill_point(target)` (systems/newcomers/loyalty.py, `hold_at_awarded`), is
+    SIGKILLed there and started again from its own database: `killed_at_awarded` says where the
+    kill landed, `killed_mid_way` whether that was strictly between nothing and everything."""
     fields = loyalty_fields(shop, source)
+    if restart:
+        fields["hold_at_awarded"] = kill_point(target)
     name = f"loyalty-{source}"
     began = time.time()
     url = start(shop, name, "loyalty.py", **fields)
     ready = time.time()
     killed_at: int | None = None
     if restart:
-        wait_until(lambda: _awarded(url) >= max(1, target // 3), timeout_s, POLL_S)
+        wait_until(lambda: _held(url), timeout_s, POLL_S)
         killed_at = _awarded(url)
         shop.supervisor.kill(name)
         shop.supervisor.start(name)
@@ -76,7 +94,8 @@ def catch_up(shop: Shop, source: str, *, target: int, restart: bool, timeout_s: 
     return {"source": source, "caught_up": caught_up, "catch_up_s": round(done - began, 3),
             "start_s": round(ready - began, 3), "awarded": health["awarded"], "target": target,
             "awards_per_s": round(target / reading, 1) if reading > 0 else None,
-            "killed_at_awarded": killed_at, "read": health.get("seen"), "pages_read": health.get("pages_read"),
+            "killed_at_awarded": killed_at,
+            "killed_mid_way": None if killed_at is None else 0 < killed_at < target, "read": health.get("seen"), "pages_read": health.get("pages_read"),
             "url": url}
 
 

@@ -9,6 +9,10 @@ It starts after the shop has served orders and must learn that history (SCENARIO
 and then keeps following it live. An order earns its point once: `awarded` is keyed by order id
 and the reading position is stored in the same transaction as the award, so a restart (or a
 redelivery) in the middle never awards twice.
+Failpoint `hold_at_awarded` N (0: off; the harness sets it to kill the service half way): a process
+that starts with fewer than N orders awarded stops reading once it has awarded N (a batch is cut
+there, its position stored with it) and holds, /health saying `held`, until it is killed; started
+again from its database (N awarded already), it reads on.
 HTTP: GET /points, GET /health.
 Run: python systems/newcomers/loyalty.py --config FILE.json
 """
@@ -19,6 +23,7 @@ import json
 import logging
 import threading
 import urllib.request
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urljoin
 
@@ -58,10 +63,22 @@ ANONYMOUS = "anonymous"
 class Ledger:
     """The loyalty database: awards (once per order) and reading positions, updated together."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, hold_at: int = 0) -> None:
         self.db = db
         self.awarded = int(db.query("SELECT COUNT(*) AS n FROM awarded")[0]["n"])
         self.seen = 0  # entries or events read since start (including already awarded ones)
+        self.hold_at = hold_at if hold_at > self.awarded else 0   # the failpoint, spent once passed
+        self.held = threading.Event()
+
+    def room(self) -> int | None:
+        """Orders this process may still award before its failpoint holds it (None: no failpoint)."""
+        return max(0, self.hold_at - self.awarded) if self.hold_at else None
+
+    def hold_reached(self) -> bool:
+        """True (and `held` set) once the failpoint's count is awarded: the caller stops reading."""
+        if self.room() == 0:
+            self.held.set()
+        return self.held.is_set()
 
     def position(self, name: str) -> int | None:
         rows = self.db.query("SELECT value FROM position WHERE name = ?", (name,))
@@ -87,6 +104,19 @@ class Ledger:
         return new
 
 
+def cut(rows: list[Any], awards: Callable[[Any], bool], room: int | None) -> list[Any]:
+    """The longest prefix of `rows` holding at most `room` rows that `awards` (all of them when
+    `room` is None): a batch cut at the failpoint, so that its stored position is the last row kept."""
+    if room is None:
+        return rows
+    for i, row in enumerate(rows):
+        if awards(row):
+            if room == 0:
+                return rows[:i]
+            room -= 1
+    return rows
+
+
 def http_json(url: str, timeout: float = 10.0) -> Any:
     with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 (loopback URL from config)
         return json.loads(resp.read())
@@ -109,6 +139,11 @@ class Reader(threading.Thread):
         self.join(timeout)
 
 
+def served(row: dict[str, Any]) -> bool:
+    """A paged row earns a point: a serving (no status) or a sync order whose status is served."""
+    return row.get("status", "served") == "served"
+
+
 class PageReader(Reader):
     """Reads `GET {source_url}?after=&limit=` forward by seq (source "pages"), then polls. A row
     earns a point when it has no `status` (a serving) or its status is "served" (a sync order)."""
@@ -119,6 +154,9 @@ class PageReader(Reader):
     def run(self) -> None:
         after = self.ledger.position("after") or 0
         while not self.halt.is_set():
+            if self.ledger.hold_reached():
+                self.halt.wait()
+                continue
             try:
                 page = http_json(f"{self.config.source_url}?after={after}&limit={self.config.page_size}")
             except OSError as exc:
@@ -126,12 +164,13 @@ class PageReader(Reader):
                 log.warning("pages: %s", exc)
                 self.halt.wait(self.config.poll_s)
                 continue
-            items = page["items"]
+            items = cut(page["items"], served, self.ledger.room())
             if items:
                 after = items[-1]["seq"]
-                awards = [(r.get("order_id") or r["id"], r.get("customer")) for r in items
-                          if r.get("status", "served") == "served"]
+                awards = [(r.get("order_id") or r["id"], r.get("customer")) for r in items if served(r)]
                 self.ledger.apply(awards, ("after", after))
+            if len(items) < len(page["items"]):
+                continue   # cut at the failpoint: hold
             if page.get("next") is None:
                 self.caught_up.set()
                 self.halt.wait(self.config.poll_s)
@@ -171,11 +210,17 @@ class FeedReader(Reader):
         path = self._start()
         last = self.ledger.position("seq") or 0
         while not self.halt.is_set():
+            if self.ledger.hold_reached():
+                self.halt.wait()
+                return
             doc = self.get(path)
-            entries = sorted((e for e in doc["entries"] if e["seq"] > last), key=lambda e: e["seq"])
+            fresh = sorted((e for e in doc["entries"] if e["seq"] > last), key=lambda e: e["seq"])
+            entries = cut(fresh, lambda e: True, self.ledger.room())
             if entries:
                 last = entries[-1]["seq"]
             self.ledger.apply([(e["orderId"], e.get("customer")) for e in entries], ("seq", last))
+            if len(entries) < len(fresh):
+                continue   # cut at the failpoint: hold
             if doc["archived"]:
                 self.ledger.apply([], ("page", doc["page"]))
                 path = doc["links"].get("next-archive", doc["links"]["current"])
@@ -205,7 +250,10 @@ class Replayer(Consumer):
         return {"x-stream-offset": "first" if stored is None else stored + 1}
 
     async def on_delivery(self, delivery: Delivery) -> None:
-        """Apply one event of the log (in its own thread: SQLite), then ack; one at a time, in order."""
+        """Apply one event of the log (in its own thread: SQLite), then ack; one at a time, in order.
+        At the failpoint it holds instead (the event unacked, read again after a restart)."""
+        if self.ledger.hold_reached():
+            await asyncio.Event().wait()   # until the process is killed (or the consumer stopped)
         await asyncio.to_thread(self.apply, delivery)
         await self.ack(delivery)
         if self.pending == 0:
@@ -241,7 +289,7 @@ def build_app(config: ServiceConfig) -> web.Application:
     if config.source != "replay" and not config.source_url:
         raise SystemExit(f"{config.name}: source {config.source!r} needs source_url")
     db = Database(config.db, SCHEMA)
-    ledger = Ledger(db)
+    ledger = Ledger(db, config.hold_at_awarded)
     started = now()
     reader: Replayer | Reader
     if config.source == "replay":
@@ -259,6 +307,7 @@ def build_app(config: ServiceConfig) -> web.Application:
     def counts() -> dict[str, Any]:
         return {"source": config.source, "awarded": ledger.awarded, "seen": ledger.seen,
                 "caught_up": reader.caught_up.is_set(), "errors": reader.errors, "started_at": started,
+                "held": ledger.held.is_set(),
                 "position": {name: ledger.position(name) for name in ("offset", "page", "seq", "after")},
                 "pages_read": getattr(reader, "pages_read", None)}
 

@@ -159,7 +159,9 @@ def test_loyalty_catches_up_survives_a_kill_and_follows_live(infra: Any, source:
         url = shop.url(f"loyalty-{source}-1")
         assert wait_until(lambda: http_json(f"{url}/health")["awarded"] == 305, 30)
         points = http_json(f"{url}/points")
-    assert result["caught_up"] and result["killed_at_awarded"] is not None
+    # held by its failpoint at a third, however fast the source: the kill lands mid-way
+    assert result["caught_up"] and result["killed_at_awarded"] == latecomer.kill_point(300) == 100
+    assert result["killed_mid_way"]
     expected = Counter(o["customer"] for o in orders(305))
     assert points["customers"] == dict(expected) and points["total"] == 305
 
@@ -172,6 +174,7 @@ def test_sync_loyalty_pages_the_cashier(proxy_only_infra: Any) -> None:
         with pytest.raises(newcomers.NotApplicable):
             newcomers.loyalty_fields(shop, "replay")
     assert result["caught_up"] and points["customers"] == dict(Counter(o["customer"] for o in orders(120)))
+    assert result["killed_at_awarded"] == 40 and result["killed_mid_way"]
 
 
 def test_sync_replicas_share_the_claim_a_keyed_retry_on_the_other_replica_waits_for_the_brew(
