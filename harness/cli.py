@@ -22,7 +22,7 @@ from harness.shops import ENTRIES, PROBLEMS, SHOP_NAMES, traits_of  # the regist
 
 # harness.experiment.model.PROFILES, repeated so that parsing the command line does not load the
 # experiment schema (tests/unit/test_experiment.py checks they agree)
-PROFILES = ("fast", "smoke", "full")
+PROFILES = ("fast", "smoke", "full", "realtime")
 
 console = Console() if sys.stdout.isatty() else Console(width=160)
 STATE_DIR = Path(os.environ.get("CHAOSCAFE_HOME", ".chaoscafe")).resolve()
@@ -579,7 +579,7 @@ def _shop_options(p: argparse.ArgumentParser) -> None:
 
 
 def _default_profile() -> str | None:
-    """$CHAOSCAFE_PROFILE (fast, smoke or full; CI sets one to run the README's main command as written),
+    """$CHAOSCAFE_PROFILE (fast, smoke, full or realtime; CI sets one to run the README's main command as written),
     else full; None (after one error line) when it names no profile."""
     value = os.environ.get("CHAOSCAFE_PROFILE") or "full"
     if value not in PROFILES:
@@ -644,8 +644,10 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("experiments", nargs="*", help="experiment names or TOML files (default: all in experiments/)")
     run.add_argument("--system", choices=SHOP_CHOICES, default="all")
     run.add_argument("--profile", choices=list(PROFILES),
-                     help="fast: smoke compressed in time (each file's [profiles.fast] speed); smoke: short, in real time; "
-                          "full: the real run (default $CHAOSCAFE_PROFILE, else full)")
+                     help="full: every order of each file, compressed in time where its [profiles.full] says "
+                          "(speed); realtime: the same at speed 1; smoke: shorter (fewer orders), in real time; "
+                          "fast: smoke compressed (each file's [profiles.fast] speed) "
+                          "(default $CHAOSCAFE_PROFILE, else full)")
     run.add_argument("--seed", type=int, help="override every experiment's seed")
     run.add_argument("--out", default="reports", help="output directory (default reports/)")
     run.add_argument("--quiet", action="store_true", help="no live progress and no plain progress lines")

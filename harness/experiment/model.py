@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     ExpectKey = str
 else:   # a Literal of the registered shops and "both": pydantic names a wrong key with the known ones
     ExpectKey = Literal[(*SYSTEMS, "both")]
-PROFILES = ("fast", "smoke", "full")
+PROFILES = ("fast", "smoke", "full", "realtime")
 # an experiment without its own [profiles.fast] runs `fast` as its smoke profile (not compressed)
 DEFAULT_PROFILES = {"smoke": {"time_factor": 0.25}, "full": {"time_factor": 1.0}}
 MIN_BACKLOG_INTERVAL_S = 0.2   # compression stops here: each sample is a few HTTP calls and a management read
@@ -475,7 +475,11 @@ class Experiment(Strict):
         return out
 
     def profile(self, name: str) -> Profile:
-        """The named profile: the file's own, else (for `fast`) the file's smoke profile, else the default."""
+        """The named profile: the file's own, else (for `fast`) the file's smoke profile, else the
+        default; `realtime` is always the full profile at speed 1 (every order of the full run, in
+        real time), which no file declares."""
+        if name == "realtime":
+            return self.profile("full").model_copy(update={"speed": 1.0})
         if name == "fast" and "fast" not in self.profiles:
             name = "smoke"
         return self.profiles.get(name) or Profile(**DEFAULT_PROFILES[name])  # type: ignore[call-overload]

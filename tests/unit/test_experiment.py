@@ -136,7 +136,23 @@ def test_profile_scales_times_and_rates_not_the_shop() -> None:
     assert smoke.load.peak_start_s == pytest.approx(exp.load.peak_start_s * factor)
     assert smoke.load.client_timeout_s == exp.load.client_timeout_s
     assert smoke.shop == exp.shop
-    assert exp.for_profile("full") == exp
+    assert exp.for_profile("realtime") == exp   # every order, in real time
+
+
+def test_full_is_every_order_compressed_and_realtime_the_same_at_speed_1() -> None:
+    exp = load_experiment(ROOT / "experiments" / "morning-rush.toml")
+    k = exp.profile("full").speed
+    assert k == exp.profile("fast").speed == 2 and exp.profile("realtime").speed == 1
+    full, realtime = exp.for_profile("full"), exp.for_profile("realtime")
+    assert full.run.duration_s == pytest.approx(realtime.run.duration_s / k)
+    assert full.load.rate == pytest.approx(realtime.load.rate * k)
+    assert full.shop.brew.mean_ms == pytest.approx(realtime.shop.brew.mean_ms / k)
+    assert full.run.drain_s == realtime.run.drain_s   # a bound, not a window
+    scale = MINIMAL | {"profiles": {"full": {"time_factor": 0.5, "rate_factor": 2.0, "speed": 3.0}}}
+    p = from_dict(scale).profile("realtime")
+    assert (p.time_factor, p.rate_factor, p.speed) == (0.5, 2.0, 1.0)   # full's factors, not its speed
+    with pytest.raises(ExperimentError, match="realtime"):
+        from_dict(MINIMAL | {"profiles": {"realtime": {"speed": 1.0}}})   # derived, never declared
 
 
 def test_profile_default_rule_applies_when_undeclared() -> None:
