@@ -95,8 +95,8 @@ def catch_up(shop: Shop, source: str, *, target: int, restart: bool, timeout_s: 
             "start_s": round(ready - began, 3), "awarded": health["awarded"], "target": target,
             "awards_per_s": round(target / reading, 1) if reading > 0 else None,
             "killed_at_awarded": killed_at,
-            "killed_mid_way": None if killed_at is None else 0 < killed_at < target, "read": health.get("seen"), "pages_read": health.get("pages_read"),
-            "url": url}
+            "killed_mid_way": None if killed_at is None else 0 < killed_at < target,
+            "read": health.get("seen"), "pages_read": health.get("pages_read"), "url": url}
 
 
 def live_orders(shop: Shop, n: int) -> int:

@@ -9,7 +9,7 @@ It starts after the shop has served orders and must learn that history (SCENARIO
 and then keeps following it live. An order earns its point once: `awarded` is keyed by order id
 and the reading position is stored in the same transaction as the award, so a restart (or a
 redelivery) in the middle never awards twice.
-Failpoint `hold_at_awarded` N (0: off; the harness sets it to kill the service half way): a process
+Failpoint `hold_at_awarded` N (0: off; the harness sets it to a third of the history, to kill the service there): a process
 that starts with fewer than N orders awarded stops reading once it has awarded N (a batch is cut
 there, its position stored with it) and holds, /health saying `held`, until it is killed; started
 again from its database (N awarded already), it reads on.
