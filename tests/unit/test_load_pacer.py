@@ -17,7 +17,12 @@ def _run(offsets: list[float]) -> tuple[list[float], int, list[float]]:
         deadlines = [start + o for o in offsets]
         pacer = Pacer(loop, deadlines, lambda: woken.append(time.monotonic()))
         try:
-            await asyncio.sleep(max(offsets, default=0) + 0.1)
+            # until a wake covers the last deadline (a busy machine may delay it: at most 5 s),
+            # then a little longer, so that a wake too many would be seen
+            last, give_up = max(deadlines, default=start), start + 5
+            while not (woken and woken[-1] >= last) and time.monotonic() < give_up:
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.05)
         finally:
             pacer.close()
         return woken, pacer.wakes, deadlines
