@@ -48,18 +48,21 @@ def compare_points(expected: Counter[str], actual: dict[str, int]) -> dict[str, 
             "customers_wrong": len(wrong)}
 
 
-def _awarded(url: str) -> int:
+def _health(url: str) -> dict[str, Any]:
+    """A late-comer's /health; {} while it is restarting or not answering yet."""
     try:
-        return int(get_json(f"{url}/health")["awarded"])
-    except OSError:   # restarting, or not answering yet
-        return -1
+        health: dict[str, Any] = get_json(f"{url}/health")
+        return health
+    except OSError:
+        return {}
+
+
+def _awarded(url: str) -> int:
+    return int(_health(url).get("awarded", -1))
 
 
 def _held(url: str) -> bool:
-    try:
-        return bool(get_json(f"{url}/health").get("held"))
-    except OSError:
-        return False
+    return bool(_health(url).get("held"))
 
 
 def kill_point(target: int) -> int:
