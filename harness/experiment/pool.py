@@ -13,11 +13,10 @@ the worker ends.
 Which run goes where: a run is *exclusive* when its experiment boots its own broker or cluster for
 a shop that needs one (`Experiment.needs_private_broker`: broker faults, clusters, partitions; the
 iptables rules of a partition carry the set's run id, and several RabbitMQ nodes booting at once
-would crowd two cores): it starts only on an idle machine, and nothing starts beside it while it
-boots (tried: a sync shop run beside a cluster's boot saw its acceptance p50 go from 62 to 550 ms).
-Once its load has begun (the worker reports the phase "load"), other runs may start beside it, up
-to N in all, but never a second exclusive run; while an exclusive run waits for an idle machine,
-no other run starts. The exclusive runs go first, then the others in the order given.
+would crowd two cores): it starts only when no other run is going and nothing starts beside it,
+not even a sync shop's run (tried: one that ran beside a cluster's boot saw its acceptance p50 go
+from 62 to 550 ms). The exclusive runs go first, then the others in the order given, at most N
+at a time.
 
 Concurrent runs share the machine, so their latencies are those of a busier machine: every
 results.json records the `jobs` it ran under (config.jobs), and `--jobs 1` (the default) is the
@@ -79,35 +78,23 @@ def order(runs: Sequence[ShopRun]) -> list[ShopRun]:
     return [r for r in runs if r.exclusive] + [r for r in runs if not r.exclusive]
 
 
-def may_start(run: ShopRun, running: Collection[ShopRun], jobs: int, loading: Collection[int] = ()) -> bool:
-    """Whether `run` may start beside `running`: a free slot; an exclusive run only on an idle
-    machine; any other run only beside exclusive runs whose load has begun (their indices in
-    `loading`), never beside one still booting."""
-    if len(running) >= jobs:
+def may_start(run: ShopRun, running: Collection[ShopRun], jobs: int) -> bool:
+    """Whether `run` may start beside `running`: a free slot, no exclusive run going, and an
+    exclusive run only on an idle machine."""
+    if len(running) >= jobs or any(r.exclusive for r in running):
         return False
-    if run.exclusive:
-        return not running
-    return all(r.index in loading for r in running if r.exclusive)
+    return not (run.exclusive and running)
 
 
-def next_startable(pending: Sequence[ShopRun], running: Collection[ShopRun], jobs: int,
-                   loading: Collection[int] = ()) -> int | None:
-    """The position in `pending` of the first run that may start now, or None. While an exclusive
-    run waits for an idle machine (none is running), no other run starts ahead of it."""
-    exclusive_running = any(r.exclusive for r in running)
-    for i, run in enumerate(pending):
-        if may_start(run, running, jobs, loading):
-            return i
-        if run.exclusive and not exclusive_running:
-            return None    # it waits for the machine to empty; nothing may fill it meanwhile
-    return None
+def next_startable(pending: Sequence[ShopRun], running: Collection[ShopRun], jobs: int) -> int | None:
+    """The position in `pending` of the first run that may start now, or None."""
+    return next((i for i, run in enumerate(pending) if may_start(run, running, jobs)), None)
 
 
 def _work(k: int, tasks: Any, events: Any, broker_dir: Path, run_id: str, profile: str, jobs: int,
           live: bool) -> None:
-    """Worker k: take ShopRuns from `tasks` until None, put ("phase", i, name) at each phase
-    change, ("progress", i, Progress) (when `live`), ("done", i, results) or ("stopped", i,
-    reason) on `events`."""
+    """Worker k: take ShopRuns from `tasks` until None, put ("progress", i, Progress) (when
+    `live`), ("done", i, results) or ("stopped", i, reason) on `events`."""
     from harness.load.workers import detach_worker
 
     detach_worker()
@@ -123,17 +110,11 @@ def _work(k: int, tasks: Any, events: Any, broker_dir: Path, run_id: str, profil
                     return
                 current = task.index
 
-                phase = [""]
-
                 def progress(p: Any, i: int = task.index) -> None:
-                    if p.phase != phase[0]:    # always: the pool lets runs start beside a loading one
-                        phase[0] = p.phase
-                        events.put(("phase", i, p.phase))
-                    if live:
-                        events.put(("progress", i, p))
+                    events.put(("progress", i, p))
 
                 results = run_one(task.name, task.experiment, task.system, profile=profile, seed=task.seed,
-                                  out_dir=task.out_dir, run_id=run_id, progress=progress,
+                                  out_dir=task.out_dir, run_id=run_id, progress=progress if live else None,
                                   broker=broker, jobs=jobs)
                 events.put(("done", task.index, results))
                 current = None
@@ -162,7 +143,6 @@ def run_in_pool(runs: Sequence[ShopRun], *, jobs: int, run_dir: Path, run_id: st
     slots: dict[int, tuple[BaseProcess, Any]] = {}
     running: dict[int, ShopRun] = {}     # worker k -> its run
     started_at: dict[int, float] = {}
-    loading: set[int] = set()            # runs whose load has begun (phase past "starting")
     next_worker = 0
 
     def spawn() -> int:
@@ -177,7 +157,7 @@ def run_in_pool(runs: Sequence[ShopRun], *, jobs: int, run_dir: Path, run_id: st
         return k
 
     def dispatch() -> None:
-        while (at := next_startable(pending, running.values(), jobs, loading)) is not None:
+        while (at := next_startable(pending, running.values(), jobs)) is not None:
             idle = [k for k in slots if k not in running]
             k = idle[0] if idle else spawn()
             run = pending.pop(at)
@@ -195,9 +175,7 @@ def run_in_pool(runs: Sequence[ShopRun], *, jobs: int, run_dir: Path, run_id: st
 
     def handle(kind: str, index: int | None, payload: Any) -> None:
         worker = worker_of(index) if index is not None else None
-        if kind == "phase" and payload != "starting" and index is not None:
-            loading.add(index)
-        elif kind == "progress" and progress is not None:
+        if kind == "progress" and progress is not None:
             progress(payload)
         elif kind == "done" and worker is not None:
             finish(worker, payload)
