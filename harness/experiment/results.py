@@ -38,7 +38,8 @@ def built_in_checks(header: dict[str, Any], checked: dict[str, CheckerResult]) -
     unexpected), every fault healed, a newcomer's and the late-comers' exactness where they ran.
     Validity (a violation makes the run inconclusive): every checker ran, the generator kept up,
     the steady state held before the first fault, every fault and pool change was applied, every
-    restarted late-comer was killed mid-way.
+    fault began within the load (one that a slow heal before it pushed past the last arrival hit
+    no order), every restarted late-comer was killed mid-way.
     """
     checks: list[dict[str, Any]] = []
     ledger = checked.get("ledger")
@@ -89,6 +90,13 @@ def built_in_checks(header: dict[str, Any], checked: dict[str, CheckerResult]) -
         checks.append(_check("faults accounted", VALIDITY, "every declared fault applied or reported not applicable",
                              {"declared": len(declared), "applied or not applicable": len(applied)},
                              len(applied) == len(declared)))
+    window = (header.get("schedule") or {}).get("duration_s")
+    if window is not None and header.get("faults"):
+        late = {f["name"]: f["start_s"] for f in header["faults"]
+                if f.get("start_s") is not None and f["start_s"] >= window}
+        checks.append(_check("faults under load", VALIDITY,
+                             f"every fault began while orders were arriving (the load's {window:g} s)",
+                             late or None, not late))
     if "fault_errors" in header:
         errors = header["fault_errors"]
         checks.append(_check("faults applied", VALIDITY, "no fault failed to start or stop",

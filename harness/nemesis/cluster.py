@@ -152,7 +152,7 @@ class ClusterFault(Kind):
     (pause_minority flapping under a bridge) is seen, not only the state at the heal."""
 
     watch_s = 0.25   # a bridge under pause_minority paused two members for ~1.2 s: a watch every 1 s missed it twice in CI
-    stuck_s = 15.0   # a heal longer than this restarts the members that still do not answer (a whole
+    stuck_s = 10.0   # a heal longer than this restarts the members that still do not answer (a whole
                      # cluster heals in 2.5-5 s here; one stuck in Erlang's global sync took 20 s to 3.5 min)
 
     def __init__(self, window: FaultWindow) -> None:

@@ -127,6 +127,19 @@ def test_a_declared_fault_neither_applied_nor_reported_not_applicable_is_inconcl
     assert verdict(steady_run(), header={**declared, **both})["status"] == "pass"
 
 
+def test_a_fault_that_began_after_the_last_arrival_makes_the_run_inconclusive() -> None:
+    # broker-partition, 2026-12-02: a heal that restarted a stuck member pushed the bridge from
+    # 39 s to 66.7 s of a 54 s load; it then hit no order, and the run had passed
+    faults = [{"name": "isolate-leader", "start_s": 21.9, "end_s": 39.9},
+              {"name": "bridge", "start_s": 66.7, "end_s": 95.9}]
+    late = verdict(steady_run(), header={"faults": faults, "schedule": {"duration_s": 54.0}})
+    assert late["status"] == "inconclusive"
+    check = next(c for c in late["checks"] if c["name"] == "faults under load")
+    assert check["kind"] == "validity" and check["observed"] == {"bridge": 66.7}
+    faults[1] = {"name": "bridge", "start_s": 40.7, "end_s": 59.8}   # began under load, ended after it
+    assert verdict(steady_run(), header={"faults": faults, "schedule": {"duration_s": 54.0}})["status"] == "pass"
+
+
 def test_a_shop_run_that_failed_before_it_began_is_an_error_the_report_can_draw(tmp_path) -> None:  # type: ignore[no-untyped-def]
     import json as json_mod
 
