@@ -136,17 +136,26 @@ class AsyncShop(Shop):
 
     def _ready(self, queue: str) -> int:
         """Messages ready in `queue`, from a passive declare: exact now, unlike the management API's
-        statistics, which lag by seconds. One harness connection per calling thread (pika rule)."""
-        conn = getattr(self._amqp, "conn", None)
-        try:
-            if conn is None or not conn.is_open:
-                conn = self._amqp.conn = pika.BlockingConnection(pika.URLParameters(self.broker.amqp_url))
-                self._amqp.channel = conn.channel()
-                self._connections.append(conn)
-            return int(self._amqp.channel.queue_declare(queue, passive=True).method.message_count)
-        except Exception:
-            self._amqp.conn = None
-            raise
+        statistics, which lag by seconds. One harness connection per calling thread (pika rule).
+        A kept connection that the broker dropped since its last use (a node restarted or cut off
+        by a fault: pika learns of it only on the next read, StreamLostError) is replaced once;
+        a new connection that fails raises."""
+        while True:
+            conn = getattr(self._amqp, "conn", None)
+            fresh = conn is None or not conn.is_open
+            try:
+                if fresh:
+                    conn = self._amqp.conn = pika.BlockingConnection(pika.URLParameters(self.broker.amqp_url))
+                    self._amqp.channel = conn.channel()
+                    self._connections.append(conn)
+                return int(self._amqp.channel.queue_declare(queue, passive=True).method.message_count)
+            except pika.exceptions.AMQPConnectionError:
+                self._amqp.conn = None
+                if fresh:
+                    raise
+            except Exception:
+                self._amqp.conn = None
+                raise
 
     def backlog(self) -> dict[str, Any]:
         """Orders waiting: taken and not yet published (`outbox_pending`: the order service's outbox,
