@@ -426,6 +426,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from harness.regression.compare import (
+        STEAL_LIMIT,
         TOLERANCES,
         CompareError,
         compare_sets,
@@ -442,7 +443,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
     except CompareError as exc:
         error_line(f"chaoscafe compare: {exc}")
         return 2
-    changes = compare_sets(baseline, current, tolerances, envelopes, ran_only=args.ran_only)
+    limit = STEAL_LIMIT if args.steal_limit is None else args.steal_limit
+    if not 0.0 <= limit <= 1.0:
+        error_line(f"chaoscafe compare: --steal-limit {limit:g}: expected a share between 0 and 1")
+        return 2
+    changes = compare_sets(baseline, current, tolerances, envelopes, ran_only=args.ran_only, steal_limit=limit)
     bad = regressions(changes)
     if args.json:
         Path(args.json).write_text(json.dumps([c.to_dict() for c in changes], indent=2))
@@ -457,13 +462,17 @@ def cmd_compare(args: argparse.Namespace) -> int:
     table = Table(title=f"{args.current} against baseline {args.baseline}")
     for column in ("experiment", "shop", "what", "baseline", "current", "status", "rule"):
         table.add_column(column, overflow="fold")
-    styles = {"regression": "red", "missing": "red", "improved": "green", "new": "cyan", "note": "yellow"}
+    styles = {"regression": "red", "missing": "red", "improved": "green", "new": "cyan", "note": "yellow",
+              "noisy": "magenta"}
     for c in shown:
         style = styles.get(c.status)
         status = f"[{style}]{c.status}[/{style}]" if style else c.status
         table.add_row(c.experiment, c.system, c.metric, _cell(c.baseline), _cell(c.current), status, c.rule)
     console.print(table)
     compared = len({(c.experiment, c.system) for c in changes})
+    if noisy := sum(c.status == "noisy" for c in changes):
+        console.print(f"[magenta]{noisy} timing metric(s) not judged[/magenta]: their runs' host stole over "
+                      f"{limit:.0%} of the CPU (--steal-limit)")
     if bad:
         error_line(f"{len(bad)} regression(s) in {compared} shop runs")
         return 1
@@ -680,6 +689,10 @@ def parser() -> argparse.ArgumentParser:
     cmp.add_argument("--ran-only", action="store_true",
                      help="judge only the shop runs CURRENT has (a few experiments, not the whole set): the "
                           "baseline's others are not reported missing")
+    cmp.add_argument("--steal-limit", type=float, metavar="SHARE",
+                     help="a timing metric that worsened in a run whose host stole more than this share of "
+                          "the CPU (its results.json host.steal_share) is 'noisy', not a regression; "
+                          "default 0.1, 1 judges every run")
     cmp.add_argument("--json", help="also write every change as JSON to this file")
     cmp.add_argument("--format", choices=["text", "markdown", "json"], default="text",
                      help="text: a table for people (default); markdown or json: one document on stdout, for CI")

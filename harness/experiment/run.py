@@ -28,6 +28,7 @@ from harness.experiment.provenance import provenance
 from harness.history import HistoryWriter, Record
 from harness.history import load as load_history
 from harness.infra.cluster import RabbitCluster
+from harness.infra.host import cpu_times, cpu_window
 from harness.infra.stack import ClusterSpec, Infrastructure, SharedBroker
 from harness.load.schedule import ArrivalSchedule, build_schedule
 from harness.load.shards import configured_workers
@@ -289,6 +290,7 @@ def _run_shop(name: str, experiment: Experiment, system: str, *, profile: str, s
     complete = False
     healed: dict[str, Any] = {}
     counters: dict[str, float] = {}
+    host: dict[str, Any] | None = None   # the machine's CPU over the load and drain (harness.infra.host)
     with HistoryWriter(out_dir / "history.jsonl") as history, \
             Infrastructure(out_dir / "infra", broker=needs_broker, shared_broker=shared,
                            cluster=ClusterSpec(**exp.broker.model_dump())) as infra, \
@@ -337,6 +339,7 @@ def _run_shop(name: str, experiment: Experiment, system: str, *, profile: str, s
         try:
             if exp.latecomer is not None and "replay" in exp.latecomer.sources and shop.traits.has_event_log:
                 newcomers.declare_event_log(shop)   # before the first order: the log holds everything
+            cpu_before = cpu_times()
             nemesis.start()
             sampler.start()
             scaler.start()
@@ -347,6 +350,7 @@ def _run_shop(name: str, experiment: Experiment, system: str, *, profile: str, s
             state["phase"] = "drain"
             _drain(shop, history.records, deadline=t0 + exp.run.duration_s + exp.run.drain_s, state=state, tick=tick,
                    faults_done=nemesis.done)
+            host = cpu_window(cpu_before, cpu_times())
             scaler.stop()
             nemesis.heal()  # heal before reading: a killed service answers again once restarted
             healed = shop.heal_report()
@@ -384,7 +388,7 @@ def _run_shop(name: str, experiment: Experiment, system: str, *, profile: str, s
                    "experiment": exp.model_dump(mode="json")},
         "schedule": _schedule_summary(schedule),
         "faults": actual_faults(history.records), "not_applicable": nemesis.not_applicable,
-        "healed": healed, "observed_from": dict(shop.observed_from), "shop": counters,
+        "healed": healed, "observed_from": dict(shop.observed_from), "shop": counters, "host": host,
         "fault_errors": [r for r in history.records if r.get("type") == "fault" and r.get("phase") == "error"],
         "scale_errors": [r for r in history.records if r.get("type") == "scale" and r.get("error")],
         **({"latecomer": late} if late is not None else {}),

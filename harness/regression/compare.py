@@ -14,6 +14,12 @@ committed baseline). Rules, per metric (`TOLERANCES`, overridable from a TOML fi
   absolute `floor`, so that noise on small numbers never counts) is a regression;
 - shares (availability, SLO) compare as differences: lower by more than `absolute` is a regression;
 - an experiment/shop in the baseline but missing from the current set is a regression;
+- a timing metric (any but the exact ones) of a current run on whose machine the hypervisor stole
+  more than `STEAL_LIMIT` of the CPU time over the load and drain (results.json `host.steal_share`,
+  harness.infra.host) that moved beyond its tolerance is "noisy", not a regression: the run had
+  less CPU than its numbers say, so they are not like for like (a CI run on a busy host read
+  26% steal and a probe share of 0.58 against 0.98). Ledger invariants, verdicts and checks are
+  judged however busy the host was;
 - a baseline saved from several runs (`chaoscafe baseline RUN1 RUN2 ...`) keeps every run's value
   of each metric (`envelope.json` beside results.json): the worst of them is the baseline value,
   so an outcome that varies from run to run (bimodal) is judged against its worst seen, not
@@ -35,7 +41,10 @@ from harness.experiment.metrics import METRICS, lookup
 from harness.experiment.verdicts import WORDS, status_of
 
 Key = tuple[str, str]          # (experiment, shop)
-Status = Literal["regression", "improved", "changed", "same", "new", "missing", "note"]
+Status = Literal["regression", "improved", "changed", "same", "new", "missing", "note", "noisy"]
+# the share of the machine's CPU time the hypervisor may steal in a current run before its timing
+# metrics are not judged (see the module docstring); runs on a quiet host read 0-0.08 here
+STEAL_LIMIT = 0.10
 
 
 @dataclass(frozen=True)
@@ -199,11 +208,20 @@ def judge(metric: str, tol: Tolerance, base: Any, cur: Any, *, expects_zero: boo
     return "regression" if worse else "improved"
 
 
+def stolen(results: Mapping[str, Any]) -> float | None:
+    """The run's `host.steal_share` (None where not recorded: older results, an interrupted run)."""
+    share = (results.get("host") or {}).get("steal_share")
+    return float(share) if isinstance(share, (int, float)) else None
+
+
 def compare_one(key: Key, base: Mapping[str, Any], cur: Mapping[str, Any],
-                tolerances: Mapping[str, Tolerance], envelope: Envelope | None = None) -> list[Change]:
+                tolerances: Mapping[str, Tolerance], envelope: Envelope | None = None,
+                steal_limit: float = STEAL_LIMIT) -> list[Change]:
     """Every change between two results of the same experiment and shop, including 'same'; with
-    an `envelope`, a metric's baseline value is the worst of its values there."""
+    an `envelope`, a metric's baseline value is the worst of its values there; a timing metric's
+    regression in a run whose host stole more than `steal_limit` of the CPU is "noisy"."""
     exp, system = key
+    steal = stolen(cur)
     changes: list[Change] = []
     was, now = status_of(base), status_of(cur)
     if "not-applicable" in (was, now):
@@ -235,6 +253,9 @@ def compare_one(key: Key, base: Mapping[str, Any], cur: Mapping[str, Any],
         if bound is not None:
             b, rule = bound, f"{rule}; worst of {len(seen)} baseline runs"
         status = judge(metric, tol, b, c, expects_zero=_expects_zero(cur, metric) or _expects_zero(base, metric))
+        if status == "regression" and not tol.exact and steal is not None and steal > steal_limit:
+            status = "noisy"
+            rule = f"{rule}; the host stole {steal:.0%} of the CPU in this run (over {steal_limit:.0%}): not judged"
         changes.append(Change(exp, system, metric, b, c, status, rule))
     return changes
 
@@ -251,10 +272,14 @@ def _notes(base: Mapping[str, Any], cur: Mapping[str, Any]) -> Iterable[tuple[st
 
 def compare_sets(baseline: Mapping[Key, Mapping[str, Any]], current: Mapping[Key, Mapping[str, Any]],
                  tolerances: Mapping[str, Tolerance] = TOLERANCES,
-                 envelopes: Mapping[Key, Envelope] | None = None, *, ran_only: bool = False) -> list[Change]:
+                 envelopes: Mapping[Key, Envelope] | None = None, *, ran_only: bool = False,
+                 steal_limit: float = STEAL_LIMIT) -> list[Change]:
     """All changes between two result sets, in baseline order, then what is new; `envelopes`
     (load_envelopes) widen the baseline's numbers to the worst of its runs; `ran_only` judges only
-    the shop runs `current` has (a part of the set: the rest of the baseline is not "missing")."""
+    the shop runs `current` has (a part of the set: the rest of the baseline is not "missing");
+    `steal_limit` as in compare_one (ValueError unless 0 <= steal_limit <= 1)."""
+    if not 0.0 <= steal_limit <= 1.0:
+        raise ValueError(f"steal limit {steal_limit!r}: expected a share between 0 and 1")
     changes: list[Change] = []
     for key, base in baseline.items():
         cur = current.get(key)
@@ -263,7 +288,7 @@ def compare_sets(baseline: Mapping[Key, Mapping[str, Any]], current: Mapping[Key
         if cur is None:
             changes.append(Change(*key, "results", "present", "missing", "missing", "not run this time"))
             continue
-        changes.extend(compare_one(key, base, cur, tolerances, (envelopes or {}).get(key)))
+        changes.extend(compare_one(key, base, cur, tolerances, (envelopes or {}).get(key), steal_limit))
     for key in current:
         if key not in baseline:
             changes.append(Change(*key, "results", None, "present", "new", "no baseline yet"))

@@ -277,13 +277,16 @@ def _value(value: Any) -> str:
 
 def compare_markdown(changes: Iterable[Change], *, baseline: str, current: str, show_all: bool = False) -> str:
     """A heading, the verdict ("no regression in N shop runs" / "K regression(s) in N shop runs",
-    a regression being what `compare.regressions` counts, missing results included), and a table of
-    the changes other than "same" (every change with `show_all`), regressions first."""
+    a regression being what `compare.regressions` counts, missing results included; then how many
+    timing metrics were "noisy", not judged), and a table of the changes other than "same" (every
+    change with `show_all`), regressions first."""
     changes = list(changes)
     bad = regressions(changes)
     runs = _shop_runs(changes)
     verdict = (f"no regression in {runs} shop runs" if not bad
                else f"{len(bad)} regression(s) in {runs} shop runs")
+    if noisy := sum(c.status == "noisy" for c in changes):
+        verdict += f"; {noisy} timing metric(s) not judged (their runs' host stole too much CPU)"
     shown = [c for c in changes if show_all or c.status != "same"]
     shown = [c for c in shown if c in bad] + [c for c in shown if c not in bad]
     out = [f"## Compare: {current} against {baseline}", "", verdict, ""]

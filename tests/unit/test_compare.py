@@ -141,6 +141,39 @@ def test_shares_compare_as_differences(base: float | None, cur: float | None, ex
     assert judge("availability.overall", Tolerance("higher", absolute=0.15), base, cur, expects_zero=False) == expected
 
 
+def test_a_timing_regression_on_a_host_that_stole_the_cpu_is_noisy_not_a_regression() -> None:
+    # measured in a CI run: 26% of the CPU stolen, the probe's share 0.98 -> 0.58
+    worse = {"probe": {"share_within_slo": 0.58}, "latency_ms": {"acceptance": {"p50": 434.0, "p99": 40.0},
+                                                                  "fulfilment": {"p50": 300.0, "p99": 4000.0}}}
+    quiet = results(host={"steal_share": 0.04}, **worse)
+    stolen = results(host={"steal_share": 0.26}, **worse)
+    base = results(probe={"share_within_slo": 0.98})
+    assert statuses(base, quiet)["probe.share_within_slo"] == "regression"
+    assert statuses(base, quiet)["latency_ms.acceptance.p50"] == "regression"
+    changes = {c.metric: c for c in compare_one(("e", "s"), base, stolen, TOLERANCES)}
+    assert changes["probe.share_within_slo"].status == "noisy"
+    assert changes["latency_ms.acceptance.p50"].status == "noisy"
+    assert "stole 26% of the CPU" in changes["probe.share_within_slo"].rule
+    assert not regressions(changes.values())
+    # the limit is a parameter; results without a host block (older runs) are judged as before
+    assert {c.metric: c.status for c in compare_one(("e", "s"), base, stolen, TOLERANCES, steal_limit=0.3)}[
+        "probe.share_within_slo"] == "regression"
+    assert statuses(base, results(**worse))["probe.share_within_slo"] == "regression"
+    with pytest.raises(ValueError, match="steal limit"):
+        compare_sets({("e", "s"): base}, {("e", "s"): stolen}, steal_limit=1.5)
+
+
+def test_ledger_invariants_verdicts_and_checks_are_judged_however_busy_the_host() -> None:
+    failed_check = {"name": "availability.in_faults", "expected": ">= 0.95", "min": 0.95, "max": None,
+                    "observed": 0.5, "passed": False}
+    cur = results(host={"steal_share": 0.9}, orders__lost=3, passed=False,
+                  checks=[{**results()["checks"][0], "observed": 3, "passed": False}, failed_check])
+    got = statuses(results(), cur)
+    assert got["orders.lost"] == "regression"
+    assert got["verdict"] == "regression"
+    assert got["check: availability.in_faults"] == "regression"
+
+
 def test_missing_and_new_shop_runs() -> None:
     changes = compare_sets({("a", "sync"): results(), ("b", "sync"): results()},
                            {("a", "sync"): results(), ("c", "sync"): results()})
@@ -249,6 +282,13 @@ def test_cli_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     saved = json.loads((tmp_path / "changes.json").read_text())
     assert {"experiment": "a", "system": "async", "metric": "orders.lost", "baseline": 0, "current": 2,
             "status": "regression", "rule": "exact where expected 0"} in saved
+    stolen = write_run(tmp_path / "stolen", {("a", "async"): results(host={"steal_share": 0.3},
+                                                                      throughput__served_per_s=1.0)})
+    assert main(["compare", str(base), str(stolen)]) == 0
+    assert "1 timing metric(s) not judged" in capsys.readouterr().out
+    assert main(["compare", str(base), str(stolen), "--steal-limit", "1"]) == 1
+    assert main(["compare", str(base), str(stolen), "--steal-limit", "2"]) == 2
+    assert "--steal-limit 2" in capsys.readouterr().out
     assert main(["compare", str(base), str(tmp_path / "nope")]) == 2
     assert "no such directory" in capsys.readouterr().out
     assert main(["baseline", str(worse), "--out", str(tmp_path / "bl")]) == 0
