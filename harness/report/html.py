@@ -361,6 +361,9 @@ def _provenance_table(shops: Sequence[ShopRun]) -> str:
                 "wall time (s)": r.get("wall_s"), "schedule duration (s)": (r.get("schedule") or {}).get("duration_s"),
                 "arrivals": (r.get("schedule") or {}).get("arrivals"),
                 "schedule digest": (r.get("schedule") or {}).get("digest"), "complete": r.get("complete"),
+                "jobs (shop runs at once)": (r.get("config") or {}).get("jobs"),
+                **{f"host CPU {k.removesuffix('_share')} (share, load and drain)": v
+                   for k, v in (r.get("host") or {}).items() if k.endswith("_share")},
                 **(r.get("provenance") or {})}
     flat = [row(s) for s in shops]
     keys = list(dict.fromkeys(k for f in flat for k in f))

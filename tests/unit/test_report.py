@@ -131,6 +131,7 @@ def test_experiment_page_sections_numbers_and_fault_shading(report: tuple[Path, 
     assert page.count('<rect class="band" x=') >= 10                # every time chart shades the window
     assert "kill barista: 2–4 s" in page
     assert "deadbeef" in page and "testhost" in page                 # provenance from results.json
+    assert "<td>host CPU steal (share, load and drain)</td><td>0.261<" in page   # the machine it had
     assert "a lost order (accepted, never served)" in page and "served the coffee again" not in page
     assert "Order service" in page and "Waiter" in page and "Cashier" in page
     assert '<td>orders.lost</td><td>&lt;= 0.0</td><td>1</td><td><span class="badge fail">FAIL' in page

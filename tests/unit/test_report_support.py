@@ -87,6 +87,7 @@ def results(system: str, records: list[Record]) -> dict[str, Any]:
                              "reason": "the sync shop has no waiter"}] if system == "sync" else []),
         "healed": {"healed": True},
         "fault_errors": [],
+        "host": {"window_s": 9.5, "cores": 2, "steal_share": 0.2612, "busy_share": 0.5, "idle_share": 0.2388},
     }
     provenance = {"chaoscafe": "0.1.0", "commit": "deadbeef", "python": "3.11.2", "host": "testhost"}
     return results_mod.assemble(header, checked, EXPECT[system], provenance)
