@@ -672,8 +672,9 @@ def parser() -> argparse.ArgumentParser:
                      help="load generator processes, each sending the orders with ref %% N == k; default "
                           "$CHAOSCAFE_GENERATOR_WORKERS, else 1 on a machine of <= 2 cores, else half the cores (at most 4)")
     run.add_argument("--jobs", type=_positive, metavar="N",
-                     help="shop runs at once, in N worker processes (runs that boot their own broker run alone); "
-                          "default $CHAOSCAFE_JOBS, else 1. Concurrent runs share the machine: 1 for measurements")
+                     help="shop runs at once, in N worker processes (runs that boot their own broker run alone; "
+                          "heavy runs, 50 orders in a second or more, at most one per core); default "
+                          "$CHAOSCAFE_JOBS, else 1. Concurrent runs share the machine: 1 for measurements")
     run.set_defaults(func=cmd_run)
     rep = sub.add_parser("report", help="write the HTML report of a run (index, one page per experiment)")
     rep.add_argument("run_dir", nargs="?", metavar="RUN_DIR",

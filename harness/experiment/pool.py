@@ -16,7 +16,11 @@ iptables rules of a partition carry the set's run id, and several RabbitMQ nodes
 would crowd two cores): it starts only when no other run is going and nothing starts beside it,
 not even a sync shop's run (tried: one that ran beside a cluster's boot saw its acceptance p50 go
 from 62 to 550 ms). The exclusive runs go first, then the others in the order given, at most N
-at a time.
+at a time, and at most one *heavy* run per core (`HEAVY_RATE`: 50 arrivals or more in the
+schedule's busiest second): with `--jobs 3` on two cores a third run starts only if it is light
+and two heavy runs are not already going. Three late-comer histories of 200 orders/s at once
+saturated the machine (busy 0.96) and one shop's acceptance p50 went from 11 to 1,293 ms; the
+light runs (fault experiments at 10-40 orders/s) leave half of it idle at two at a time.
 
 Concurrent runs share the machine, so their latencies are those of a busier machine: every
 results.json records the `jobs` it ran under (config.jobs), and `--jobs 1` (the default) is the
@@ -39,6 +43,10 @@ from harness.experiment.model import Experiment
 
 JOBS_ENV = "CHAOSCAFE_JOBS"
 STOP_GRACE_S = 120.0    # how long a stopped worker may take to stop its shop (a cluster's nodes, ...)
+# a run is *heavy* when its schedule's busiest second holds this many arrivals or more: at 50
+# orders/s a shop and the generator keep about half a core busy (3-11 ms of CPU per order, the
+# async shop the dearest; docs/performance.md), so heavy runs go at most one per core
+HEAVY_RATE = 50
 
 
 @dataclass(frozen=True)
@@ -53,6 +61,7 @@ class ShopRun:
     seed: int | None
     out_dir: Path
     exclusive: bool
+    heavy: bool = False
 
 
 def configured_jobs(value: int | None = None) -> int:
@@ -78,17 +87,26 @@ def order(runs: Sequence[ShopRun]) -> list[ShopRun]:
     return [r for r in runs if r.exclusive] + [r for r in runs if not r.exclusive]
 
 
-def may_start(run: ShopRun, running: Collection[ShopRun], jobs: int) -> bool:
-    """Whether `run` may start beside `running`: a free slot, no exclusive run going, and an
-    exclusive run only on an idle machine."""
+def heavy_jobs(jobs: int, cores: int | None = None) -> int:
+    """How many heavy runs may go at once: one per core (os.cpu_count()), at most `jobs`."""
+    return max(1, min(jobs, cores if cores is not None else (os.cpu_count() or 1)))
+
+
+def may_start(run: ShopRun, running: Collection[ShopRun], jobs: int, cores: int | None = None) -> bool:
+    """Whether `run` may start beside `running`: a free slot, no exclusive run going, an
+    exclusive run only on an idle machine, and a heavy run only while fewer than `heavy_jobs`
+    heavy runs go (so `--jobs 3` on two cores adds a third run only where it is light)."""
     if len(running) >= jobs or any(r.exclusive for r in running):
+        return False
+    if run.heavy and sum(r.heavy for r in running) >= heavy_jobs(jobs, cores):
         return False
     return not (run.exclusive and running)
 
 
-def next_startable(pending: Sequence[ShopRun], running: Collection[ShopRun], jobs: int) -> int | None:
+def next_startable(pending: Sequence[ShopRun], running: Collection[ShopRun], jobs: int,
+                   cores: int | None = None) -> int | None:
     """The position in `pending` of the first run that may start now, or None."""
-    return next((i for i, run in enumerate(pending) if may_start(run, running, jobs)), None)
+    return next((i for i, run in enumerate(pending) if may_start(run, running, jobs, cores)), None)
 
 
 def _work(k: int, tasks: Any, events: Any, broker_dir: Path, run_id: str, profile: str, jobs: int,

@@ -10,8 +10,8 @@ from typing import Any, Protocol
 from harness.errors import ExperimentError
 from harness.experiment import Experiment, discover, expand, experiment_name, load_experiment, repeats
 from harness.experiment import results as results_mod
-from harness.experiment.pool import ShopRun, run_in_pool
-from harness.experiment.run import ProgressFn, effective, run_one
+from harness.experiment.pool import HEAVY_RATE, ShopRun, run_in_pool
+from harness.experiment.run import ProgressFn, effective, run_one, schedule_for
 from harness.experiment.verdicts import status_of
 from harness.infra.stack import SharedBroker
 from harness.shops import SHOPS
@@ -124,10 +124,11 @@ def shop_runs(selected: list[Selected], systems: list[str], *, profile: str, see
         base = seed if seed is not None else exp.run.seed
         private = exp.needs_private_broker()
         for k, seed_k in enumerate(repeats.seeds(base, repeat), start=1):
+            heavy = schedule_for(exp, seed_k).busiest_second() >= HEAVY_RATE
             for system in systems:
                 runs.append(ShopRun(len(runs), item.name, item.experiment, system, k, seed_k,
                                     repeats.out_dir(run_dir / item.name / system, k),
-                                    exclusive=private and SHOPS[system].traits.needs_broker))
+                                    exclusive=private and SHOPS[system].traits.needs_broker, heavy=heavy))
     return runs
 
 

@@ -30,6 +30,7 @@ import hashlib
 import json
 import math
 import random
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import accumulate, pairwise
@@ -102,6 +103,11 @@ class ArrivalSchedule:
     def expected_rate(self) -> float:
         """Orders per second over the whole run: len / duration_s."""
         return len(self.arrivals) / self.duration_s
+
+    def busiest_second(self) -> int:
+        """The most arrivals in one whole second of the schedule ([k, k+1) s after t0); 0 when empty."""
+        per_second = Counter(int(arrival.offset_s) for arrival in self.arrivals)
+        return max(per_second.values(), default=0)
 
 
 def build_schedule(

@@ -103,6 +103,12 @@ def test_uniform_morning_rush_counts_in_and_out_of_the_peak() -> None:
     assert len(schedule) == base * (duration - length) + base * factor * length
 
 
+def test_the_busiest_second_of_a_rush_is_its_peak_rate() -> None:
+    schedule = build(MorningRush(5.0, 4.0, 10.0, 5.0), 30.0)
+    assert schedule.busiest_second() == 20
+    assert ArrivalSchedule((), 1.0).busiest_second() == 0
+
+
 def test_uniform_ramp_follows_the_integral() -> None:
     schedule = build(Ramp(0, 10, 10), 15.0)  # Λ(t) = t²/2 up to 10 s, then 50 + 10 (t - 10)
     assert len(schedule) == 100

@@ -7,13 +7,21 @@ from pathlib import Path
 import pytest
 
 from harness.experiment import load_experiment
-from harness.experiment.pool import JOBS_ENV, ShopRun, configured_jobs, may_start, next_startable, order
+from harness.experiment.pool import (
+    JOBS_ENV,
+    ShopRun,
+    configured_jobs,
+    heavy_jobs,
+    may_start,
+    next_startable,
+    order,
+)
 from harness.experiment.runs import EXPERIMENTS_DIR, select, shop_runs
 
 
-def run(index: int, exclusive: bool = False) -> ShopRun:
+def run(index: int, exclusive: bool = False, heavy: bool = False) -> ShopRun:
     exp = load_experiment(EXPERIMENTS_DIR / "steady-state.toml")
-    return ShopRun(index, f"e{index}", exp, "async", 1, 1, Path(f"/tmp/r{index}"), exclusive)
+    return ShopRun(index, f"e{index}", exp, "async", 1, 1, Path(f"/tmp/r{index}"), exclusive, heavy)
 
 
 def test_jobs_default_to_one_and_read_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -44,6 +52,27 @@ def test_an_exclusive_run_starts_only_on_an_idle_machine_and_nothing_starts_besi
     assert not may_start(a, [x], jobs=2)
     assert not may_start(y, [x], jobs=2)
     assert may_start(b, [a], jobs=2) and not may_start(b, [a], jobs=1)
+
+
+def test_heavy_runs_go_at_most_one_per_core_and_a_light_run_takes_the_slot_left() -> None:
+    h1, h2, h3, light = run(0, heavy=True), run(1, heavy=True), run(2, heavy=True), run(3)
+    assert heavy_jobs(3, cores=2) == 2 and heavy_jobs(1, cores=2) == 1 and heavy_jobs(4, cores=0) == 1
+    assert may_start(h2, [h1], jobs=3, cores=2)
+    assert not may_start(h3, [h1, h2], jobs=3, cores=2)         # a third heavy run waits
+    assert may_start(light, [h1, h2], jobs=3, cores=2)           # a light one takes the third slot
+    assert not may_start(light, [h1, h2, run(4)], jobs=3, cores=2)
+    assert next_startable([h3, light], [h1, h2], jobs=3, cores=2) == 1
+    assert may_start(h2, [h1], jobs=2, cores=2)                 # --jobs 2 on two cores: as before
+    assert not may_start(h2, [h1], jobs=2, cores=1)
+
+
+def test_a_run_is_heavy_when_its_busiest_second_holds_fifty_arrivals() -> None:
+    selected = select(["late-comer", "barista-outage", "scale-out"])
+    runs = shop_runs(selected, ["sync"], profile="fast", seed=None, run_dir=Path("/tmp/set"))
+    assert {r.name: r.heavy for r in runs} == {
+        "late-comer@duration_s=20": False, "late-comer@duration_s=200": True, "late-comer@duration_s=1000": True,
+        "barista-outage": False, "scale-out@baristas=1": False, "scale-out@baristas=2": False,
+        "scale-out@baristas=4": False, "scale-out@baristas=8": True}
 
 
 def test_the_first_run_that_may_start_is_taken() -> None:
