@@ -43,7 +43,9 @@ from harness.experiment.verdicts import WORDS, status_of
 Key = tuple[str, str]          # (experiment, shop)
 Status = Literal["regression", "improved", "changed", "same", "new", "missing", "note", "noisy"]
 # the share of the machine's CPU time the hypervisor may steal in a current run before its timing
-# metrics are not judged (see the module docstring); runs on a quiet host read 0-0.08 here
+# metrics are not judged (see the module docstring): the runs of a CI main job on a quiet host read
+# under 0.02; in a busy minute vmstat read 0.16 and 0.26 over the two runs that left the baseline's
+# envelope (docs/performance.md)
 STEAL_LIMIT = 0.10
 
 
