@@ -24,8 +24,8 @@ light runs (fault experiments at 10-40 orders/s) leave half of it idle at two at
 
 Concurrent runs share the machine, so their latencies are those of a busier machine: every
 results.json records the `jobs` it ran under (config.jobs), and `--jobs 1` (the default) is the
-measurement run. The verdicts' margins hold at 2 under every profile and at 3 under fast, which CI
-uses (.ci/run); under full at 3 one verdict failed on the crowded machine (docs/performance.md).
+measurement run. The verdicts' margins hold at 2, which CI uses (.ci/run); at 3 a verdict failed
+now and then on the crowded machine (docs/performance.md).
 """
 from __future__ import annotations
 
