@@ -14,8 +14,13 @@ well-kept library or the standard library rather than written by hand:
                      wait_random_exponential: uniform in [0, min(cap, base x 2^n)]), or until the first
                      circuit half-opens when that is later; no attempt starts that cannot end in time
     circuit breaker  purgatory, one per barista replica: `threshold` failed calls in a row open it; an
-                     open circuit is not called for `reset_s`, then half-open calls decide (one success
-                     closes it, one failure opens it again)
+                     open circuit is not called for `reset_s`, then one trial call decides (a success
+                     closes it, a failure opens it again) while the others wait for its answer
+                     (Hystrix's single test request); a call's outcome is reported to its circuit when
+                     it ends, except a timeout of an attempt that had less than STARVED_SHARE of the
+                     attempt timeout: cut short by its caller's deadline, it says nothing about the
+                     barista (a herd let through a half-open circuit at once, some with 20 ms left,
+                     reopened it with their own timeouts: flaky-network, docs/performance.md)
     bulkhead         at most `bulkhead` calls in flight to one replica (asyncio), so a slow replica
                      cannot hold every till; a call waits for a free slot until its attempt timeout
 
@@ -42,6 +47,9 @@ from cafe.cashier import DEADLINE_HEADER, Answer, BaristaClient, Baristas
 
 #: a retry is not started with less than this left before the deadline (seconds): it could not finish
 MIN_ATTEMPT_S = 0.02
+#: a timeout of an attempt that had less than this share of the attempt timeout (cut short by its
+#: caller's deadline) is not reported to the circuit: it says nothing about the barista
+STARVED_SHARE = 0.5
 
 
 class Unanswered(Exception):
@@ -77,9 +85,11 @@ class ResilientClient(BaristaClient):
         self.factory = AsyncCircuitBreakerFactory(default_threshold=breaker_threshold, default_ttl=breaker_reset_s)
         self.factory.add_listener(self._breaker_event)
         self.breakers: dict[str, AsyncCircuitBreaker] = {}
+        self.trials: set[str] = set()   # replicas whose half-open circuit has its trial call in flight
         self.freed = asyncio.Condition()
         self.stats = {"attempts": 0, "retries": 0, "circuit_opened": 0, "circuit_fast_fails": 0,
-                      "bulkhead_waits": 0, "deadline_exceeded": 0}
+                      "bulkhead_waits": 0, "deadline_exceeded": 0, "trials": 0,
+                      "timeouts_not_reported": 0}
 
     def _breaker_event(self, name: str, event: str, payload: Any) -> None:
         if event == "state_changed" and getattr(payload, "state", None) == "opened":
@@ -92,6 +102,12 @@ class ResilientClient(BaristaClient):
             return None
         until = breaker.context.opened_at + self.reset_s
         return until if until > time.time() else None
+
+    def on_trial(self, name: str) -> bool:
+        """Whether barista `name`'s next call is its circuit's trial: the circuit is not closed and
+        not open any more (past its reset time, or half-opened)."""
+        breaker = self.breakers.get(name)
+        return breaker is not None and breaker.context.state != "closed" and self.open_until(name) is None
 
     def circuits(self) -> dict[str, str]:
         """Each called replica's circuit: closed, opened or half-opened (purgatory's names)."""
@@ -153,22 +169,26 @@ class ResilientClient(BaristaClient):
         except Unanswered as none:   # no replica may be called
             return none.answer
         self.stats["attempts"] += 1
+        if self.on_trial(name):
+            self.trials.add(name)
+            self.stats["trials"] += 1
         try:
             breaker = self.breakers.get(name) or await self._breaker(name)
             left = ends - loop.time()
+            answer = await self._brew_at(url, order_id, body, timeout_s=max(left, 0.001),
+                                         headers={DEADLINE_HEADER: str(max(1, int((deadline - loop.time()) * 1000)))})
+            if answer[0] == 504 and left < STARVED_SHARE * self.timeout_s:
+                self.stats["timeouts_not_reported"] += 1
+                return answer
             try:
-                async with breaker:
-                    answer = await self._brew_at(url, order_id, body, timeout_s=max(left, 0.001),
-                                                 headers={DEADLINE_HEADER: str(max(1, int((deadline - loop.time()) * 1000)))})
+                async with breaker:   # the call's outcome, reported to its circuit
                     if retryable(answer):
                         raise Unanswered(answer)
-                    return answer
-            except Unanswered as failed:
-                return failed.answer
-            except OpenedState:   # opened between the choice and the call
-                self.stats["circuit_fast_fails"] += 1
-                return 503, {"status": "failed", "error": f"{name}'s circuit is open"}
+            except (Unanswered, OpenedState):   # counted; or opened by other calls meanwhile
+                pass
+            return answer
         finally:
+            self.trials.discard(name)
             self.baristas.release(name)
             async with self.freed:
                 self.freed.notify_all()
@@ -207,8 +227,12 @@ class ResilientClient(BaristaClient):
                     pass
 
     def _room(self, open_until: dict[str, float | None]) -> Callable[[str], bool]:
+        """Which replicas may be called now: not open, room in the bulkhead, and where the circuit
+        awaits its trial, no trial in flight."""
         def allowed(name: str) -> bool:
-            return open_until.get(name) is None and self.baristas.in_flight.get(name, 0) < self.bulkhead
+            if open_until.get(name) is not None or self.baristas.in_flight.get(name, 0) >= self.bulkhead:
+                return False
+            return not self.on_trial(name) or name not in self.trials
         return allowed
 
 

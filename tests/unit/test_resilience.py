@@ -124,6 +124,75 @@ def test_every_circuit_open_fails_fast_and_says_when_to_come_back() -> None:
     assert 25 < outcome["retry_after_s"] <= 30 and took < 0.5   # not waited out: it cannot close in time
 
 
+def test_a_half_open_circuit_lets_one_trial_through_and_its_success_lets_the_rest() -> None:
+    calls, in_flight, most = [0], [0], [0]
+
+    async def recovering(request: web.Request) -> web.Response:
+        calls[0] += 1
+        if calls[0] == 1:
+            return web.json_response({"error": "down"}, status=503)
+        in_flight[0] += 1
+        most[0] = max(most[0], in_flight[0])
+        await asyncio.sleep(0.1)
+        in_flight[0] -= 1
+        return web.json_response(SERVED, status=201)
+
+    async def test(urls: list[str]) -> Any:
+        c = client(urls, breaker_threshold=1, breaker_reset_s=0.2, attempt_timeout_s=0.5, deadline_s=2.0)
+        c.open()
+        try:
+            await c.brew("o-0", {"ref": "1"}, time.time() - 1.9)   # opens the only circuit, no time to retry
+            await asyncio.sleep(0.25)                             # past its reset: half-open
+            answers = await asyncio.gather(*(c.brew(f"o-{i}", {"ref": "1"}, time.time()) for i in range(1, 6)))
+            return answers, c.stats, c.circuits()
+        finally:
+            await c.close()
+
+    answers, stats, circuits = asyncio.run(with_baristas([recovering], test))
+    assert all(status == 201 for status, _ in answers) and circuits == {"barista-1": "closed"}
+    assert stats["trials"] == 1 and stats["circuit_opened"] == 1
+    assert most[0] <= 4   # after the trial, the bulkhead's bound; the herd never reached it before
+
+
+def test_a_timeout_cut_short_by_the_callers_deadline_does_not_count_against_the_barista() -> None:
+    async def slow(request: web.Request) -> web.Response:
+        await asyncio.sleep(0.25)
+        return web.json_response(SERVED, status=201)
+
+    async def test(urls: list[str]) -> Any:
+        c = client(urls, breaker_threshold=1, attempt_timeout_s=0.4, deadline_s=1.0)
+        c.open()
+        try:
+            late = await c.brew("o-1", {"ref": "1"}, time.time() - 0.9)   # 0.1 s left: times out
+            after_late = c.circuits()
+            fresh = await c.brew("o-2", {"ref": "1"}, time.time())         # 0.4 s: served
+            return late, after_late, fresh, c.stats
+        finally:
+            await c.close()
+
+    (late, _), after_late, (fresh, _), stats = asyncio.run(with_baristas([slow], test))
+    assert late == 504 and after_late == {"barista-1": "closed"} and stats["timeouts_not_reported"] >= 1
+    assert fresh == 201 and stats["circuit_opened"] == 0
+
+
+def test_a_timeout_with_time_to_answer_counts_against_the_barista() -> None:
+    async def silent(request: web.Request) -> web.Response:
+        await asyncio.sleep(5)
+        return web.json_response(SERVED, status=201)
+
+    async def test(urls: list[str]) -> Any:
+        c = client(urls, breaker_threshold=1, attempt_timeout_s=0.2, deadline_s=0.3)
+        c.open()
+        try:
+            answer = await c.brew("o-1", {"ref": "1"}, time.time())
+            return answer, c.circuits(), c.stats
+        finally:
+            await c.close()
+
+    (status, _), circuits, stats = asyncio.run(with_baristas([silent], test))
+    assert status in (503, 504) and circuits == {"barista-1": "opened"} and stats["circuit_opened"] == 1
+
+
 def test_a_barista_that_never_answers_costs_the_deadline_not_more() -> None:
     async def silent(request: web.Request) -> web.Response:
         await asyncio.sleep(30)
