@@ -154,7 +154,10 @@ class FaultKind:
     one gets a RabbitMQ node of its own instead of a vhost on the shared one. `heal_effect` says
     what the heal itself does to the shop (removing a `timeout` toxic closes every connection
     through the proxy): the nemesis records when the shop has settled after such a heal, and the
-    failures in between are the heal's, not the next window's."""
+    failures in between are the heal's, not the next window's. A `slow_apply` kind takes seconds to
+    apply and to undo, each confirmed by asking the target (rabbitmqctl): its window holds its
+    declared length from when it took effect (the rest of the schedule slides by the time applying
+    took) and ends, in the history, when undoing it began, the last moment it certainly held."""
 
     name: str
     description: str
@@ -167,6 +170,7 @@ class FaultKind:
     heal_effect: str = ""   # what healing it does beyond undoing it (the nemesis then records when the shop settled)
     from_start: bool = False  # a condition set before the load (start_s 0): no steady state is checked before it
     cluster: bool = False     # acts on members of a RabbitMQ cluster ([broker] nodes >= 3)
+    slow_apply: bool = False  # applying and undoing it take seconds: its window counts from its effect
 
     def check_params(self, params: Mapping[str, Any]) -> None:
         self.check(self.name, params)
@@ -216,7 +220,7 @@ def _kinds() -> dict[str, FaultKind]:
                   private_broker=True, cluster=True),
         FaultKind("broker-alarm", "RabbitMQ's memory or disk alarm (`resource`, default memory) is raised by putting "
                   "the limit out of reach: the broker blocks every connection that publishes; the window's end "
-                  "restores the limit", ("broker",), check_alarm_params),
+                  "restores the limit", ("broker",), check_alarm_params, slow_apply=True),
         FaultKind("unbind", "a topology accident: the binding that routes the target queue's events to it (on "
                   "cafe.events) is deleted; the window's end binds it again (an operator's repair)",
                   QUEUE_TARGETS),

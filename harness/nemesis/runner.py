@@ -28,7 +28,10 @@ class Nemesis:
     "not-applicable"|"error", "name", "kind", "target", "time"}, with the time at which the
     transition took effect; a "start" record has `hit`, what the target held just before
     (harness.nemesis.base.work_held), and `began`, when applying it began; an "end" record has
-    `details` when the fault reports what it did. A kind whose heal has a side effect
+    `details` when the fault reports what it did. A slow kind (FaultKind.slow_apply: a raise and a
+    clear confirmed with rabbitmqctl, 1-5 s each) holds its declared length from when it took
+    effect: the schedule after its start slides by the time applying took (`applied_after_s` in its
+    start record); its end record's time is when the heal began, with `healed_after_s`. A kind whose heal has a side effect
     (FaultKind.heal_effect) gets a "settled" record once the shop has settled after it (`after_s`
     since the end). `heal()` stops the thread and heals every active fault; call it in a `finally`
     so that a failed or interrupted run leaves no fault behind.
@@ -60,9 +63,10 @@ class Nemesis:
         record was written, to learn what applies, is handed the history here); call before `start`."""
         self.t0, self.record = t0, record
 
-    def _note(self, window: FaultWindow, phase: str, **extra: Any) -> None:
+    def _note(self, window: FaultWindow, phase: str, at: float | None = None, **extra: Any) -> None:
         self.record({"type": "fault", "phase": phase, "name": window.name, "kind": window.kind,
-                     "target": window.target, "replica": window.replica, "time": time.time(), **extra})
+                     "target": window.target, "replica": window.replica,
+                     "time": time.time() if at is None else at, **extra})
 
     def start(self) -> "Nemesis":
         self._thread.start()
@@ -117,15 +121,22 @@ class Nemesis:
             self._note(window, "error", action=action, error=f"{exc.__class__.__name__}: {exc}")
             if action == "start":
                 return
+        spec = getattr(fault, "spec", None)
+        slow = getattr(spec, "slow_apply", False)
+        took = round(time.time() - began, 3)
         if action == "start":
             self.active[window.name] = (window, fault)
-            condition = {"from_start": True} if getattr(getattr(fault, "spec", None), "from_start", False) else {}
+            condition = {"from_start": True} if getattr(spec, "from_start", False) else {}
             slid = {"slip_s": self.slip_s} if self.slip_s else {}
-            self._note(window, "start", hit=hit, began=began, **condition, **slid)
+            applied = {"applied_after_s": took} if slow else {}
+            self._note(window, "start", hit=hit, began=began, **condition, **slid, **applied)
+            if slow:   # the window's length counts from here: its end and what follows slide
+                self.slip_s = round(self.slip_s + took, 3)
         else:
             self.active.pop(window.name, None)
             report = getattr(fault, "report", None)   # what the fault did, for kinds that count it
-            self._note(window, "end", **({"details": report()} if report else {}))
+            healed = {"at": began, "healed_after_s": took} if slow else {}
+            self._note(window, "end", **healed, **({"details": report()} if report else {}))
             effect = getattr(getattr(fault, "spec", None), "heal_effect", "")
             if effect:   # the heal disturbed the shop itself: record when it has settled, in the background
                 settle = threading.Thread(target=self._settle, args=(window, effect, time.time()),

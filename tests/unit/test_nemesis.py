@@ -197,6 +197,46 @@ def test_a_heal_that_overran_slides_the_windows_after_it_so_they_keep_their_leng
     assert b_start["slip_s"] == pytest.approx(0.3, abs=0.1)
 
 
+class SlowApply(Recorder):
+    """broker-alarm: rabbitmqctl raises and clears the alarm, each confirmed, in 1-5 s."""
+
+    kind: ClassVar[str] = "slow-apply"
+    spec: ClassVar[Any] = type("Spec", (), {"slow_apply": True})()
+
+    def start(self, shop: Any) -> None:
+        time.sleep(0.3)   # the raise, confirmed
+        super().start(shop)
+
+    def stop(self, shop: Any) -> None:
+        self.calls.append(("heal-began", self.window.name, time.time()))
+        time.sleep(0.2)   # the clear, confirmed
+        super().stop(shop)
+
+
+def test_a_slow_fault_holds_its_length_from_its_effect_and_ends_when_its_heal_began(recorder: Any) -> None:
+    """broker-alarm-direct: a raise that took 4.8 s of a 5.25 s window left the alarm 0.45 s in
+    force before the clear began, and the orders taken while the clear was confirmed weighed in it."""
+    FAULT_KINDS["slow-apply"] = SlowApply
+    try:
+        records: list[dict] = []
+        t0 = time.time() + 0.05
+        windows = [FaultWindow("alarm", "slow-apply", "barista", 0.0, 0.4),
+                   FaultWindow("after", "record", "barista", 0.7, 0.1)]
+        nemesis = Nemesis(windows, "shop", records.append, t0).start()
+        while not nemesis.done():
+            time.sleep(0.05)
+        nemesis.heal()
+    finally:
+        del FAULT_KINDS["slow-apply"]
+    at = {(c[0], c[1]): c[2] - t0 for c in recorder.calls}
+    start, end = [r for r in records if r["name"] == "alarm"]
+    assert start["applied_after_s"] == pytest.approx(0.3, abs=0.1)
+    assert end["time"] - start["time"] == pytest.approx(0.4, abs=0.08)      # its declared length, in force
+    assert end["time"] - t0 == pytest.approx(at["heal-began", "alarm"], abs=0.02)
+    assert end["healed_after_s"] == pytest.approx(0.2, abs=0.08)
+    assert at["start", "after"] == pytest.approx(1.0, abs=0.1)               # the schedule slid by 0.3 s
+
+
 class Abandoner(Recorder):
     kind: ClassVar[str] = "abandoner"
 
