@@ -119,11 +119,19 @@ def find_epmd(rabbit_bin: Path | None = None) -> Path | None:
 # --------------------------------------------------------------------- node
 
 
-# resource -> (rabbitmqctl command, the value that raises its alarm, this node's configured value)
+# resource -> (the Erlang function rabbitmqctl's set_vm_memory_high_watermark / set_disk_free_limit
+# call, the value that raises its alarm, this node's configured value)
 ALARM_LIMITS: dict[str, tuple[str, str, str]] = {
-    "memory": ("set_vm_memory_high_watermark", "0", "0.4"),
-    "disk": ("set_disk_free_limit", "1000000000000000", "50000000"),
+    "memory": ("vm_memory_monitor:set_vm_memory_high_watermark", "0.0", "0.4"),
+    "disk": ("rabbit_disk_monitor:set_disk_free_limit", "1000000000000000", "50000000"),
 }
+# one `rabbitmqctl eval`: set the limit, then poll the node's alarms every 50 ms until `resource`'s
+# is raised (or cleared) or `tries` polls have passed; prints done or timeout. One CLI call instead
+# of a set and a status (each boots an Erlang VM: 0.6-2.2 s here, more on a busy machine)
+_ALARM_EVAL = ("{setter}({value}), "
+               "Raised = fun() -> [R || {{{{resource_limit, R, _}}, _}} <- rabbit_alarm:get_alarms(), R =:= {resource}] =/= [] end, "
+               "Wait = fun W(0) -> timeout; W(K) -> case Raised() of {want} -> done; _ -> timer:sleep(50), W(K - 1) end end, "
+               "Wait({tries}).")
 
 
 class RabbitNode:
@@ -502,22 +510,30 @@ class RabbitNode:
             raise BrokerError(f"{self.nodename}: rabbitmqctl status failed: {res.stderr.strip()[-300:]}") from None
         return sorted({str(a.get("resource")) for a in status.get("alarms", []) if a.get("type") == "resource_limit"})
 
-    def set_alarm(self, resource: str) -> None:
-        """Raise `resource`'s alarm ("memory" or "disk") by putting its limit out of reach: a memory
-        high watermark of 0, a disk free limit of 1 PB. The broker then blocks every connection that
-        publishes (connection.blocked) and stops reading from it. BrokerError if rabbitmqctl fails."""
-        self._limit(resource, *ALARM_LIMITS[resource])
+    def set_alarm(self, resource: str, wait_s: float = 20.0) -> None:
+        """Raise `resource`'s alarm ("memory" or "disk") by putting its limit out of reach (a memory
+        high watermark of 0, a disk free limit of 1 PB) and return once the node reports it raised
+        (at once for memory; a disk alarm waits for the disk monitor's next check). The broker then
+        blocks every connection that publishes (connection.blocked) and stops reading from it.
+        BrokerError if rabbitmqctl fails or the alarm is not raised within `wait_s` seconds."""
+        setter, raise_at, _ = ALARM_LIMITS[resource]
+        self._limit(resource, setter, raise_at, raised=True, wait_s=wait_s)
 
-    def clear_alarm(self, resource: str) -> None:
-        """Put `resource`'s limit back to this node's configured value (the alarm clears once the
-        broker next checks: at once for memory, within its disk monitor's interval for disk)."""
-        self._limit(resource, ALARM_LIMITS[resource][0], ALARM_LIMITS[resource][2])
+    def clear_alarm(self, resource: str, wait_s: float = 20.0) -> None:
+        """Put `resource`'s limit back to this node's configured value and return once the node
+        reports the alarm cleared; BrokerError as for set_alarm."""
+        setter, _, configured = ALARM_LIMITS[resource]
+        self._limit(resource, setter, configured, raised=False, wait_s=wait_s)
 
-    def _limit(self, resource: str, command: str, value: str, *_: str) -> None:
-        res = self.ctl(command, value, timeout=30)
-        if res.returncode != 0:
-            raise BrokerError(f"{self.nodename}: rabbitmqctl {command} {value} failed: "
-                              f"{(res.stderr or res.stdout).strip()[-300:]}")
+    def _limit(self, resource: str, setter: str, value: str, *, raised: bool, wait_s: float) -> None:
+        code = _ALARM_EVAL.format(setter=setter, value=value, resource=resource, want=str(raised).lower(),
+                                  tries=max(1, int(wait_s / 0.05)))
+        res = self.ctl("eval", code, timeout=wait_s + 30)
+        if res.returncode != 0 or res.stdout.strip() != "done":
+            what = "raised" if raised else "cleared"
+            detail = "not " + what + f" within {wait_s:g}s" if res.stdout.strip() == "timeout" else \
+                f"rabbitmqctl eval failed: {(res.stderr or res.stdout).strip()[-300:]}"
+            raise BrokerError(f"{self.nodename}: the {resource} alarm ({setter}({value})): {detail}")
 
     def blocked_connections(self, vhost: str = "/") -> int:
         """Connections of `vhost` the broker holds blocked now: they published during a resource
@@ -640,13 +656,13 @@ class Vhost:
     def alarms(self) -> list[str]:
         return self.node.alarms()
 
-    def set_alarm(self, resource: str) -> None:
+    def set_alarm(self, resource: str, wait_s: float = 20.0) -> None:
         """The node's alarm: it blocks every publisher of the node, this vhost's among them (the
         fault restores the limit at its end; a node other runs share is used by one run at a time)."""
-        self.node.set_alarm(resource)
+        self.node.set_alarm(resource, wait_s)
 
-    def clear_alarm(self, resource: str) -> None:
-        self.node.clear_alarm(resource)
+    def clear_alarm(self, resource: str, wait_s: float = 20.0) -> None:
+        self.node.clear_alarm(resource, wait_s)
 
     def blocked_connections(self) -> int:
         return self.node.blocked_connections(self.vhost)

@@ -383,13 +383,13 @@ class RabbitCluster:
     def alarms(self) -> list[str]:
         return self._live().alarms()
 
-    def set_alarm(self, resource: str) -> None:
+    def set_alarm(self, resource: str, wait_s: float = 20.0) -> None:
         for m in self.members:
-            m.set_alarm(resource)
+            m.set_alarm(resource, wait_s)
 
-    def clear_alarm(self, resource: str) -> None:
+    def clear_alarm(self, resource: str, wait_s: float = 20.0) -> None:
         for m in self.members:
-            m.clear_alarm(resource)
+            m.clear_alarm(resource, wait_s)
 
     def blocked_connections(self, vhost: str = "/") -> int:
         return sum(m.blocked_connections(vhost) for m in self.members if m.is_running())
