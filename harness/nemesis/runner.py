@@ -28,11 +28,12 @@ class Nemesis:
     "not-applicable"|"error", "name", "kind", "target", "time"}, with the time at which the
     transition took effect; a "start" record has `hit`, what the target held just before
     (harness.nemesis.base.work_held), and `began`, when applying it began; an "end" record has
-    `details` when the fault reports what it did. A slow kind (FaultKind.slow_apply: a raise and a
-    clear confirmed with rabbitmqctl, 1-5 s each) holds its declared length from when it took
-    effect: the schedule after its start slides by the time applying took (`applied_after_s` in its
-    start record); its end record's time is when the heal began, with `healed_after_s`. A kind whose heal has a side effect
-    (FaultKind.heal_effect) gets a "settled" record once the shop has settled after it (`after_s`
+    `details` when the fault reports what it did. A slow kind (FaultKind.slow_apply: broker-alarm,
+    raised and cleared by rabbitmqctl calls that wait for the node, 0.4-5 s each) holds its declared
+    length from when it took effect: the schedule after its start slides by the time applying took
+    (`applied_after_s` in its start record), and its end record's time is when the heal began, the
+    last moment it certainly held (`healed_after_s`: how long healing took). A kind whose heal has
+    a side effect (FaultKind.heal_effect) gets a "settled" record once the shop has settled after it (`after_s`
     since the end). `heal()` stops the thread and heals every active fault; call it in a `finally`
     so that a failed or interrupted run leaves no fault behind.
     """

@@ -155,6 +155,9 @@ SYNC_RESILIENT = replace(
         "circuit_opened": "times a barista replica's circuit opened",
         "circuit_fast_fails": "attempts refused at once because every circuit was open",
         "bulkhead_waits": "attempts that waited for room at a replica's bulkhead",
+        "trials": "trial calls to a half-open circuit (one at a time per replica)",
+        "timeouts_not_reported": "timeouts of attempts cut short by their caller's deadline, not counted "
+                                 "against the barista's circuit",
         "deadline_exceeded": "orders whose deadline passed before a barista answered",
         "shed": "customers refused at once (429) because the line was longer than the deadline",
         "abandoned_brews": "brews the baristas gave up because every caller had passed its deadline",
