@@ -81,8 +81,11 @@ TOLERANCES: dict[str, Tolerance] = {
     "orders.duplicate_brews": _INVARIANT,
     "orders.duplicate_servings": _INVARIANT,
     "orders.unexpected": _INVARIANT,
-    # wide on purpose: smoke runs are short and the machine is shared; these catch breakage, not drift
-    "latency_ms.acceptance.p50": Tolerance("lower", ratio=4.0, floor=200.0),
+    # wide on purpose: smoke runs are short and the machine is shared; these catch breakage, not drift.
+    # acceptance p50's floor: at two shop runs at a time a quiet host moved it by up to 196 ms
+    # (late-comer@200 / sync-resilient, a 1 s history, ci38) and a busy one by 307-440 ms
+    # (backpressure / sync-resilient, ci32 and ci36): 200 ms was within reach of noise
+    "latency_ms.acceptance.p50": Tolerance("lower", ratio=4.0, floor=500.0),
     "latency_ms.acceptance.p99": Tolerance("lower", ratio=9.0, floor=1000.0),
     "latency_ms.fulfilment.p50": Tolerance("lower", ratio=4.0, floor=2000.0),
     "latency_ms.fulfilment.p99": Tolerance("lower", ratio=4.0, floor=5000.0),
