@@ -105,8 +105,9 @@ class StatusCluster:
 
 def test_one_read_gives_the_leader_and_the_highest_term() -> None:
     from harness.nemesis.cluster import leader_and_term
-    rows = {"n1": {"Raft State": "follower", "Term": 4}, "n2": {"Raft State": "leader", "Term": 5},
-            "n3": {"Raft State": "noproc", "Term": "undefined"}}
+    rows: dict[str, dict[str, Any]] = {"n1": {"Raft State": "follower", "Term": 4},
+                                       "n2": {"Raft State": "leader", "Term": 5},
+                                       "n3": {"Raft State": "noproc", "Term": "undefined"}}
     assert leader_and_term(StatusCluster(rows)) == ("n2", 5)  # type: ignore[arg-type]
     electing = {node: {**row, "Raft State": "candidate"} for node, row in rows.items()}
     assert leader_and_term(StatusCluster(electing)) == (None, 5)  # type: ignore[arg-type]
@@ -132,9 +133,9 @@ class ElectingCluster:
 
 def test_the_leader_is_asked_again_while_an_election_runs_and_the_last_read_is_kept() -> None:
     from harness.nemesis.cluster import leader_and_term
-    assert leader_and_term(ElectingCluster(reads=1), wait_s=5) == ("n3", 7)      # asked twice, a second apart
-    assert leader_and_term(ElectingCluster(reads=10), wait_s=0) == (None, 7)     # no wait: one read
-    assert leader_and_term(ElectingCluster(reads=0, classic=True)) == ("n1", None)
+    assert leader_and_term(ElectingCluster(reads=1), wait_s=5) == ("n3", 7)  # type: ignore[arg-type]  # asked twice, a second apart
+    assert leader_and_term(ElectingCluster(reads=10), wait_s=0) == (None, 7)  # type: ignore[arg-type]  # no wait: one read
+    assert leader_and_term(ElectingCluster(reads=0, classic=True)) == ("n1", None)  # type: ignore[arg-type]
 
 
 def test_a_leader_elected_by_the_end_of_the_heal_counts_as_noticed() -> None:
@@ -159,11 +160,11 @@ def test_members_out_counts_what_answers_and_without_an_answer_only_what_is_know
     n1, n2, n3 = c.members
     state = {n1.nodename: "up", n2.nodename: "up", n3.nodename: "frozen"}
     for m in c.members:
-        m.is_running = lambda m=m: state[m.nodename] != "gone"  # type: ignore[method-assign]
-        m.frozen = lambda m=m: state[m.nodename] == "frozen"    # type: ignore[method-assign]
+        m.is_running = lambda m=m: state[m.nodename] != "gone"  # type: ignore[method-assign,misc]
+        m.frozen = lambda m=m: state[m.nodename] == "frozen"    # type: ignore[method-assign,misc]
     seen = {"running": [n1.nodename, n2.nodename], "partitions": {n1.nodename: [], n2.nodename: []}}
     assert c.members_out(seen) == 1                               # as the answering members list it
-    nobody = {"running": [], "partitions": {}}
+    nobody: dict[str, Any] = {"running": [], "partitions": {}}
     assert c.members_out(nobody) == 1                             # only the frozen one is known to be out
     state[n1.nodename] = "gone"                                   # a killed majority: two gone, one paused
     state[n3.nodename] = "gone"
