@@ -426,6 +426,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from harness.regression.compare import (
+        NEAR_MISS,
         STEAL_LIMIT,
         TOLERANCES,
         CompareError,
@@ -433,6 +434,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         load_envelopes,
         load_set,
         load_tolerances,
+        near_misses,
         regressions,
     )
 
@@ -470,6 +472,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
         table.add_row(c.experiment, c.system, c.metric, _cell(c.baseline), _cell(c.current), status, c.rule)
     console.print(table)
     compared = len({(c.experiment, c.system) for c in changes})
+    if close := near_misses(changes):
+        from harness.report.ci_output import near_miss_lines
+
+        console.print(f"[yellow]{len(close)} near miss(es)[/yellow]: metrics judged the same that used over "
+                      f"{NEAR_MISS:.0%} of their rule's room (the closest first)")
+        for line in near_miss_lines(close):
+            console.print(f"  {line}", markup=False, highlight=False)
     if noisy := sum(c.status == "noisy" for c in changes):
         console.print(f"[magenta]{noisy} timing metric(s) not judged[/magenta]: their runs' host stole over "
                       f"{limit:.0%} of the CPU (--steal-limit)")

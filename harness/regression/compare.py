@@ -25,6 +25,10 @@ committed baseline). Rules, per metric (`TOLERANCES`, overridable from a TOML fi
   so an outcome that varies from run to run (bimodal) is judged against its worst seen, not
   against one draw.
 
+A metric judged "same" that used at least `NEAR_MISS` of its rule's room (`room_used`) is a near
+miss: `chaoscafe compare` lists the closest, so a rule that noise nearly crosses is seen before a
+run fails on it.
+
 Pure except for `load_set`; `chaoscafe compare` prints `table_rows` and exits 1 on any regression.
 """
 from __future__ import annotations
@@ -47,6 +51,9 @@ Status = Literal["regression", "improved", "changed", "same", "new", "missing", 
 # under 0.02; in a busy minute vmstat read 0.16 and 0.26 over the two runs that left the baseline's
 # envelope (docs/performance.md)
 STEAL_LIMIT = 0.10
+# a metric that used at least this share of the room its rule allows is listed as a near miss (the
+# landing CI of 2026-12-02 failed on a metric that earlier runs had brought close to its line)
+NEAR_MISS = 0.5
 
 
 @dataclass(frozen=True)
@@ -97,6 +104,26 @@ TOLERANCES: dict[str, Tolerance] = {
 }
 
 
+def room_used(tol: Tolerance, base: Any, cur: Any) -> float | None:
+    """The share of the room `tol` allows that moving from `base` to `cur` used: 0 when not worse,
+    1 on the line (`judge` calls a move past it a regression), more beyond; None for exact metrics,
+    missing values or a rule that allows no room. The line is the farther of the ratio's and the
+    floor's (and of the absolute difference's), as in `judge`."""
+    if tol.exact or base is None or cur is None:
+        return None
+    base, cur = float(base), float(cur)
+    worse = cur > base if tol.better == "lower" else cur < base
+    room = tol.floor
+    if tol.absolute is not None:
+        room = max(room, tol.absolute)
+    if tol.ratio is not None and base > 0:
+        line = base * (1 + tol.ratio) if tol.better == "lower" else base / (1 + tol.ratio)
+        room = max(room, abs(line - base))
+    if room <= 0:
+        return None
+    return round(abs(cur - base) / room, 3) if worse else 0.0
+
+
 @dataclass(frozen=True)
 class Change:
     experiment: str
@@ -106,10 +133,12 @@ class Change:
     current: Any
     status: Status
     rule: str = ""
+    room_used: float | None = None   # room_used() of a compared metric (None: not a ruled metric)
 
     def to_dict(self) -> dict[str, Any]:
         return {"experiment": self.experiment, "system": self.system, "metric": self.metric,
-                "baseline": self.baseline, "current": self.current, "status": self.status, "rule": self.rule}
+                "baseline": self.baseline, "current": self.current, "status": self.status, "rule": self.rule,
+                "room_used": self.room_used}
 
 
 def load_set(directory: Path) -> dict[Key, dict[str, Any]]:
@@ -261,7 +290,7 @@ def compare_one(key: Key, base: Mapping[str, Any], cur: Mapping[str, Any],
         if status == "regression" and not tol.exact and steal is not None and steal > steal_limit:
             status = "noisy"
             rule = f"{rule}; the host stole {steal:.0%} of the CPU in this run (over {steal_limit:.0%}): not judged"
-        changes.append(Change(exp, system, metric, b, c, status, rule))
+        changes.append(Change(exp, system, metric, b, c, status, rule, room_used(tol, b, c)))
     return changes
 
 
@@ -302,3 +331,11 @@ def compare_sets(baseline: Mapping[Key, Mapping[str, Any]], current: Mapping[Key
 
 def regressions(changes: Iterable[Change]) -> list[Change]:
     return [c for c in changes if c.status in ("regression", "missing")]
+
+
+def near_misses(changes: Iterable[Change], share: float = NEAR_MISS) -> list[Change]:
+    """The metrics judged "same" that used at least `share` of their rule's room, closest first:
+    not regressions, but where noise is nearest to failing a run (a candidate for a wider rule, a
+    longer load or more baseline runs)."""
+    close = [c for c in changes if c.status == "same" and c.room_used is not None and c.room_used >= share]
+    return sorted(close, key=lambda c: -(c.room_used or 0.0))

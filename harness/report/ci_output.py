@@ -28,7 +28,7 @@ from typing import Any, Literal
 from junitparser import Error, Failure, JUnitXml, Skipped, TestCase, TestSuite
 
 from harness.experiment import verdicts
-from harness.regression.compare import Change, regressions
+from harness.regression.compare import NEAR_MISS, Change, near_misses, regressions
 
 Row = Mapping[str, Any]
 RunStatus = Literal["pass", "fail", "inconclusive", "error", "not-applicable"]
@@ -290,6 +290,10 @@ def compare_markdown(changes: Iterable[Change], *, baseline: str, current: str, 
     shown = [c for c in changes if show_all or c.status != "same"]
     shown = [c for c in shown if c in bad] + [c for c in shown if c not in bad]
     out = [f"## Compare: {current} against {baseline}", "", verdict, ""]
+    if close := near_misses(changes):
+        out.append(f"Near misses ({len(close)} metric(s) used over {NEAR_MISS:.0%} of their rule's room; "
+                   "the closest):")
+        out += [f"- {line}" for line in near_miss_lines(close)] + [""]
     if shown:
         out.append(_table_row(["experiment", "shop", "metric", "baseline", "current", "status", "rule"]))
         out.append(_table_row(["---"] * 7))
@@ -303,12 +307,21 @@ def compare_markdown(changes: Iterable[Change], *, baseline: str, current: str, 
     return "\n".join(out)
 
 
+def near_miss_lines(close: Sequence[Change], limit: int = 5) -> list[str]:
+    """One line per near miss (`compare.near_misses`), at most `limit`: where, the values, the share
+    of the room used and the rule."""
+    return [f"{c.experiment} / {c.system} {c.metric}: {_value(c.current)} against {_value(c.baseline)}, "
+            f"{c.room_used or 0:.0%} of the room ({c.rule})" for c in close[:limit]]
+
+
 def compare_json(changes: Iterable[Change], *, baseline: str, current: str) -> str:
     """A JSON object: baseline, current, regressions (count), shop_runs (distinct experiment/shop
-    pairs) and changes (every change, `Change.to_dict()`, in the given order)."""
+    pairs), near_misses (count: `compare.near_misses`) and changes (every change,
+    `Change.to_dict()` with its `room_used`, in the given order)."""
     changes = list(changes)
     return json.dumps({"baseline": baseline, "current": current, "regressions": len(regressions(changes)),
-                       "shop_runs": _shop_runs(changes), "changes": [c.to_dict() for c in changes]},
+                       "shop_runs": _shop_runs(changes), "near_misses": len(near_misses(changes)),
+                       "changes": [c.to_dict() for c in changes]},
                       indent=2, default=str)
 
 

@@ -275,7 +275,22 @@ def test_compare_json_counts() -> None:
     assert len(data["changes"]) == 5
     assert data["changes"][2] == {"experiment": "steady", "system": "async", "metric": "orders.lost",
                                   "baseline": 0, "current": 2, "status": "regression",
-                                  "rule": "exact where expected 0"}
+                                  "rule": "exact where expected 0", "room_used": None}
+    assert data["near_misses"] == 0
+
+
+def test_compare_markdown_lists_the_near_misses_closest_first() -> None:
+    close = [Change("late-comer", "sync-resilient", "latency_ms.acceptance.p50", 8.4, 204.0, "same",
+                    "x5, floor 200", 0.98),
+             Change("steady", "async", "availability.overall", 1.0, 0.88, "same", "-0.2", 0.6),
+             Change("steady", "sync", "availability.overall", 1.0, 0.95, "same", "-0.2", 0.25)]
+    lines = compare_markdown(close, baseline="b", current="c").splitlines()
+    assert "Near misses (2 metric(s) used over 50% of their rule's room; the closest):" in lines
+    listed = [line for line in lines if line.startswith("- ")]
+    assert listed == ["- late-comer / sync-resilient latency_ms.acceptance.p50: 204 against 8.4, 98% of the room "
+                      "(x5, floor 200)",
+                      "- steady / async availability.overall: 0.88 against 1, 60% of the room (-0.2)"]
+    assert json.loads(compare_json(close, baseline="b", current="c"))["near_misses"] == 2
 
 
 def test_module_imports_no_infrastructure() -> None:

@@ -6,6 +6,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
 
 from harness.regression.baseline import save_baseline, trim
 from harness.regression.compare import (
@@ -18,7 +20,9 @@ from harness.regression.compare import (
     load_envelopes,
     load_set,
     load_tolerances,
+    near_misses,
     regressions,
+    room_used,
 )
 
 
@@ -163,6 +167,36 @@ def test_a_timing_regression_on_a_host_that_stole_the_cpu_is_noisy_not_a_regress
         compare_sets({("e", "s"): base}, {("e", "s"): stolen}, steal_limit=1.5)
 
 
+@given(metric=st.sampled_from([m for m, t in TOLERANCES.items() if not t.exact]),
+       base=st.floats(0.001, 1e5), cur=st.floats(0.0, 1e6))
+def test_room_used_crosses_one_where_judge_calls_a_regression(metric: str, base: float, cur: float) -> None:
+    tol = TOLERANCES[metric]
+    used = room_used(tol, base, cur)
+    assert used is not None and used >= 0
+    assume(abs(used - 1) > 1e-6)   # on the line itself rounding decides
+    assert (judge(metric, tol, base, cur, expects_zero=False) == "regression") == (used > 1)
+
+
+def test_room_used_of_the_ci38_near_miss_and_of_what_it_does_not_rule() -> None:
+    # late-comer@200 / sync-resilient acceptance p50 in ci38: 204 ms against 8.4, x5 floor 200 -> 98%
+    assert room_used(Tolerance("lower", ratio=4.0, floor=200.0), 8.4, 204.0) == pytest.approx(0.978, abs=0.001)
+    assert room_used(TOLERANCES["latency_ms.acceptance.p50"], 8.4, 204.0) == pytest.approx(0.391, abs=0.001)
+    assert room_used(TOLERANCES["availability.overall"], 0.9, 0.95) == 0.0          # better: nothing used
+    assert room_used(TOLERANCES["orders.lost"], 0, 1) is None                        # exact: no room
+    assert room_used(TOLERANCES["availability.overall"], None, 0.5) is None
+
+
+def test_near_misses_are_the_same_ones_past_half_their_room_closest_first() -> None:
+    base = results()
+    cur = results(availability__overall=0.88, latency_ms={"acceptance": {"p50": 5.0, "p99": 700.0},
+                                                           "fulfilment": {"p50": 300.0, "p99": 4000.0}})
+    changes = compare_one(("e", "s"), base, cur, TOLERANCES)
+    assert [(c.metric, c.room_used) for c in near_misses(changes)] == [
+        ("latency_ms.acceptance.p99", 0.66), ("availability.overall", 0.6)]
+    worse = compare_one(("e", "s"), base, results(availability__overall=0.7), TOLERANCES)
+    assert not near_misses(worse)   # a regression is reported as one, not as a near miss
+
+
 def test_ledger_invariants_verdicts_and_checks_are_judged_however_busy_the_host() -> None:
     failed_check = {"name": "availability.in_faults", "expected": ">= 0.95", "min": 0.95, "max": None,
                     "observed": 0.5, "passed": False}
@@ -281,7 +315,11 @@ def test_cli_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert "orders.lost" in out and "regression" in out
     saved = json.loads((tmp_path / "changes.json").read_text())
     assert {"experiment": "a", "system": "async", "metric": "orders.lost", "baseline": 0, "current": 2,
-            "status": "regression", "rule": "exact where expected 0"} in saved
+            "status": "regression", "rule": "exact where expected 0", "room_used": None} in saved
+    close = write_run(tmp_path / "close", {("a", "async"): results(availability__overall=0.88)})
+    assert main(["compare", str(base), str(close)]) == 0
+    out = capsys.readouterr().out
+    assert "1 near miss(es)" in out and "a / async availability.overall: 0.88 against 1, 60% of the room" in out
     stolen = write_run(tmp_path / "stolen", {("a", "async"): results(host={"steal_share": 0.3},
                                                                       throughput__served_per_s=1.0)})
     assert main(["compare", str(base), str(stolen)]) == 0
